@@ -1,0 +1,224 @@
+package config
+
+import "time"
+
+// Config is the whole deskgate configuration file. Field comments name the
+// YAML key; defaults are applied by Load before validation.
+type Config struct {
+	// data_dir: where the bbolt store, generated keys and the demo mailbox live.
+	DataDir   string            `yaml:"data_dir"`
+	Log       Log               `yaml:"log"`
+	Admin     Admin             `yaml:"admin"`
+	OfficeRnD OfficeRnD         `yaml:"officernd"`
+	Sync      Sync              `yaml:"sync"`
+	Users     Users             `yaml:"users"`
+	Plans     []PlanMapping     `yaml:"plans"`
+	Groups    []Group           `yaml:"groups"`
+	Locations []LocationMapping `yaml:"locations"`
+	Roaming   Roaming           `yaml:"roaming"`
+	SMTP      SMTP              `yaml:"smtp"`
+	RADIUS    RADIUS            `yaml:"radius"`
+
+	// src remembers where each key came from (file and line) so Validate
+	// can point at it; nil for configs built in code.
+	src *source
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format"` // text|json, default text
+}
+
+// Admin is the daemon's local API (CLI, health, /metrics).
+type Admin struct {
+	// listen: loopback address of the local HTTP API, default 127.0.0.1:8417.
+	Listen string `yaml:"listen"`
+	// socket: unix socket the CLI uses, default <data_dir>/deskgate.sock.
+	Socket string `yaml:"socket"`
+}
+
+// Secret is a value read from a file or an environment variable. Inline
+// values are accepted only where noted and never printed.
+type Secret struct {
+	File  string `yaml:"file"`
+	Env   string `yaml:"env"`
+	Value string `yaml:"value"` // inline; rejected for OfficeRnD client secrets
+	// resolved holds the value after Load.
+	resolved string
+}
+
+// Reveal returns the resolved secret.
+func (s Secret) Reveal() string { return s.resolved }
+
+// IsSet reports whether the secret resolved to a non-empty value.
+func (s Secret) IsSet() bool { return s.resolved != "" }
+
+// String never shows the value.
+func (s Secret) String() string { return "[redacted]" }
+
+// OfficeRnD is how to reach the space's OfficeRnD organization.
+type OfficeRnD struct {
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"` // file or env only
+	OrgSlug      string `yaml:"org_slug"`
+	// api_base: default https://app.officernd.com/api/v2
+	APIBase string `yaml:"api_base"`
+	// token_url: default https://identity.officernd.com/oauth/token
+	TokenURL string `yaml:"token_url"`
+	// scopes: default the read scopes deskgate needs plus webhooks create.
+	Scopes []string `yaml:"scopes"`
+	// request_timeout: per request, default 30s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// max_retries on 429/5xx, default 6.
+	MaxRetries int `yaml:"max_retries"`
+}
+
+// Sync controls import, polling and webhooks.
+type Sync struct {
+	Interval      time.Duration `yaml:"interval"`       // default 15m
+	FullEvery     time.Duration `yaml:"full_every"`     // periodic full pass that notices deletions, default 6h
+	InitialImport *bool         `yaml:"initial_import"` // default true
+	Webhooks      *bool         `yaml:"webhooks"`       // default true
+	// webhook_listen: address of the webhook HTTP endpoint, default :8418.
+	WebhookListen string `yaml:"webhook_listen"`
+	// webhook_path: default /webhooks/officernd
+	WebhookPath string `yaml:"webhook_path"`
+	// webhook_public_url: the URL OfficeRnD should call; when set and the
+	// API scope allows, deskgate registers its webhook itself.
+	WebhookPublicURL string `yaml:"webhook_public_url"`
+	// webhook_secret: the secret of a manually created webhook (file/env/value).
+	WebhookSecret Secret `yaml:"webhook_secret"`
+	// timestamp_tolerance: max |now - t| for a signed delivery, default 300s.
+	TimestampTolerance time.Duration `yaml:"timestamp_tolerance"`
+	// require_paid_invoice: also wait for the first invoice to be paid.
+	RequirePaidInvoice bool `yaml:"require_paid_invoice"`
+}
+
+// Username formats.
+const (
+	UsernameEmail    = "email"
+	UsernameMemberID = "member_id"
+)
+
+// Users controls how WiFi identities are derived.
+type Users struct {
+	// username_format: email | member_id | a template using {first} {last}
+	// {email_local} {id}, e.g. "{first}.{last}". Default email.
+	UsernameFormat string `yaml:"username_format"`
+	// password_policy: generate | property | member. Default generate.
+	PasswordPolicy string `yaml:"password_policy"`
+	// password_property: member custom property for policy "property", default wifiPassword.
+	PasswordProperty string `yaml:"password_property"`
+	// password_length: generated password length in characters, default 14 (≥ 64 bits).
+	PasswordLength int `yaml:"password_length"`
+	// welcome_email: default true.
+	WelcomeEmail *bool `yaml:"welcome_email"`
+	// onboarding_url: base URL of the onboarding page the welcome email links
+	// to (member-defined passwords), default http://<admin.listen>/onboard.
+	OnboardingURL string `yaml:"onboarding_url"`
+	// onboarding_link_ttl: default 168h (7 days).
+	OnboardingLinkTTL time.Duration `yaml:"onboarding_link_ttl"`
+}
+
+// PlanMapping maps an OfficeRnD plan (by name or id) to access.
+type PlanMapping struct {
+	Plan  string `yaml:"plan"`
+	Group string `yaml:"group"`
+	// duration: how long access lasts from its start (e.g. 24h for a day
+	// pass); zero means as long as the membership.
+	Duration time.Duration `yaml:"duration"`
+	// bandwidth_down / bandwidth_up: "10mbit", "512kbit", "1gbit"; empty
+	// inherits the group's.
+	BandwidthDown string `yaml:"bandwidth_down"`
+	BandwidthUp   string `yaml:"bandwidth_up"`
+	Enabled       *bool  `yaml:"enabled"` // default true; false = no WiFi
+	StaticIP      bool   `yaml:"static_ip"`
+	MaxDevices    int    `yaml:"max_devices"` // 0 inherits the group's
+	// roaming: for roaming.policy by_plan: single | all. Default single.
+	Roaming string `yaml:"roaming"`
+	// DownKbps/UpKbps are the parsed bandwidths (0 = inherit).
+	DownKbps int `yaml:"-"`
+	UpKbps   int `yaml:"-"`
+}
+
+// Group is a named class of access (VLAN-independent): bandwidth, session
+// length, device limit.
+type Group struct {
+	Name           string        `yaml:"name"`
+	BandwidthDown  string        `yaml:"bandwidth_down"`
+	BandwidthUp    string        `yaml:"bandwidth_up"`
+	SessionTimeout time.Duration `yaml:"session_timeout"` // default 12h
+	MaxDevices     int           `yaml:"max_devices"`     // default 3
+	DownKbps       int           `yaml:"-"`
+	UpKbps         int           `yaml:"-"`
+}
+
+// LocationMapping maps an OfficeRnD location (by name or id) to a network.
+type LocationMapping struct {
+	Location string `yaml:"location"`
+	Network  string `yaml:"network"`
+	VLAN     int    `yaml:"vlan"`
+	Subnet   string `yaml:"subnet"` // IPv4 CIDR of the member network
+	// subnet6: optional IPv6 prefix of the member network.
+	Subnet6 string `yaml:"subnet6"`
+	// static_pool: CIDR inside subnet for static-IP plans.
+	StaticPool string `yaml:"static_pool"`
+	// timezone: overrides the location's timezone from OfficeRnD.
+	Timezone string `yaml:"timezone"`
+}
+
+// Roaming policies.
+const (
+	RoamSingle = "single"
+	RoamAll    = "all"
+	RoamByPlan = "by_plan"
+)
+
+// Roaming decides where a member may use WiFi.
+type Roaming struct {
+	Policy string `yaml:"policy"` // single | all | by_plan, default single
+}
+
+// SMTP is the outgoing mail server.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"` // default 587
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	From     string `yaml:"from"`
+	// tls: starttls (default; required) | implicit | none (loopback only).
+	TLS string `yaml:"tls"`
+	// insecure_skip_verify: accept any server certificate (tests only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// mailbox_dir: instead of SMTP, write each email as an .eml file here
+	// (the demo's local mailbox). Mutually exclusive with host.
+	MailboxDir string `yaml:"mailbox_dir"`
+	// templates_dir: operator overrides for email templates.
+	TemplatesDir string `yaml:"templates_dir"`
+}
+
+// RADIUS configures the RADIUS server (see the RADIUS section of README).
+type RADIUS struct {
+	AuthListen []string `yaml:"auth_listen"` // default [":1812"]
+	AcctListen []string `yaml:"acct_listen"` // default [":1813"]
+	Clients    []NAS    `yaml:"clients"`
+	// interim_interval: Acct-Interim-Interval sent to NAS, default 5m.
+	InterimInterval time.Duration `yaml:"interim_interval"`
+	// dedup_window: how long replies are cached for retransmissions, default 30s.
+	DedupWindow time.Duration `yaml:"dedup_window"`
+}
+
+// NAS is one RADIUS client (an access point, switch or controller).
+type NAS struct {
+	Name       string `yaml:"name"`
+	Address    string `yaml:"address"` // IP or CIDR
+	Secret     Secret `yaml:"secret"`
+	Location   string `yaml:"location"`   // location name or id from locations
+	Identifier string `yaml:"identifier"` // NAS-Identifier that selects this NAS's location
+	Vendor     string `yaml:"vendor"`     // wispr (default) | mikrotik | ubiquiti | cisco
+	Legacy     bool   `yaml:"legacy"`     // accept Access-Request without Message-Authenticator
+	// coa: disconnect | coa | none, default disconnect.
+	CoA     string `yaml:"coa"`
+	CoAPort int    `yaml:"coa_port"` // default 3799
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/deskgate/deskgate/appliance/model"
+	"go.etcd.io/bbolt"
+)
+
+// Audit appends e to the audit log, assigning Seq (monotonic, also across
+// restarts) and, if zero, Time.
+func (tx *Tx) Audit(e model.AuditEntry) error {
+	if err := tx.writable("audit"); err != nil {
+		return err
+	}
+	b := tx.tx.Bucket(bucketAudit)
+	b.FillPercent = appendFill
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	e.Seq = seq
+	if e.Time.IsZero() {
+		e.Time = tx.nowTime()
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	if err := b.Put(u64(seq), raw); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// AuditLog returns up to limit entries with Seq > afterSeq, oldest first.
+// limit <= 0 means no limit.
+func (s *Store) AuditLog(afterSeq uint64, limit int) ([]model.AuditEntry, error) {
+	var out []model.AuditEntry
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		c := btx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(u64(afterSeq + 1)); k != nil; k, v = c.Next() {
+			if afterSeq == ^uint64(0) {
+				break
+			}
+			var e model.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode %d: %w", be64(k), err)
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return out, nil
+}
+
+// AuditOf returns up to limit entries about member, newest first. It scans
+// the log backwards. limit <= 0 means no limit.
+func (s *Store) AuditOf(member string, limit int) ([]model.AuditEntry, error) {
+	var out []model.AuditEntry
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		c := btx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			// Cheap pre-filter before decoding every entry.
+			var head struct {
+				Member string `json:"member"`
+			}
+			if err := json.Unmarshal(v, &head); err != nil {
+				return fmt.Errorf("decode %d: %w", be64(k), err)
+			}
+			if head.Member != member {
+				continue
+			}
+			var e model.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode %d: %w", be64(k), err)
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit of %q: %w", member, err)
+	}
+	return out, nil
+}
+
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages deskgate's tests and benchmarks need, when
+# they are missing. Idempotent; needs root (it is a no-op when everything
+# is present). Used by `make test` and `make bench`.
+set -eu
+
+PKGS="freeradius-utils freeradius eapoltest iptables ipset iproute2 iperf3 hostapd wpasupplicant dnsmasq-base curl procps"
+# The qemu VLAN test (netcfg) boots Debian's kernel under TCG.
+PKGS="$PKGS qemu-system-x86 linux-image-amd64 busybox-static cpio"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+if [ -z "$missing" ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-test-deps: missing packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "install-test-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+# Debian enables and starts freeradius on install; the benchmark runs its
+# own instance on other ports, so the system one stays off.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now freeradius >/dev/null 2>&1 || true; fi
+pkill -x freeradius 2>/dev/null || true
