@@ -1,0 +1,180 @@
+// Package admin defines the daemon's local API: the JSON shapes the
+// deskgate CLI and the daemon exchange, and the client the CLI uses over
+// the daemon's unix socket (or loopback TCP). The handlers live in package
+// appliance, which fills these shapes.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/model"
+)
+
+// Status is GET /v1/status.
+type Status struct {
+	Version    string         `json:"version"`
+	Started    time.Time      `json:"started"`
+	Now        time.Time      `json:"now"`
+	Sync       SyncStatus     `json:"sync"`
+	Counts     map[string]int `json:"counts"`
+	Groups     map[string]int `json:"accountsByGroup"`
+	Disabled   int            `json:"accountsDisabled"`
+	Outbox     int            `json:"outbox"`
+	Webhook    Webhook        `json:"webhook"`
+	Unmapped   []string       `json:"unmappedPlans,omitempty"`
+	Unresolved []string       `json:"unresolvedLocations,omitempty"`
+	RADIUS     *RADIUSStatus  `json:"radius,omitempty"`
+}
+
+// SyncStatus is the sync part of Status.
+type SyncStatus struct {
+	LastSuccess time.Time       `json:"lastSuccess,omitzero"`
+	LastAttempt time.Time       `json:"lastAttempt,omitzero"`
+	LagSeconds  float64         `json:"lagSeconds"`
+	Failures    int             `json:"consecutiveFailures"`
+	LastError   string          `json:"lastError,omitempty"`
+	ImportDone  bool            `json:"importDone"`
+	LastRun     json.RawMessage `json:"lastRun,omitempty"`
+	APICalls    int64           `json:"apiCalls"`
+	RateWaits   int64           `json:"rateLimitWaits"`
+}
+
+// Webhook is the webhook part of Status.
+type Webhook struct {
+	Registration string          `json:"registration"` // registered | manual | failed | configured | none
+	URL          string          `json:"url,omitempty"`
+	Detail       string          `json:"detail,omitempty"`
+	SecretSet    bool            `json:"secretSet"`
+	Stats        json.RawMessage `json:"stats"`
+}
+
+// RADIUSStatus is the RADIUS part of Status.
+type RADIUSStatus struct {
+	AuthAddrs    []string `json:"authAddrs"`
+	AcctAddrs    []string `json:"acctAddrs"`
+	NAS          int      `json:"nas"`
+	LiveSessions int      `json:"liveSessions"`
+}
+
+// MemberRow is one line of GET /v1/members.
+type MemberRow struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Email    string `json:"email,omitempty"`
+	Username string `json:"username,omitempty"`
+	Allowed  bool   `json:"allowed"`
+	Group    string `json:"group,omitempty"`
+	Plan     string `json:"plan,omitempty"`
+	Deny     string `json:"deny,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
+}
+
+// Explanation is GET /v1/explain.
+type Explanation struct {
+	Query    string         `json:"query"`
+	Member   *model.Member  `json:"member,omitempty"`
+	Account  *AccountView   `json:"account,omitempty"`
+	Decision model.Decision `json:"decision"`
+	At       time.Time      `json:"at"`
+	// Reply is the RADIUS reply a NAS would get (when --nas is given or
+	// the member has one location): attribute lines in radclient's style.
+	NAS   string             `json:"nas,omitempty"`
+	Reply []string           `json:"reply,omitempty"`
+	Audit []model.AuditEntry `json:"audit,omitempty"`
+}
+
+// AccountView is an account without its hash.
+type AccountView struct {
+	Username       string    `json:"username"`
+	Group          string    `json:"group,omitempty"`
+	Disabled       bool      `json:"disabled,omitempty"`
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	PasswordSource string    `json:"passwordSource,omitempty"`
+	PasswordSet    bool      `json:"passwordSet"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// Check is one line of GET /v1/doctor.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Warn   bool   `json:"warn,omitempty"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Client calls the daemon's local API.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// Dial returns a client for addr: a unix socket path, or host:port.
+func Dial(addr string) *Client {
+	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, ".") {
+		sock := addr
+		return &Client{base: "http://deskgate", hc: &http.Client{
+			Timeout: 10 * time.Minute,
+			Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}},
+		}}
+	}
+	return &Client{base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Minute}}
+}
+
+// Get decodes GET path?q into out.
+func (c *Client) Get(ctx context.Context, path string, q url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, path, q, out)
+}
+
+// Post decodes POST path?q into out.
+func (c *Client) Post(ctx context.Context, path string, q url.Values, out any) error {
+	return c.do(ctx, http.MethodPost, path, q, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach deskgated: %w (is the daemon running? see `systemctl status deskgated` or the -socket flag)", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,327 @@
+// Package appliance is deskgate's composition root: it builds every part
+// of the daemon from the configuration (store, OfficeRnD client, sync,
+// email sender, RADIUS, the local admin API), runs them, and returns the
+// first fatal error. Only cmd/deskgated imports it.
+//
+// Import rules (enforced by deps_test.go): appliance/* packages never
+// import appliance itself or portal; store, officernd, policy, model and
+// creds import no other project package except model.
+package appliance
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/deskgate/deskgate/appliance/access"
+	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/notify"
+	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/store"
+	dsync "github.com/deskgate/deskgate/appliance/sync"
+)
+
+// Version is set at build time (-ldflags "-X ...appliance.Version=...").
+var Version = "dev"
+
+// App is the running daemon.
+type App struct {
+	cfgPath string
+	cfg     atomic.Pointer[config.Config]
+	log     *slog.Logger
+	now     func() time.Time
+	started time.Time
+
+	store  *store.Store
+	res    *access.Resolver
+	api    *officernd.Client
+	syncer *dsync.Syncer
+	sender *notify.Sender
+	mailer notify.Mailer
+	reg    *prometheus.Registry
+
+	hookSecretMu stdsync.RWMutex
+	hookSecret   string
+	hookReg      webhookRegistration
+
+	radius radiusPart
+}
+
+// Options are test seams; zero values mean the real thing.
+type Options struct {
+	Now func() time.Time
+	// APISleep replaces the OfficeRnD client's waits (retry backoff,
+	// rate-limit resets); tests pass one that advances their clock.
+	APISleep func(ctx context.Context, d time.Duration) error
+}
+
+// New opens the store and builds every part; it does not contact
+// OfficeRnD (the box must start with the uplink down).
+func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now()}
+	a.cfg.Store(cfg)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "deskgate.db"), store.Options{Now: opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.store = st
+	fpKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "fingerprint.key"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.res = access.New(cfg)
+	a.api, err = officernd.New(ctx, officernd.Config{
+		APIBase:        cfg.OfficeRnD.APIBase,
+		TokenURL:       cfg.OfficeRnD.TokenURL,
+		OrgSlug:        cfg.OfficeRnD.OrgSlug,
+		ClientID:       cfg.OfficeRnD.ClientID,
+		ClientSecret:   cfg.OfficeRnD.ClientSecret.Reveal(),
+		Scopes:         cfg.OfficeRnD.Scopes,
+		RequestTimeout: cfg.OfficeRnD.RequestTimeout,
+		MaxRetries:     cfg.OfficeRnD.MaxRetries,
+		Logger:         log.With("component", "officernd"),
+		Now:            opts.Now,
+		Sleep:          opts.APISleep,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("officernd client: %w", err)
+	}
+	tmpl, err := notify.LoadTemplates(cfg.SMTP.TemplatesDir)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("email templates: %w", err)
+	}
+	a.mailer = newMailer(cfg)
+	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
+	a.loadWebhookSecret()
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := dsync.NewMetrics()
+	if err := metrics.Register(a.reg); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	a.reg.MustRegister(&appCollector{a: a})
+	a.syncer = dsync.New(dsync.Options{
+		Client:         a.api,
+		Store:          st,
+		Resolver:       a.res,
+		Config:         a.Config,
+		Log:            log.With("component", "sync"),
+		Now:            opts.Now,
+		KickMail:       a.sender.Kick,
+		FingerprintKey: fpKey,
+		WebhookSecret:  a.webhookSecret,
+		Metrics:        metrics,
+		SpaceName:      cfg.OfficeRnD.OrgSlug,
+	})
+	if err := a.newRadius(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Config returns the current configuration.
+func (a *App) Config() *config.Config { return a.cfg.Load() }
+
+// Store exposes the store (tests, benchmarks).
+func (a *App) Store() *store.Store { return a.store }
+
+// Syncer exposes the sync (tests).
+func (a *App) Syncer() *dsync.Syncer { return a.syncer }
+
+func newMailer(cfg *config.Config) notify.Mailer {
+	if cfg.SMTP.MailboxDir != "" {
+		return notify.NewMailbox(cfg.SMTP.MailboxDir)
+	}
+	return notify.NewSMTPMailer(notify.SMTPConfig{
+		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
+		Password: cfg.SMTP.Password.Reveal(), From: cfg.SMTP.From, TLS: cfg.SMTP.TLS,
+		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
+	})
+}
+
+// Run starts everything and blocks until ctx is cancelled or a part fails.
+func (a *App) Run(ctx context.Context) error {
+	defer a.store.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cfg := a.Config()
+
+	adminLn, sockLn, err := a.listenAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	var hookLn net.Listener
+	if cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks || cfg.Users.PasswordPolicy == "member" {
+		hookLn, err = net.Listen("tcp", cfg.Sync.WebhookListen)
+		if err != nil {
+			adminLn.Close()
+			sockLn.Close()
+			return fmt.Errorf("listen for webhooks on %s: %w", cfg.Sync.WebhookListen, err)
+		}
+	}
+
+	var wg stdsync.WaitGroup
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				a.log.Error("component failed", "component", name, "err", err)
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	admin := a.adminServer()
+	run("admin", func(ctx context.Context) error { return serveHTTP(ctx, admin, adminLn) })
+	admin2 := a.adminServer()
+	run("admin-socket", func(ctx context.Context) error { return serveHTTP(ctx, admin2, sockLn) })
+	if hookLn != nil {
+		pub := a.publicServer()
+		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
+	}
+	run("notify", a.sender.Run)
+	run("sync", a.syncer.Run)
+	run("radius", a.runRadius)
+	run("watch", a.watchChanges)
+	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
+		go a.ensureWebhook(ctx)
+	}
+	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String())
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Reload re-reads the configuration file and applies what can change
+// without a restart (NAS clients, plan/group/location mapping, sync
+// settings). Listen addresses and the data dir need a restart.
+func (a *App) Reload() error {
+	cfg, err := config.Load(a.cfgPath)
+	if err != nil {
+		return fmt.Errorf("reload %s: %w", a.cfgPath, err)
+	}
+	a.cfg.Store(cfg)
+	a.res.SetConfig(cfg)
+	if err := a.store.View(func(tx *store.Tx) error { return a.res.Rebuild(tx) }); err != nil {
+		return fmt.Errorf("reload: rebuild rules: %w", err)
+	}
+	a.reloadRadius(cfg)
+	a.log.Info("configuration reloaded", "path", a.cfgPath)
+	go func() {
+		if err := a.syncer.ReconcileAll("reload", "configuration reloaded"); err != nil {
+			a.log.Error("re-evaluate after reload", "err", err)
+		}
+	}()
+	return nil
+}
+
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	}
+}
+
+// listenAdmin opens the loopback TCP listener and the unix socket (0600)
+// of the local API.
+func (a *App) listenAdmin(cfg *config.Config) (net.Listener, net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", cfg.Admin.Listen, err)
+	}
+	_ = os.Remove(cfg.Admin.Socket)
+	if err := os.MkdirAll(filepath.Dir(cfg.Admin.Socket), 0o755); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	sock, err := net.Listen("unix", cfg.Admin.Socket)
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Admin.Socket, err)
+	}
+	if err := os.Chmod(cfg.Admin.Socket, 0o600); err != nil {
+		ln.Close()
+		sock.Close()
+		return nil, nil, fmt.Errorf("chmod %s: %w", cfg.Admin.Socket, err)
+	}
+	return ln, sock, nil
+}
+
+// loadOrCreateKey returns a 32-byte key kept in path (0600).
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read key %s: %w", path, err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	if err := writeFileAtomic(path, key, 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/officernd"
+)
+
+// webhookEvents are the event types deskgate registers for.
+var webhookEvents = []string{
+	"member.created", "member.updated", "member.removed",
+	"company.created", "company.updated", "company.removed",
+	"membership.created", "membership.updated", "membership.removed",
+	"booking.created", "booking.updated", "booking.removed",
+	"pass.created", "pass.updated",
+}
+
+// webhookRegistration is what the registration attempt found, for status
+// and doctor.
+type webhookRegistration struct {
+	State  string    `json:"state"` // registered | manual | failed | disabled
+	ID     string    `json:"id,omitempty"`
+	URL    string    `json:"url,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+func (a *App) secretPath() string { return filepath.Join(a.Config().DataDir, "webhook.secret") }
+
+// loadWebhookSecret prefers the configured secret (a manually created
+// webhook); otherwise the one deskgate stored when it registered itself.
+func (a *App) loadWebhookSecret() {
+	cfg := a.Config()
+	secret := cfg.Sync.WebhookSecret.Reveal()
+	if secret == "" {
+		if b, err := os.ReadFile(a.secretPath()); err == nil {
+			secret = strings.TrimSpace(string(b))
+		}
+	}
+	a.hookSecretMu.Lock()
+	a.hookSecret = secret
+	a.hookSecretMu.Unlock()
+}
+
+func (a *App) webhookSecret() string {
+	a.hookSecretMu.RLock()
+	defer a.hookSecretMu.RUnlock()
+	return a.hookSecret
+}
+
+func (a *App) setRegistration(r webhookRegistration) {
+	a.hookSecretMu.Lock()
+	r.At = a.now()
+	a.hookReg = r
+	a.hookSecretMu.Unlock()
+}
+
+func (a *App) registration() webhookRegistration {
+	a.hookSecretMu.RLock()
+	defer a.hookSecretMu.RUnlock()
+	return a.hookReg
+}
+
+// ManualWebhookSteps tells an operator how to create the webhook by hand
+// when the app's scopes do not allow deskgate to do it.
+func ManualWebhookSteps(url string) string {
+	return fmt.Sprintf(`Create the webhook in OfficeRnD by hand:
+  1. Settings → Data & Extensibility → Developer Tools → Webhooks → Add webhook.
+  2. URL: %s
+  3. Events: %s
+  4. Save, copy the webhook's secret into a file readable only by root
+     (chmod 600), and set sync.webhook_secret.file to that path.
+  5. Reload deskgate (deskgate reload, or SIGHUP).`, url, strings.Join(webhookEvents, ", "))
+}
+
+// ensureWebhook registers deskgate's webhook when the API scope allows,
+// retrying while OfficeRnD is unreachable; otherwise it logs the manual
+// steps.
+func (a *App) ensureWebhook(ctx context.Context) {
+	url := a.Config().Sync.WebhookPublicURL
+	for attempt := 0; ; attempt++ {
+		err := a.registerWebhook(ctx, url)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, officernd.ErrScope) || errors.Is(err, officernd.ErrCredentials) {
+			a.setRegistration(webhookRegistration{State: "manual", URL: url, Detail: err.Error()})
+			a.log.Warn("cannot register the OfficeRnD webhook automatically", "err", err)
+			a.log.Warn(ManualWebhookSteps(url))
+			return
+		}
+		a.setRegistration(webhookRegistration{State: "failed", URL: url, Detail: err.Error()})
+		d := time.Duration(1<<min(attempt, 6)) * 10 * time.Second
+		a.log.Warn("webhook registration failed; will retry", "err", err, "in", d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+func (a *App) registerWebhook(ctx context.Context, url string) error {
+	hooks, err := a.api.ListWebhooks(ctx)
+	if err != nil {
+		return fmt.Errorf("list webhooks: %w", err)
+	}
+	have := a.webhookSecret() != ""
+	for _, h := range hooks {
+		if h.URL != url {
+			continue
+		}
+		if have {
+			a.setRegistration(webhookRegistration{State: "registered", ID: h.ID, URL: url})
+			return nil
+		}
+		// Registered earlier but the secret is lost: replace it.
+		if err := a.api.DeleteWebhook(ctx, h.ID); err != nil {
+			return fmt.Errorf("replace webhook %s: %w", h.ID, err)
+		}
+	}
+	h, err := a.api.RegisterWebhook(ctx, url, webhookEvents, "deskgate "+a.Config().OfficeRnD.OrgSlug)
+	if err != nil {
+		return fmt.Errorf("register webhook: %w", err)
+	}
+	if h.Secret == "" {
+		return fmt.Errorf("register webhook: OfficeRnD returned no secret")
+	}
+	if err := writeFileAtomic(a.secretPath(), []byte(h.Secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store webhook secret: %w", err)
+	}
+	if a.Config().Sync.WebhookSecret.Reveal() == "" {
+		a.hookSecretMu.Lock()
+		a.hookSecret = h.Secret
+		a.hookSecretMu.Unlock()
+	}
+	a.setRegistration(webhookRegistration{State: "registered", ID: h.ID, URL: url})
+	a.log.Info("registered OfficeRnD webhook", "id", h.ID, "url", url)
+	return nil
+}

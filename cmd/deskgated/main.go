@@ -1,0 +1,82 @@
+// Command deskgated is the deskgate daemon: it keeps a coworking
+// location's WiFi in step with OfficeRnD and answers RADIUS from its local
+// store, also while the uplink is down.
+//
+//	deskgated -config /etc/deskgate/deskgate.yaml
+//	deskgated -config ... -check     validate the config and exit
+//
+// SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/deskgate/deskgate/appliance"
+	"github.com/deskgate/deskgate/appliance/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "deskgated:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfgPath := flag.String("config", "/etc/deskgate/deskgate.yaml", "configuration file")
+	check := flag.Bool("check", false, "validate the configuration and exit")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println(appliance.Version)
+		return nil
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Printf("%s: OK\n", *cfgPath)
+		return nil
+	}
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGPIPE)
+
+	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := app.Reload(); err != nil {
+				log.Error("reload failed; keeping the running configuration", "err", err)
+			}
+		}
+	}()
+	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("deskgated stopped")
+	return nil
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
