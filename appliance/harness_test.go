@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -55,16 +56,17 @@ func freePort(t testing.TB) string {
 }
 
 type harnessOpts struct {
-	seed         bool
-	extra        int
-	interval     time.Duration
-	extraYAML    string
-	smtp         string // host:port of a test SMTP server; "" = mailbox
-	webhooks     bool
-	noWelcome    bool
-	clock        *clock
-	passwordPol  string
-	usernameFmt  string
+	seed        bool
+	extra       int
+	interval    time.Duration
+	extraYAML   string
+	smtp        string // host:port of a test SMTP server; "" = mailbox
+	webhooks    bool
+	noWelcome   bool
+	clock       *clock
+	passwordPol string
+	simOpts     func(*officerndsim.Options)
+	usernameFmt string
 }
 
 type harness struct {
@@ -95,10 +97,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.interval = time.Hour
 	}
 	h := &harness{t: t, clock: o.clock, dir: t.TempDir()}
-	h.sim = officerndsim.New(officerndsim.Options{
+	so := officerndsim.Options{
 		Seed: o.seed, ExtraMembers: o.extra, Now: o.clock.Now, ClientSecret: testSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryDelay: 50 * time.Millisecond,
-	})
+	}
+	if o.simOpts != nil {
+		o.simOpts(&so)
+	}
+	h.sim = officerndsim.New(so)
 	h.simSrv = httptest.NewServer(h.sim)
 	t.Cleanup(h.simSrv.Close)
 
@@ -268,3 +274,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func simDrop() officerndsim.Faults { return officerndsim.Faults{DropWebhooks: true} }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func signFor(secret string, body []byte, at time.Time) string {
+	return officernd.Sign(secret, body, at)
+}

@@ -100,7 +100,6 @@ func counts(t *testing.T, st *store.Store) map[string]int {
 	return c
 }
 
-
 // TestOfflineRestart: with OfficeRnD down and the daemon restarted, cached
 // decisions are unchanged, and a membership ending today still ends at
 // local midnight.

@@ -179,4 +179,3 @@ func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 		t.Fatal("the older event re-enabled an ended membership")
 	}
 }
-

@@ -14,9 +14,9 @@ import (
 
 var jsonUnmarshal = json.Unmarshal
 
-// pollOverlap re-reads a little before the last cursor so records written
-// while the previous poll ran, or stamped by a clock slightly behind ours,
-// are not missed. Re-reading an unchanged record changes nothing.
+// pollOverlap is how far before a poll's start the next poll asks from, so
+// records written while the poll ran, or stamped by a clock slightly behind
+// ours, are not missed. Re-reading an unchanged record changes nothing.
 const pollOverlap = 2 * time.Minute
 
 // kindSpec ties an API resource to its store kind and mapping.
@@ -104,7 +104,7 @@ func (s *Syncer) fullPass(ctx context.Context, rl *RunLog, actor string) error {
 		if err := s.sweep(rl, k.kind, seen, actor); err != nil {
 			return err
 		}
-		if err := s.saveCursor(k.resource, maxMod, rl.Start); err != nil {
+		if err := s.saveCursor(k.resource, laterOf(maxMod, rl.Start.Add(-pollOverlap)), time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -138,10 +138,7 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 		if err := s.st.View(func(tx *store.Tx) error { return tx.GetState(stateCursor+k.resource, &cursor) }); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("read cursor %s: %w", k.resource, err)
 		}
-		q := officernd.Query{}
-		if !cursor.IsZero() {
-			q.ModifiedSince = cursor.Add(-pollOverlap)
-		}
+		q := officernd.Query{ModifiedSince: cursor}
 		seen := map[string]bool{}
 		res, maxMod, err := s.listKind(ctx, k, rl, q, seen, "poll")
 		if err != nil {
@@ -153,11 +150,22 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 				return err
 			}
 		}
-		if err := s.saveCursor(k.resource, maxMod, time.Time{}); err != nil {
+		// Next time, ask from the newest change seen or from a little
+		// before this poll began, whichever is later: records written
+		// while this poll ran, or stamped by a clock slightly behind
+		// ours, are re-read; records already seen long ago are not.
+		if err := s.saveCursor(k.resource, laterOf(maxMod, rl.Start.Add(-pollOverlap)), time.Time{}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (s *Syncer) listKind(ctx context.Context, k kindSpec, rl *RunLog, q officernd.Query, seen map[string]bool, actor string) (officernd.ListResult, time.Time, error) {

@@ -23,17 +23,20 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "deskgated:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	cfgPath := flag.String("config", "/etc/deskgate/deskgate.yaml", "configuration file")
-	check := flag.Bool("check", false, "validate the configuration and exit")
-	version := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
+func run(args []string) error {
+	fs := flag.NewFlagSet("deskgated", flag.ContinueOnError)
+	cfgPath := fs.String("config", "/etc/deskgate/deskgate.yaml", "configuration file")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if *version {
 		fmt.Println(appliance.Version)
 		return nil
