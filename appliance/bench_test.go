@@ -51,7 +51,7 @@ func BenchmarkPoll10Changes(b *testing.B) {
 				h.start()
 				h.waitImport(5 * time.Minute)
 				ctx := context.Background()
-				h.clock.Jump(5 * time.Minute) // polls run every 15 minutes in production
+				h.clock.Jump(5 * time.Minute)                     // polls run every 15 minutes in production
 				if _, err := h.app.syncer.Poll(ctx); err != nil { // settle cursors and fallbacks
 					b.Fatal(err)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -279,4 +280,24 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func signFor(secret string, body []byte, at time.Time) string {
 	return officernd.Sign(secret, body, at)
+}
+
+func simDown() officerndsim.Faults { return officerndsim.Faults{Down: true} }
+
+func filepathGlob(p string) ([]string, error) { return filepath.Glob(p) }
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// qpDecode undoes quoted-printable soft line breaks and =XX escapes.
+func qpDecode(s string) string {
+	r := quotedprintable.NewReader(strings.NewReader(s))
+	b, _ := io.ReadAll(r)
+	return string(b)
 }
