@@ -17,6 +17,9 @@ import (
 type schedule struct {
 	mu stdsync.Mutex
 	h  schedHeap
+	// at holds each member's pending time, so re-evaluations do not
+	// pile up duplicate entries.
+	at map[string]time.Time
 }
 
 type schedItem struct {
@@ -37,12 +40,16 @@ func (h *schedHeap) Pop() any {
 	return it
 }
 
-func newSchedule() *schedule { return &schedule{} }
+func newSchedule() *schedule { return &schedule{at: map[string]time.Time{}} }
 
 func (s *schedule) add(at time.Time, id string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev, ok := s.at[id]; ok && prev.Equal(at) {
+		return
+	}
+	s.at[id] = at
 	heap.Push(&s.h, schedItem{at, id})
-	s.mu.Unlock()
 }
 
 func (s *schedule) next() time.Time {
@@ -61,6 +68,10 @@ func (s *schedule) due(now time.Time) []string {
 	var out []string
 	for len(s.h) > 0 && !s.h[0].at.After(now) {
 		it := heap.Pop(&s.h).(schedItem)
+		if cur, ok := s.at[it.id]; !ok || !cur.Equal(it.at) {
+			continue // superseded by a later add
+		}
+		delete(s.at, it.id)
 		if !seen[it.id] {
 			seen[it.id] = true
 			out = append(out, it.id)
