@@ -316,3 +316,5 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, c.a.api.Stats().RateLimitWaitTime.Seconds())
 }
+
+func findMember(tx *store.Tx, q string) (string, error) { return access.FindMember(tx, q) }

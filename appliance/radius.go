@@ -2,25 +2,315 @@ package appliance
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/model"
+	"github.com/deskgate/deskgate/appliance/radius"
+	"github.com/deskgate/deskgate/appliance/store"
 )
 
-// radiusPart holds the RADIUS server once wired (see radius_wire.go).
-type radiusPart struct{}
-
-func (a *App) newRadius() error                                                 { return nil }
-func (a *App) runRadius(ctx context.Context) error                              { <-ctx.Done(); return nil }
-func (a *App) reloadRadius(*config.Config)                                      {}
-func (a *App) radiusStatus() *admin.RADIUSStatus                                { return nil }
-func (a *App) radiusChecks() []admin.Check                                      { return nil }
-func (a *App) radiusReply(string, string, admin.Explanation) (string, []string) { return "", nil }
-func (a *App) watchChanges(ctx context.Context) error                           { <-ctx.Done(); return nil }
-func (a *App) handleNASCheck(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "RADIUS not wired"})
+// radiusPart is the RADIUS server and what feeds it.
+type radiusPart struct {
+	srv *radius.Server
+	dir *radius.CachingDirectory
 }
+
+// directory answers the RADIUS server's lookups from the store and policy.
+type directory struct{ a *App }
+
+func (d directory) Lookup(ctx context.Context, username string) (radius.Subject, error) {
+	var subj radius.Subject
+	err := d.a.store.View(func(tx *store.Tx) error {
+		acct, err := tx.GetAccount(username)
+		if errors.Is(err, store.ErrNotFound) {
+			return radius.ErrUnknownUser
+		}
+		if err != nil {
+			return err
+		}
+		_, dec, err := d.a.res.DecideMember(tx, acct.MemberID, d.a.now())
+		if errors.Is(err, store.ErrNotFound) {
+			return radius.ErrUnknownUser
+		}
+		if err != nil {
+			return err
+		}
+		// The decision is computed now and is authoritative: an account
+		// disabled by an earlier decision (say, before a membership
+		// started at midnight) does not keep an allowed member out while
+		// the schedule catches up, and the reverse holds too.
+		if acct.Disabled && dec.Allowed && isPolicyReason(acct.DisabledReason) {
+			acct.Disabled, acct.DisabledReason = false, ""
+		}
+		subj = radius.Subject{Account: acct, Decision: dec}
+		return nil
+	})
+	return subj, err
+}
+
+func isPolicyReason(r string) bool {
+	switch r {
+	case model.DenyMemberInactive, model.DenyNoMembership, model.DenyNotStarted, model.DenyEnded, model.DenyNotApproved,
+		model.DenyUnpaid, model.DenyUnmappedPlan, model.DenyPlanNoWiFi, model.DenyWrongLocation, model.DenyPassExpired, model.DenyUnknownUser:
+		return true
+	}
+	return false
+}
+
+// radiusConfig translates the config's RADIUS section, resolving NAS and
+// pool locations to OfficeRnD ids (known once locations are imported).
+func (a *App) radiusConfig(cfg *config.Config) radius.Config {
+	rc := radius.Config{
+		AuthAddrs:       cfg.RADIUS.AuthListen,
+		AcctAddrs:       cfg.RADIUS.AcctListen,
+		InterimInterval: cfg.RADIUS.InterimInterval,
+		DedupWindow:     cfg.RADIUS.DedupWindow,
+		StaticPools:     map[string]netip.Prefix{},
+		Clients:         a.radiusClients(cfg),
+	}
+	for _, l := range cfg.Locations {
+		if l.StaticPool == "" {
+			continue
+		}
+		id, ok := a.res.LocationID(l.Location)
+		if !ok {
+			continue
+		}
+		if p, err := netip.ParsePrefix(l.StaticPool); err == nil {
+			rc.StaticPools[id] = p
+		}
+	}
+	return rc
+}
+
+func (a *App) radiusClients(cfg *config.Config) []radius.Client {
+	var out []radius.Client
+	for _, n := range cfg.RADIUS.Clients {
+		pfx, err := netip.ParsePrefix(n.Address)
+		if err != nil {
+			ip, err := netip.ParseAddr(n.Address)
+			if err != nil {
+				continue // validation already rejected it
+			}
+			pfx = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		loc, ok := a.res.LocationID(n.Location)
+		if !ok {
+			loc = "unresolved:" + n.Location // no member is allowed there until it resolves
+		}
+		out = append(out, radius.Client{
+			Name: n.Name, Prefix: pfx, Secret: []byte(n.Secret.Reveal()), LocationID: loc,
+			Identifier: n.Identifier, Vendor: n.Vendor, Legacy: n.Legacy, CoA: n.CoA, CoAPort: n.CoAPort,
+		})
+	}
+	return out
+}
+
+func (a *App) newRadius() error {
+	cfg := a.Config()
+	if len(cfg.RADIUS.Clients) == 0 {
+		return nil // no NAS configured: nothing could talk to a RADIUS server
+	}
+	_ = a.store.View(func(tx *store.Tx) error { return a.res.Rebuild(tx) })
+	a.radius.dir = radius.NewCachingDirectory(directory{a}, 5*time.Second, a.now)
+	pool, err := radius.NewStorePool(a.store)
+	if err != nil {
+		return fmt.Errorf("radius: static IP pool: %w", err)
+	}
+	srv, err := radius.New(a.radiusConfig(cfg), a.radius.dir, radius.NewStoreSessions(a.store), pool,
+		radius.NewStoreAuditor(a.store), a.log, a.now)
+	if err != nil {
+		return fmt.Errorf("radius: %w", err)
+	}
+	a.radius.srv = srv
+	return nil
+}
+
+func (a *App) runRadius(ctx context.Context) error {
+	if a.radius.srv == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return a.radius.srv.ListenAndServe(ctx)
+}
+
+// refreshRadiusClients re-resolves NAS locations (after an import or a
+// location change) and applies new NAS entries (after a reload).
+func (a *App) refreshRadiusClients(cfg *config.Config) {
+	if a.radius.srv == nil {
+		return
+	}
+	if err := a.radius.srv.SetClients(a.radiusClients(cfg)); err != nil {
+		a.log.Error("radius: apply NAS clients", "err", err)
+	}
+	if a.radius.dir != nil {
+		a.radius.dir.InvalidateAll()
+	}
+}
+
+func (a *App) reloadRadius(cfg *config.Config) {
+	if a.radius.srv == nil && len(cfg.RADIUS.Clients) > 0 {
+		a.log.Warn("RADIUS clients added to a daemon started without any: restart deskgated to start the RADIUS server")
+		return
+	}
+	a.refreshRadiusClients(cfg)
+}
+
+// watchChanges turns store changes into RADIUS actions: cached lookups are
+// dropped, NAS locations re-resolved, and members whose access changed are
+// re-authorized (Disconnect or CoA of their live sessions).
+func (a *App) watchChanges(ctx context.Context) error {
+	ch, cancel := a.store.Subscribe(4096)
+	defer cancel()
+	pending := map[string]time.Time{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	flush := func() {
+		for m, at := range pending {
+			if a.radius.srv != nil && len(a.radius.srv.Sessions(m)) > 0 {
+				if err := a.radius.srv.Reauthorize(radius.WithChangeTime(ctx, at), m); err != nil {
+					a.log.Warn("re-authorize member's sessions", "member", m, "err", err)
+				}
+			}
+			delete(pending, m)
+		}
+	}
+	a.refreshRadiusClients(a.Config())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if a.radius.dir != nil {
+				a.radius.dir.InvalidateAll()
+			}
+			switch c.Kind {
+			case store.KindLocation, store.KindResync:
+				a.refreshRadiusClients(a.Config())
+			}
+			if c.Member != "" {
+				if _, ok := pending[c.Member]; !ok {
+					pending[c.Member] = a.now()
+				}
+				// Coalesce the burst one transaction publishes (membership,
+				// account, audit) into one re-authorization.
+				timer.Reset(20 * time.Millisecond)
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+func (a *App) radiusStatus() *admin.RADIUSStatus {
+	if a.radius.srv == nil {
+		return nil
+	}
+	auth, acct := a.radius.srv.Addrs()
+	st := &admin.RADIUSStatus{NAS: len(a.Config().RADIUS.Clients), LiveSessions: len(a.radius.srv.Sessions(""))}
+	for _, x := range auth {
+		st.AuthAddrs = append(st.AuthAddrs, x.String())
+	}
+	for _, x := range acct {
+		st.AcctAddrs = append(st.AcctAddrs, x.String())
+	}
+	return st
+}
+
+func (a *App) radiusChecks() []admin.Check {
+	cfg := a.Config()
+	if len(cfg.RADIUS.Clients) == 0 {
+		return []admin.Check{{Name: "radius", OK: true, Warn: true, Detail: "no NAS configured under radius.clients: the RADIUS server is off",
+			Fix: "add your access points or controller under radius.clients"}}
+	}
+	var out []admin.Check
+	auth, _ := a.radius.srv.Addrs()
+	if len(auth) == 0 {
+		out = append(out, admin.Check{Name: "radius", Detail: "not listening", Fix: "check radius.auth_listen and the log for bind errors"})
+	} else {
+		out = append(out, admin.Check{Name: "radius", OK: true, Detail: fmt.Sprintf("listening on %v for %d NAS", auth, len(cfg.RADIUS.Clients))})
+	}
+	for _, n := range cfg.RADIUS.Clients {
+		if _, ok := a.res.LocationID(n.Location); !ok {
+			out = append(out, admin.Check{Name: "radius nas " + n.Name, Detail: "location " + n.Location + " matches no OfficeRnD location",
+				Fix: "use the location's name or id as in OfficeRnD"})
+		}
+	}
+	for _, r := range a.radius.srv.NASWithoutMessageAuthenticator() {
+		c := admin.Check{Name: "radius nas " + r.Name, Detail: fmt.Sprintf("%d Access-Requests without Message-Authenticator (%d dropped), last from %s",
+			r.Count, r.Dropped, r.LastSource), Fix: "update the NAS firmware to send Message-Authenticator (BlastRADIUS, CVE-2024-3596); mark it legacy: true only as a stopgap"}
+		c.OK, c.Warn = r.Legacy, r.Legacy
+		out = append(out, c)
+	}
+	return out
+}
+
+// radiusReply renders the reply a NAS would get for the explained member.
+func (a *App) radiusReply(query, nas string, ex admin.Explanation) (string, []string) {
+	if a.radius.srv == nil || ex.Account == nil {
+		return "", nil
+	}
+	if nas == "" && ex.Member != nil && len(ex.Decision.Locations) > 0 {
+		// The first NAS at the member's location.
+		for _, n := range a.Config().RADIUS.Clients {
+			if id, ok := a.res.LocationID(n.Location); ok && id == ex.Decision.Locations[0].LocationID {
+				nas = n.Name
+				break
+			}
+		}
+	}
+	res, err := a.radius.srv.Explain(context.Background(), ex.Account.Username, nas)
+	if err != nil {
+		return nas, []string{"(" + err.Error() + ")"}
+	}
+	lines := []string{res.Code, "Message-Authenticator = <computed per reply>"}
+	for _, at := range res.Attributes {
+		lines = append(lines, at.Name+" = "+at.Value)
+	}
+	for _, n := range res.Notes {
+		lines = append(lines, "note: "+n)
+	}
+	return res.NAS, lines
+}
+
+func (a *App) handleNASCheck(w http.ResponseWriter, r *http.Request) {
+	if a.radius.srv == nil {
+		writeJSON(w, http.StatusOK, []radius.NASReport{})
+		return
+	}
+	out := a.radius.srv.NASWithoutMessageAuthenticator()
+	if out == nil {
+		out = []radius.NASReport{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 func (a *App) handleSessions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "RADIUS not wired"})
+	if a.radius.srv == nil {
+		writeJSON(w, http.StatusOK, []radius.Session{})
+		return
+	}
+	member := r.URL.Query().Get("member")
+	if member != "" {
+		_ = a.store.View(func(tx *store.Tx) error {
+			if id, err := findMember(tx, member); err == nil {
+				member = id
+			}
+			return nil
+		})
+	}
+	out := a.radius.srv.Sessions(member)
+	if out == nil {
+		out = []radius.Session{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

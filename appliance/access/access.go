@@ -30,6 +30,7 @@ type Resolver struct {
 	plans map[string]model.Plan
 	// unresolved lists config locations that match no OfficeRnD location.
 	unresolved []string
+	locs       []model.Location
 }
 
 // New returns a resolver for cfg. Call Rebuild once the store is open and
@@ -64,7 +65,7 @@ func (r *Resolver) Rebuild(tx *store.Tx) error {
 		}
 	}
 	r.mu.Lock()
-	r.rules, r.plans, r.unresolved = rules, plans, unresolved
+	r.rules, r.plans, r.unresolved, r.locs = rules, plans, unresolved, locs
 	r.mu.Unlock()
 	return nil
 }
@@ -95,6 +96,15 @@ func (r *Resolver) UnmappedPlans() []model.Plan {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// LocationID resolves a config location key (OfficeRnD name, code or id)
+// to the OfficeRnD location id, once the locations are imported.
+func (r *Resolver) LocationID(key string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	l, ok := matchLocation(key, r.locs)
+	return l.ID, ok
 }
 
 // Plan returns a stored plan by id from the resolver's cache.

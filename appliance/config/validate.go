@@ -601,7 +601,7 @@ func (k *checker) radius(locs map[string]bool) {
 	for _, l := range c.Locations {
 		locNames = append(locNames, l.Location)
 	}
-	addrs := map[netip.Prefix]int{}
+	addrs := map[string]int{}
 	for i, n := range r.Clients {
 		p := fmt.Sprintf("radius.clients[%d]", i)
 		var pfx netip.Prefix
@@ -615,10 +615,14 @@ func (k *checker) radius(locs map[string]bool) {
 			k.add(p+".address", "write an IP address (10.0.0.2) or a CIDR (10.0.0.0/24); host names are not allowed", "bad address %q", n.Address)
 		}
 		if pfx.IsValid() {
-			if j, dup := addrs[pfx]; dup {
-				k.add(p+".address", fmt.Sprintf("merge the two entries (radius.clients[%d] at line %d has it)", j, c.Line(fmt.Sprintf("radius.clients[%d].address", j))), "address %s is listed twice", pfx)
+			// One address may serve several entries (a controller for
+			// several sites) when each names its NAS-Identifier.
+			key := pfx.String() + "|" + strings.ToLower(n.Identifier)
+			if j, dup := addrs[key]; dup {
+				hint := fmt.Sprintf("merge the two entries (radius.clients[%d] at line %d has it), or give each a distinct identifier (NAS-Identifier)", j, c.Line(fmt.Sprintf("radius.clients[%d].address", j)))
+				k.add(p+".address", hint, "address %s is listed twice", pfx)
 			} else {
-				addrs[pfx] = i
+				addrs[key] = i
 			}
 		}
 		if !n.Secret.configured() && !n.Secret.IsSet() {

@@ -15,7 +15,10 @@ func TestMappingRejectsBadRecords(t *testing.T) {
 	}{
 		{"member without id", func() error { _, err := mapMember(officernd.Member{Name: "x"}); return err }},
 		{"member bad start date", func() error { _, err := mapMember(officernd.Member{ID: "a", StartDate: "yesterday"}); return err }},
-		{"membership without plan", func() error { _, err := mapMembership(officernd.Membership{ID: "a", StartDate: "2026-01-01"}); return err }},
+		{"membership without plan", func() error {
+			_, err := mapMembership(officernd.Membership{ID: "a", StartDate: "2026-01-01"})
+			return err
+		}},
 		{"membership bad end date", func() error {
 			_, err := mapMembership(officernd.Membership{ID: "a", Plan: "p", StartDate: "2026-01-01", EndDate: "2026-13-45"})
 			return err

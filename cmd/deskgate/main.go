@@ -54,7 +54,7 @@ commands:
   doctor                    walk the troubleshooting list
   reload                    re-read the configuration file
   nas check                 NAS that sent Access-Requests without Message-Authenticator
-  sessions                  live RADIUS sessions
+  sessions [member]         live RADIUS sessions
   config check <file>       validate a configuration file
   config example            print a commented example configuration
 `
@@ -197,17 +197,58 @@ func run(args []string, out io.Writer) (int, error) {
 		if len(rest) < 2 || rest[1] != "check" {
 			return 2, fmt.Errorf("usage: deskgate nas check")
 		}
-		var v json.RawMessage
+		var v []struct {
+			Name       string    `json:"name"`
+			Prefix     string    `json:"prefix"`
+			Legacy     bool      `json:"legacy"`
+			Count      uint64    `json:"count"`
+			Dropped    uint64    `json:"dropped"`
+			LastSource string    `json:"lastSource"`
+			Last       time.Time `json:"last"`
+		}
 		if err := c.Get(ctx, "/v1/nas/check", nil, &v); err != nil {
 			return 1, err
 		}
-		return show(v, func() { printJSON(out, v) })
+		return show(v, func() {
+			if len(v) == 0 {
+				fmt.Fprintln(out, "every NAS sent Message-Authenticator with its Access-Requests (BlastRADIUS-safe)")
+				return
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAS\tADDRESS\tLEGACY\tWITHOUT MA\tDROPPED\tLAST FROM\tLAST")
+			for _, r := range v {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%s\t%s\n", r.Name, r.Prefix, r.Legacy, r.Count, r.Dropped, r.LastSource, r.Last.Local().Format("2006-01-02 15:04:05"))
+			}
+			tw.Flush()
+			fmt.Fprintln(out, "\nUpdate these NAS to send Message-Authenticator (CVE-2024-3596); legacy: true accepts them meanwhile.")
+		})
 	case "sessions":
-		var v json.RawMessage
-		if err := c.Get(ctx, "/v1/sessions", nil, &v); err != nil {
+		q := url.Values{}
+		if len(rest) > 1 {
+			q.Set("member", rest[1])
+		}
+		var v []struct {
+			NAS          string    `json:"nas"`
+			Username     string    `json:"username"`
+			MAC          string    `json:"mac"`
+			IP           string    `json:"ip"`
+			Start        time.Time `json:"start"`
+			LastUpdate   time.Time `json:"lastUpdate"`
+			InputOctets  uint64    `json:"inputOctets"`
+			OutputOctets uint64    `json:"outputOctets"`
+		}
+		if err := c.Get(ctx, "/v1/sessions", q, &v); err != nil {
 			return 1, err
 		}
-		return show(v, func() { printJSON(out, v) })
+		return show(v, func() {
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USER\tMAC\tIP\tNAS\tSTART\tLAST UPDATE\tIN\tOUT")
+			for _, s := range v {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", s.Username, s.MAC, s.IP, s.NAS,
+					s.Start.Local().Format("01-02 15:04"), s.LastUpdate.Local().Format("01-02 15:04"), s.InputOctets, s.OutputOctets)
+			}
+			tw.Flush()
+		})
 	case "config":
 		if len(rest) >= 2 && rest[1] == "example" {
 			_, err := out.Write(config.Example())
