@@ -7,6 +7,8 @@ set -eu
 PKGS="freeradius-utils freeradius eapoltest iptables ipset iproute2 iperf3 hostapd wpasupplicant dnsmasq-base curl procps"
 # The qemu VLAN test (netcfg) boots Debian's kernel under TCG.
 PKGS="$PKGS qemu-system-x86 linux-image-amd64 busybox-static cpio"
+# The portal's real-browser test.
+PKGS="$PKGS chromium"
 
 missing=""
 for p in $PKGS; do

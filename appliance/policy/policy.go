@@ -130,8 +130,6 @@ const (
 	stageNoWiFi // counts
 	stageWrongLocation
 	stageGranted
-
-	stageCounts = stageNoWiFi
 )
 
 // candidate is one membership or pass, evaluated.
