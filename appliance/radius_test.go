@@ -228,3 +228,32 @@ func TestRadiusWithStore(t *testing.T) {
 		t.Fatalf("explain reply: %v %v", err, ex.Reply)
 	}
 }
+
+// TestReloadAddsNAS: a NAS added to the config file is served after a
+// reload, without a restart.
+func TestReloadAddsNAS(t *testing.T) {
+	nas := startTestNAS(t)
+	one := strings.SplitN(radiusYAML(nas.port()), "    - name: uptown-ap", 2)[0]
+	h := newHarness(t, harnessOpts{seed: true, extraYAML: one})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	waitFor(t, 5*time.Second, "radius listening", func() bool { a, _ := app.radius.srv.Addrs(); return len(a) > 0 })
+	auth, _ := app.radius.srv.Addrs()
+	grace := "grace.hopper@example.com" // Hot Desk, Uptown
+	pw := passwordFromMailbox(t, h, grace)
+	req := fmt.Sprintf("User-Name = %q\nUser-Password = %q\nNAS-Identifier = \"uptown-ap\"\nMessage-Authenticator = 0x00\n", grace, pw)
+	if out, ok := radclient(t, auth[0].String(), req); ok {
+		t.Fatalf("accepted before the Uptown NAS exists (Downtown NAS, roaming single):\n%s", out)
+	}
+	cfg := readFile(t, h.cfgPath)
+	cfg = strings.Replace(cfg, one, radiusYAML(nas.port()), 1)
+	if err := os.WriteFile(h.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if out, ok := radclient(t, auth[0].String(), req); !ok {
+		t.Fatalf("Grace rejected at the Uptown NAS added by reload:\n%s", out)
+	}
+}
