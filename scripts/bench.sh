@@ -19,6 +19,12 @@ run ./cmd/deskgated 'DaemonCached' 1x
 run ./appliance/store '.' 1x
 run ./appliance/policy 'Decide' 1s
 
+# The gateway (issue 6); root only.
+if [ "$(id -u)" = 0 ]; then
+	run ./netcfg 'AllowRevoke1000' 1000x
+	run ./netcfg 'Reconcile1000' 3x
+fi
+
 # RADIUS against FreeRADIUS (issue 3), when its harness is present.
 if [ -x scripts/radius-bench/run.sh ]; then
 	echo "== scripts/radius-bench/run.sh" | tee -a "$OUT"
