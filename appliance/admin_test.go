@@ -66,6 +66,14 @@ func TestLocalAPI(t *testing.T) {
 		t.Fatalf("sync now: %v %v", err, rl)
 	}
 
+	var plan map[string]string
+	if err := c.Get(ctx, "/v1/net/plan", nil, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan["mode"], "plan only") || !strings.Contains(plan["plan"], "downtown-secure") || !strings.Contains(plan["plan"], "10.100.0.1/22") {
+		t.Fatalf("net plan: %v", plan)
+	}
+
 	// /metrics over HTTP.
 	srv := httptest.NewServer(h.app.adminServer().Handler)
 	defer srv.Close()

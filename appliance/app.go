@@ -57,6 +57,7 @@ type App struct {
 	hookReg      webhookRegistration
 
 	radius radiusPart
+	net    netPart
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -206,6 +207,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("sync", a.syncer.Run)
 	run("radius", a.runRadius)
 	run("watch", a.watchChanges)
+	run("netcfg", a.runNet)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}

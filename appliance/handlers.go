@@ -31,6 +31,8 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
 	mux.HandleFunc("GET /v1/nas/check", a.handleNASCheck)
 	mux.HandleFunc("GET /v1/sessions", a.handleSessions)
+	mux.HandleFunc("GET /v1/net/plan", a.handleNetPlan)
+	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}

@@ -60,6 +60,11 @@ roaming: {policy: single}
 smtp:
   mailbox_dir: $DEMO/mailbox
   from: "Demo Space WiFi <wifi@demo-space.example>"
+gateway:
+  enabled: false             # the demo never touches the host's network: plan only
+  trunk: eth1
+  wan: eth0
+  guest: {vlan: 300, address4: 10.50.0.1/22, bandwidth_down: 10mbit, bandwidth_up: 2mbit}
 radius:
   auth_listen: ["$RADIUS_HOST:1812"]
   acct_listen: ["$RADIUS_HOST:1813"]
@@ -121,6 +126,7 @@ Try the CLI:
   $CLI explain $ada
   $CLI explain edsger.dijkstra@example.org     # membership ended yesterday
   $CLI doctor
+  $CLI net plan                                # what the gateway would program (plan only here)
 
 RADIUS (PAP) as the Downtown access point would ask:
   radtest -x '$ada' '$pw' $RADIUS_HOST 0 $RADIUS_SECRET

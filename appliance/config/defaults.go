@@ -157,6 +157,13 @@ func (c *Config) applyDefaults() {
 		setS(&r.Clients[i].CoA, CoADisconnect)
 		setI(&r.Clients[i].CoAPort, DefaultCoAPort)
 	}
+	setD(&c.Gateway.CheckInterval, 30*time.Second)
+	for _, l := range []*[]string{&c.Gateway.Locations, &c.Gateway.Guest.WalledGarden, &c.Gateway.Guest.WalledGardenHosts} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	setI(&c.Gateway.Guest.PortalPort, 8080)
 	c.parseBandwidths()
 }
 
@@ -173,4 +180,7 @@ func (c *Config) parseBandwidths() {
 		p.DownKbps, _ = ParseBandwidth(p.BandwidthDown)
 		p.UpKbps, _ = ParseBandwidth(p.BandwidthUp)
 	}
+	g := &c.Gateway.Guest
+	g.DownKbps, _ = ParseBandwidth(g.BandwidthDown)
+	g.UpKbps, _ = ParseBandwidth(g.BandwidthUp)
 }

@@ -18,6 +18,7 @@ type Config struct {
 	Roaming   Roaming           `yaml:"roaming"`
 	SMTP      SMTP              `yaml:"smtp"`
 	RADIUS    RADIUS            `yaml:"radius"`
+	Gateway   Gateway           `yaml:"gateway"`
 
 	// src remembers where each key came from (file and line) so Validate
 	// can point at it; nil for configs built in code.
@@ -221,4 +222,46 @@ type NAS struct {
 	// coa: disconnect | coa | none, default disconnect.
 	CoA     string `yaml:"coa"`
 	CoAPort int    `yaml:"coa_port"` // default 3799
+}
+
+// Gateway is the box's own network: the member VLANs of the locations it
+// serves, the captive guest network, NAT to the uplink and shaping.
+type Gateway struct {
+	// enabled: program the kernel (VLANs, iptables, tc). Off by default:
+	// deskgate then only prints the plan (deskgate net plan).
+	Enabled bool `yaml:"enabled"`
+	// trunk: the interface carrying the member (and guest) VLANs.
+	Trunk string `yaml:"trunk"`
+	// wan: the uplink interface; traffic leaving it is masqueraded.
+	WAN string `yaml:"wan"`
+	// locations: which of the configured locations this box routes
+	// (name or id); empty means all.
+	Locations []string `yaml:"locations,omitempty"`
+	// check_interval: how often drift is looked for and repaired, default 30s.
+	CheckInterval time.Duration `yaml:"check_interval"`
+	Guest         GuestNetwork  `yaml:"guest"`
+}
+
+// GuestNetwork is the captive guest network.
+type GuestNetwork struct {
+	// interface: an existing link for the guest network (when vlan is 0).
+	Interface string `yaml:"interface"`
+	// vlan: the guest network as a VLAN on the trunk.
+	VLAN int `yaml:"vlan"`
+	// address4 / address6: the gateway's own address with prefix, e.g.
+	// 10.50.0.1/22 and fd00:50::1/64.
+	Address4 string `yaml:"address4"`
+	Address6 string `yaml:"address6"`
+	// portal_port: where intercepted HTTP is sent on the gateway address,
+	// default 8080.
+	PortalPort int `yaml:"portal_port"`
+	// walled_garden: CIDRs reachable before login.
+	WalledGarden []string `yaml:"walled_garden,omitempty"`
+	// walled_garden_hosts: domain names reachable before login.
+	WalledGardenHosts []string `yaml:"walled_garden_hosts,omitempty"`
+	// bandwidth_down / bandwidth_up: per-guest limits.
+	BandwidthDown string `yaml:"bandwidth_down"`
+	BandwidthUp   string `yaml:"bandwidth_up"`
+	DownKbps      int    `yaml:"-"`
+	UpKbps        int    `yaml:"-"`
 }

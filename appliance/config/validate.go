@@ -145,7 +145,60 @@ func (c *Config) validate() *ValidationError {
 	locs := k.locations()
 	k.smtp()
 	k.radius(locs)
+	k.gateway(locs)
 	return k.v
+}
+
+// gateway checks the box's own network section.
+func (k *checker) gateway(locs map[string]bool) {
+	g := &k.c.Gateway
+	for i, l := range g.Locations {
+		if !locs[normKey(l)] {
+			k.add(fmt.Sprintf("gateway.locations[%d]", i), "use a location from locations:", "location %q is not configured", l)
+		}
+	}
+	if g.CheckInterval < time.Second {
+		k.add("gateway.check_interval", `use at least "1s" (default 30s)`, "check_interval %s is too short", g.CheckInterval)
+	}
+	gn := &g.Guest
+	if gn.VLAN < 0 || gn.VLAN > 4094 {
+		k.add("gateway.guest.vlan", "use 1..4094, or 0 with guest.interface", "vlan %d out of range", gn.VLAN)
+	}
+	for _, a := range []struct{ path, v string }{{"gateway.guest.address4", gn.Address4}, {"gateway.guest.address6", gn.Address6}} {
+		if a.v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(a.v); err != nil || p.Addr() == p.Masked().Addr() {
+			k.add(a.path, "write the gateway's own address with its prefix length, e.g. 10.50.0.1/22", "bad address %q", a.v)
+		}
+	}
+	for i, w := range gn.WalledGarden {
+		if _, err := netip.ParsePrefix(w); err != nil {
+			if _, err := netip.ParseAddr(w); err != nil {
+				k.add(fmt.Sprintf("gateway.guest.walled_garden[%d]", i), "write an address or CIDR; host names go under walled_garden_hosts", "bad prefix %q", w)
+			}
+		}
+	}
+	k.bandwidth("gateway.guest.bandwidth_down", gn.BandwidthDown)
+	k.bandwidth("gateway.guest.bandwidth_up", gn.BandwidthUp)
+	if gn.PortalPort < 1 || gn.PortalPort > 65535 {
+		k.add("gateway.guest.portal_port", "use 1..65535 (default 8080)", "portal_port %d out of range", gn.PortalPort)
+	}
+	if !g.Enabled {
+		return
+	}
+	if g.WAN == "" {
+		k.add("gateway.wan", "name the uplink interface, e.g. eth0", "required when gateway.enabled is true")
+	}
+	if g.Trunk == "" && gn.Interface == "" {
+		k.add("gateway.trunk", "name the interface carrying the VLANs, e.g. eth1", "required when gateway.enabled is true")
+	}
+	if gn.VLAN == 0 && gn.Interface == "" {
+		k.add("gateway.guest.vlan", "give the guest network a VLAN on the trunk, or an interface", "guest network has neither vlan nor interface")
+	}
+	if gn.Address4 == "" {
+		k.add("gateway.guest.address4", "e.g. 10.50.0.1/22", "required when gateway.enabled is true")
+	}
 }
 
 func oneOf(v string, allowed ...string) bool {

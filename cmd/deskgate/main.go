@@ -14,6 +14,8 @@
 //	deskgate reload                 re-read the configuration
 //	deskgate nas check              NAS that sent requests without Message-Authenticator
 //	deskgate sessions               live RADIUS sessions
+//	deskgate net plan               the gateway's desired network state
+//	deskgate net teardown           remove the network state deskgate owns
 //	deskgate config check <file>    validate a configuration file
 //	deskgate config example         print a commented example configuration
 package main
@@ -55,6 +57,8 @@ commands:
   reload                    re-read the configuration file
   nas check                 NAS that sent Access-Requests without Message-Authenticator
   sessions [member]         live RADIUS sessions
+  net plan                  the gateway's desired network state (VLANs, rules, shaping)
+  net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
   config example            print a commented example configuration
 `
@@ -221,6 +225,26 @@ func run(args []string, out io.Writer) (int, error) {
 			}
 			tw.Flush()
 			fmt.Fprintln(out, "\nUpdate these NAS to send Message-Authenticator (CVE-2024-3596); legacy: true accepts them meanwhile.")
+		})
+	case "net":
+		if len(rest) < 2 || (rest[1] != "plan" && rest[1] != "teardown") {
+			return 2, fmt.Errorf("usage: deskgate net plan | deskgate net teardown")
+		}
+		var v map[string]string
+		var err error
+		if rest[1] == "plan" {
+			err = c.Get(ctx, "/v1/net/plan", nil, &v)
+		} else {
+			err = c.Post(ctx, "/v1/net/teardown", nil, &v)
+		}
+		if err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			if v["mode"] != "" {
+				fmt.Fprintf(out, "# %s\n", v["mode"])
+			}
+			fmt.Fprint(out, v["plan"], v["status"], "\n")
 		})
 	case "sessions":
 		q := url.Values{}

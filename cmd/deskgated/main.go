@@ -4,6 +4,7 @@
 //
 //	deskgated -config /etc/deskgate/deskgate.yaml
 //	deskgated -config ... -check     validate the config and exit
+//	deskgated -config ... -cleanup   remove the network state netcfg owns and exit
 //
 // SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the configuration.
 package main
@@ -34,6 +35,7 @@ func run(args []string) error {
 	cfgPath := fs.String("config", "/etc/deskgate/deskgate.yaml", "configuration file")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	cleanup := fs.Bool("cleanup", false, "remove the network state (dg- chains, ipsets, classes, links) a crashed deskgated left, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +50,9 @@ func run(args []string) error {
 	if *check {
 		fmt.Printf("%s: OK\n", *cfgPath)
 		return nil
+	}
+	if *cleanup {
+		return appliance.CleanUpNet(context.Background(), cfg)
 	}
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
