@@ -58,6 +58,7 @@ type App struct {
 
 	radius radiusPart
 	net    netPart
+	guests guestPart
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -208,6 +209,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("radius", a.runRadius)
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
+	run("guests", a.runGuests)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}

@@ -81,9 +81,14 @@ func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 	return nc, nil
 }
 
-// allowedGuests lists the guest clients the portal has let in (none until
-// the portal is wired into the daemon).
-func (a *App) allowedGuests() []netcfg.GuestClient { return nil }
+// allowedGuests lists the guest clients the portal and the guest codes
+// have let in, so a re-applied state keeps them allowed.
+func (a *App) allowedGuests() []netcfg.GuestClient {
+	if a.guests.net == nil {
+		return nil
+	}
+	return a.guests.net.clients(a.now())
+}
 
 // gatewayAddr is the first host address of a subnet, with its prefix length.
 func gatewayAddr(subnet string) (netip.Prefix, error) {

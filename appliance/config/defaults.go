@@ -157,6 +157,20 @@ func (c *Config) applyDefaults() {
 		setS(&r.Clients[i].CoA, CoADisconnect)
 		setI(&r.Clients[i].CoAPort, DefaultCoAPort)
 	}
+	setD(&c.Guests.BufferBefore, 15*time.Minute)
+	setD(&c.Guests.BufferAfter, 15*time.Minute)
+	setI(&c.Guests.DevicesPerCode, 2)
+	setS(&c.Guests.DayPassFrom, "first_login")
+	setD(&c.Guests.DayPassDuration, 24*time.Hour)
+	setS(&c.Portal.Listen, ":8080")
+	setI(&c.Portal.MaxAttempts, 5)
+	setD(&c.Portal.Lockout, 15*time.Minute)
+	if c.Portal.Languages == nil {
+		c.Portal.Languages = []string{"en", "de"}
+	}
+	if c.Portal.Branding == nil {
+		c.Portal.Branding = []PortalBranding{}
+	}
 	setD(&c.Gateway.CheckInterval, 30*time.Second)
 	for _, l := range []*[]string{&c.Gateway.Locations, &c.Gateway.Guest.WalledGarden, &c.Gateway.Guest.WalledGardenHosts} {
 		if *l == nil {

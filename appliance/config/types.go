@@ -19,6 +19,8 @@ type Config struct {
 	SMTP      SMTP              `yaml:"smtp"`
 	RADIUS    RADIUS            `yaml:"radius"`
 	Gateway   Gateway           `yaml:"gateway"`
+	Guests    Guests            `yaml:"guests"`
+	Portal    Portal            `yaml:"portal"`
 
 	// src remembers where each key came from (file and line) so Validate
 	// can point at it; nil for configs built in code.
@@ -264,4 +266,69 @@ type GuestNetwork struct {
 	BandwidthUp   string `yaml:"bandwidth_up"`
 	DownKbps      int    `yaml:"-"`
 	UpKbps        int    `yaml:"-"`
+}
+
+// Guests configures meeting-room guest codes and day passes.
+type Guests struct {
+	// buffer_before / buffer_after: a meeting guest's code works this long
+	// before the booking starts and after it ends, default 15m each.
+	BufferBefore time.Duration `yaml:"buffer_before"`
+	BufferAfter  time.Duration `yaml:"buffer_after"`
+	// devices_per_code: distinct devices one code admits, default 2.
+	DevicesPerCode int `yaml:"devices_per_code"`
+	// daypass_from: first_login (default) | purchase.
+	DayPassFrom string `yaml:"daypass_from"`
+	// daypass_duration: what one day pass grants, default 24h.
+	DayPassDuration time.Duration `yaml:"daypass_duration"`
+	// guest_network: the guest SSID named in the code emails.
+	GuestNetwork string   `yaml:"guest_network"`
+	SMS          GuestSMS `yaml:"sms"`
+}
+
+// GuestSMS is the SMS hook: deskgate POSTs JSON {to, text, from} with a
+// bearer token to url (SMS providers differ; a small relay adapts).
+type GuestSMS struct {
+	URL   string `yaml:"url"`
+	Token Secret `yaml:"token"` // file only
+	From  string `yaml:"from"`
+}
+
+// Portal configures the captive portal on the guest network.
+type Portal struct {
+	// enabled: serve the captive portal, default false.
+	Enabled bool `yaml:"enabled"`
+	// listen: plain HTTP listener (the target of the HTTP interception),
+	// default ":8080".
+	Listen string `yaml:"listen"`
+	// listen_tls, cert_file, key_file: HTTPS for the RFC 8908 API.
+	ListenTLS string `yaml:"listen_tls"`
+	CertFile  string `yaml:"cert_file"`
+	KeyFile   string `yaml:"key_file"`
+	// public_url: the portal's own URL, what captive-network probes are
+	// sent to, e.g. http://portal.guest.lan:8080.
+	PublicURL string `yaml:"public_url"`
+	// default_location: the location (name or id) of clients the box cannot
+	// place otherwise; default the first of gateway.locations or locations.
+	DefaultLocation string `yaml:"default_location"`
+	// languages: offered languages, first is the fallback; default [en, de].
+	Languages []string `yaml:"languages,omitempty"`
+	// templates_dir: operator overrides for the pages.
+	TemplatesDir string `yaml:"templates_dir"`
+	// max_attempts / lockout: wrong codes before a client is locked out,
+	// and for how long; default 5 and 15m.
+	MaxAttempts int           `yaml:"max_attempts"`
+	Lockout     time.Duration `yaml:"lockout"`
+	// branding: per-location name, logo, colour and terms.
+	Branding []PortalBranding `yaml:"branding,omitempty"`
+}
+
+// PortalBranding is how the portal looks at one location.
+type PortalBranding struct {
+	Location     string `yaml:"location"`
+	Name         string `yaml:"name"`
+	LogoURL      string `yaml:"logo_url"`
+	PrimaryColor string `yaml:"primary_color"`
+	TermsText    string `yaml:"terms_text"`
+	TermsVersion string `yaml:"terms_version"`
+	VenueInfoURL string `yaml:"venue_info_url"`
 }

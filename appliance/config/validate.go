@@ -146,8 +146,53 @@ func (c *Config) validate() *ValidationError {
 	k.smtp()
 	k.radius(locs)
 	k.gateway(locs)
+	k.guestsPortal(locs)
 	return k.v
 }
+
+// guestsPortal checks the guest-code and captive-portal sections.
+func (k *checker) guestsPortal(locs map[string]bool) {
+	g := &k.c.Guests
+	if g.DevicesPerCode < 1 || g.DevicesPerCode > 50 {
+		k.add("guests.devices_per_code", "use 1..50 (default 2)", "devices_per_code %d out of range", g.DevicesPerCode)
+	}
+	k.enum("guests.daypass_from", g.DayPassFrom, "first_login", "purchase")
+	if g.DayPassDuration < time.Hour {
+		k.add("guests.daypass_duration", `use at least "1h" (default 24h)`, "daypass_duration %s is too short", g.DayPassDuration)
+	}
+	if g.SMS.URL != "" {
+		k.httpURL("guests.sms.url", g.SMS.URL, false)
+		if g.SMS.Token.File == "" {
+			k.add("guests.sms.token", "put the bearer token in a file (chmod 600): {file: /etc/deskgate/sms.token}", "the SMS hook needs a token file")
+		}
+	}
+	p := &k.c.Portal
+	if p.MaxAttempts < 1 {
+		k.add("portal.max_attempts", "use 1 or more (default 5)", "max_attempts %d", p.MaxAttempts)
+	}
+	if (p.CertFile == "") != (p.KeyFile == "") {
+		k.add("portal.cert_file", "give both cert_file and key_file, or neither", "cert_file and key_file go together")
+	}
+	if p.ListenTLS != "" && p.CertFile == "" {
+		k.add("portal.listen_tls", "set cert_file and key_file for HTTPS", "listen_tls needs a certificate")
+	}
+	if p.PublicURL != "" {
+		k.httpURL("portal.public_url", p.PublicURL, true)
+	}
+	if p.DefaultLocation != "" && !locs[normKey(p.DefaultLocation)] {
+		k.add("portal.default_location", "use a location from locations:", "location %q is not configured", p.DefaultLocation)
+	}
+	for i, b := range p.Branding {
+		if !locs[normKey(b.Location)] {
+			k.add(fmt.Sprintf("portal.branding[%d].location", i), "use a location from locations:", "location %q is not configured", b.Location)
+		}
+		if b.PrimaryColor != "" && !colorRE.MatchString(b.PrimaryColor) {
+			k.add(fmt.Sprintf("portal.branding[%d].primary_color", i), `write a hex colour like "#1d4ed8"`, "bad colour %q", b.PrimaryColor)
+		}
+	}
+}
+
+var colorRE = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // gateway checks the box's own network section.
 func (k *checker) gateway(locs map[string]bool) {
