@@ -29,6 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other tenants add noise to latency)"
 echo "== building radload"
 (cd "$ROOT" && go build -o "$WORK/radload" ./cmd/radload)
 
@@ -88,15 +89,14 @@ grep -q ready "$WORK/dg.out" || { echo "deskgate did not start:"; cat "$WORK/dg.
 sleep 1
 
 echo "== sanity: one PAP login each"
-printf 'User-Name = "user00042"\nUser-Password = "pass00042"\nMessage-Authenticator = 0x00\n' |
-	radclient -r 1 -t 2 $DG_AUTH auth $SECRET | head -1
-if [ "$FR_PID" != 0 ]; then
+for target in $DG_AUTH $([ "$FR_PID" != 0 ] && echo 127.0.0.1:$FR_AUTH_PORT); do
 	printf 'User-Name = "user00042"\nUser-Password = "pass00042"\nMessage-Authenticator = 0x00\n' |
-		radclient -r 1 -t 2 127.0.0.1:$FR_AUTH_PORT auth $SECRET | head -1
-fi
+		radclient -x -r 1 -t 2 "$target" auth $SECRET | grep -E '^Received|^\(0\)' || { echo "no answer from $target"; exit 1; }
+done
 
-echo "== load (runs=$RUNS duration=$DURATION per run; half load = half of each server's own median saturation rate)"
+echo "== load (runs=$RUNS duration=$DURATION per run; half load = half of the lower median saturation rate, same for both servers)"
 "$WORK/radload" bench -secret $SECRET -users "$USERS" -runs "$RUNS" -duration "$DURATION" -modes "$MODES" \
 	-deskgate-auth $DG_AUTH -deskgate-acct $DG_ACCT -deskgate-pid $DG_PID \
 	-freeradius-auth 127.0.0.1:$FR_AUTH_PORT -freeradius-acct 127.0.0.1:$FR_ACCT_PORT -freeradius-pid $FR_PID
+echo "== load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 grep -i "level=error" "$WORK/dg.err" | head -5 || true

@@ -1,0 +1,77 @@
+package radius
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CachingDirectory fronts a slower Directory (a store read plus a policy
+// evaluation per lookup) with a short-lived cache, so a burst of logins
+// costs one evaluation per user. The owner calls Invalidate or
+// InvalidateAll when the store changes (its change feed); the TTL bounds
+// staleness if a notification is missed. Validity ends are re-checked on
+// every request from Decision.ValidUntil, so a cached decision never
+// extends access past its recorded end.
+type CachingDirectory struct {
+	inner Directory
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu sync.RWMutex
+	m  map[string]cached
+}
+
+type cached struct {
+	subj    Subject
+	err     error
+	expires time.Time
+}
+
+// NewCachingDirectory caches inner's answers (including ErrUnknownUser)
+// for ttl. now defaults to time.Now.
+func NewCachingDirectory(inner Directory, ttl time.Duration, now func() time.Time) *CachingDirectory {
+	if now == nil {
+		now = time.Now
+	}
+	return &CachingDirectory{inner: inner, ttl: ttl, now: now, m: map[string]cached{}}
+}
+
+// Lookup implements Directory.
+func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject, error) {
+	key := strings.ToLower(username)
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.subj, e.err
+	}
+	subj, err := c.inner.Lookup(ctx, username)
+	if err != nil && !errors.Is(err, ErrUnknownUser) {
+		return subj, err // transient: not cached
+	}
+	c.mu.Lock()
+	if len(c.m) > 100000 {
+		clear(c.m)
+	}
+	c.m[key] = cached{subj: subj, err: err, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return subj, err
+}
+
+// Invalidate forgets one username.
+func (c *CachingDirectory) Invalidate(username string) {
+	c.mu.Lock()
+	delete(c.m, strings.ToLower(username))
+	c.mu.Unlock()
+}
+
+// InvalidateAll forgets everything.
+func (c *CachingDirectory) InvalidateAll() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
