@@ -31,6 +31,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/store"
 	dsync "github.com/deskgate/deskgate/appliance/sync"
+	"github.com/deskgate/deskgate/portal"
 )
 
 // Version is set at build time (-ldflags "-X ...appliance.Version=...").
@@ -59,6 +60,8 @@ type App struct {
 	radius radiusPart
 	net    netPart
 	guests guestPart
+
+	portalResolver portal.ClientResolver
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -67,6 +70,9 @@ type Options struct {
 	// APISleep replaces the OfficeRnD client's waits (retry backoff,
 	// rate-limit resets); tests pass one that advances their clock.
 	APISleep func(ctx context.Context, d time.Duration) error
+	// PortalResolver finds a portal client's MAC; nil reads the kernel's
+	// neighbour table (tests on loopback have none).
+	PortalResolver portal.ClientResolver
 }
 
 // New opens the store and builds every part; it does not contact
@@ -75,7 +81,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now()}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
 	a.cfg.Store(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/notify/notifytest"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
+	"github.com/deskgate/deskgate/portal"
 )
 
 // clock is a settable clock shared by the simulator and the daemon.
@@ -83,6 +85,8 @@ type harness struct {
 	cancel  context.CancelFunc
 	done    chan error
 	slept   atomic.Int64
+	// resolver gives portal clients on loopback a MAC (there is no ARP).
+	resolver *portal.StaticResolver
 }
 
 const testSecret = "sim-secret-for-tests"
@@ -97,7 +101,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.interval == 0 {
 		o.interval = time.Hour
 	}
-	h := &harness{t: t, clock: o.clock, dir: t.TempDir()}
+	h := &harness{t: t, clock: o.clock, dir: t.TempDir(), resolver: &portal.StaticResolver{Derive: true}}
 	so := officerndsim.Options{
 		Seed: o.seed, ExtraMembers: o.extra, Now: o.clock.Now, ClientSecret: testSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryDelay: 50 * time.Millisecond,
@@ -118,7 +122,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	smtp := "  mailbox_dir: " + filepath.Join(h.dir, "mailbox") + "\n  from: wifi@example.com\n"
 	if o.smtp != "" {
 		host, port, _ := net.SplitHostPort(o.smtp)
-		smtp = fmt.Sprintf("  host: %s\n  port: %s\n  tls: starttls\n  insecure_skip_verify: true\n  username: deskgate\n  password:\n    value: smtp-pass\n  from: wifi@example.com\n", host, port)
+		smtp = fmt.Sprintf("  host: %s\n  port: %s\n  tls: starttls\n  insecure_skip_verify: true\n  username: %s\n  password:\n    value: %s\n  from: wifi@example.com\n", host, port, notifytest.User, notifytest.Password)
 	}
 	webhooks := "false"
 	public := ""
@@ -219,7 +223,7 @@ func (h *harness) start() *App {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep})
+	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("new app: %v", err)

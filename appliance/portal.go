@@ -292,7 +292,11 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		}
 		pc.Locations[id] = b
 	}
-	srv, err := portal.New(pc, portalBackend{mgr}, portalNetwork{a.guests.net}, portal.NeighborResolver{}, a.log.With("component", "portal"))
+	var resolver portal.ClientResolver = portal.NeighborResolver{}
+	if a.portalResolver != nil {
+		resolver = a.portalResolver
+	}
+	srv, err := portal.New(pc, portalBackend{mgr}, portalNetwork{a.guests.net}, resolver, a.log.With("component", "portal"))
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}

@@ -37,7 +37,7 @@ var kinds = []kindSpec{
 	{store.KindMember, "members", true, fetcher(mapMember, func(a officernd.Member) time.Time { return a.ModifiedAt }, func(m model.Member) string { return m.ID })},
 	{store.KindMembership, "memberships", true, fetcher(mapMembership, func(a officernd.Membership) time.Time { return a.ModifiedAt }, func(m model.Membership) string { return m.ID })},
 	{store.KindPass, "passes", true, fetcher(mapPass, func(a officernd.Pass) time.Time { return a.ModifiedAt }, func(m model.Pass) string { return m.ID })},
-	{store.KindVisitor, "visitors", false, fetcher(mapVisitor, func(a officernd.Visitor) time.Time { return a.ModifiedAt }, func(m model.Visitor) string { return m.ID })},
+	{store.KindVisitor, "visitors", true, fetcher(mapVisitor, func(a officernd.Visitor) time.Time { return a.ModifiedAt }, func(m model.Visitor) string { return m.ID })},
 	{store.KindBooking, "bookings", true, fetcher(mapBooking, func(a officernd.Booking) time.Time { return a.ModifiedAt }, func(m model.Booking) string { return m.ID })},
 }
 

@@ -289,8 +289,19 @@ func (s *Syncer) applyEvent(ctx context.Context, ev officernd.Event) error {
 	if err != nil {
 		return err
 	}
+	// OfficeRnD sends no visitor events: a booking naming visitors deskgate
+	// has not seen yet brings them along, so their codes can be delivered.
+	var extra []any
+	if bk, ok := v.(model.Booking); ok {
+		extra = s.missingVisitors(ctx, bk)
+	}
 	how := "changed (webhook " + ev.Type + ")"
 	return s.apply(nil, "webhook", func(tx *store.Tx, b *batch) error {
+		for _, x := range extra {
+			if err := s.put(tx, b, x, "fetched for booking "+ev.ObjectID()); err != nil {
+				return err
+			}
+		}
 		if removed {
 			if err := s.remove(tx, b, hk.kind, ev.ObjectID(), "removed (webhook "+ev.Type+")"); err != nil {
 				return err
@@ -359,4 +370,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// missingVisitors reads the visitors a booking names that the store lacks.
+// A visitor that cannot be read now is left for the next full pass.
+func (s *Syncer) missingVisitors(ctx context.Context, bk model.Booking) []any {
+	var missing []string
+	_ = s.st.View(func(tx *store.Tx) error {
+		for _, id := range bk.Visitors {
+			if _, err := tx.GetVisitor(id); errors.Is(err, store.ErrNotFound) {
+				missing = append(missing, id)
+			}
+		}
+		return nil
+	})
+	var out []any
+	for _, id := range missing {
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		v, err := officernd.Get[officernd.Visitor](ctx, s.api, "visitors", id)
+		cancel()
+		if err != nil {
+			s.log.Warn("read visitor of booking", "booking", bk.ID, "visitor", id, "err", err)
+			continue
+		}
+		if m, err := mapVisitor(v); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }

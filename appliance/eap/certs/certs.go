@@ -1,0 +1,372 @@
+// Package certs keeps deskgate's RADIUS/EAP certificates: a local CA and a server certificate created on
+// first start (or an operator-provided certificate chain instead), member client certificates for
+// EAP-TLS issued by the local CA, and a file-backed revocation list consulted on every EAP-TLS login.
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Config says where the certificates live and which name the server certificate carries.
+type Config struct {
+	Dir        string // state directory; files are written 0600
+	ServerName string // DNS name of the RADIUS server certificate, e.g. "radius.example.com"
+	// CertFile and KeyFile, when set, name an operator-provided PEM certificate chain (leaf first) and
+	// its key; the local CA then only issues member client certificates.
+	CertFile, KeyFile string
+	// TrustFile optionally names the PEM CA that clients must trust for an operator-provided chain;
+	// without it the last certificate of the chain is used.
+	TrustFile string
+	Now       func() time.Time
+}
+
+// File names inside Config.Dir.
+const (
+	caCertFile     = "ca.pem"
+	caKeyFile      = "ca.key"
+	serverCertFile = "server.pem"
+	serverKeyFile  = "server.key"
+	revokedFile    = "revoked.json"
+)
+
+// Authority is the local CA plus the server certificate and the revocation list.
+type Authority struct {
+	cfg    Config
+	ca     *x509.Certificate
+	caKey  crypto.Signer
+	server tls.Certificate
+	trust  *x509.Certificate // what clients must trust for the server certificate
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // serial (hex) -> revocation time
+}
+
+// Open loads the CA, server certificate and revocation list from cfg.Dir, creating what is missing.
+func Open(cfg Config) (*Authority, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("certs: open: no directory")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("certs: open: %w", err)
+	}
+	a := &Authority{cfg: cfg, revoked: map[string]time.Time{}}
+	var err error
+	a.ca, a.caKey, err = a.loadOrCreateCA()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		if a.server, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile); err != nil {
+			return nil, fmt.Errorf("certs: load operator certificate: %w", err)
+		}
+		chain := a.server.Certificate
+		a.trust, err = x509.ParseCertificate(chain[len(chain)-1])
+		if err != nil {
+			return nil, fmt.Errorf("certs: parse operator chain: %w", err)
+		}
+		if cfg.TrustFile != "" {
+			if a.trust, err = readCert(cfg.TrustFile); err != nil {
+				return nil, fmt.Errorf("certs: load operator trust anchor: %w", err)
+			}
+		}
+	} else {
+		if cfg.ServerName == "" {
+			return nil, errors.New("certs: open: no ServerName for the server certificate")
+		}
+		if a.server, err = a.loadOrCreateServer(); err != nil {
+			return nil, err
+		}
+		a.trust = a.ca
+	}
+	if err := a.loadRevoked(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ServerCertificate is the certificate (with chain and key) the EAP server presents.
+func (a *Authority) ServerCertificate() tls.Certificate { return a.server }
+
+// TrustAnchor is the CA certificate clients must trust to verify the server (for device profiles).
+func (a *Authority) TrustAnchor() *x509.Certificate { return a.trust }
+
+// TrustAnchorPEM is TrustAnchor in PEM.
+func (a *Authority) TrustAnchorPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.trust.Raw})
+}
+
+// CA is the local CA that issues member client certificates.
+func (a *Authority) CA() *x509.Certificate { return a.ca }
+
+// ClientCAs is a pool holding the local CA, for verifying EAP-TLS client certificates.
+func (a *Authority) ClientCAs() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(a.ca)
+	return p
+}
+
+// ServerName is the DNS name clients check (domain_match, TLSTrustedServerNames).
+func (a *Authority) ServerName() string {
+	if leaf, err := x509.ParseCertificate(a.server.Certificate[0]); err == nil && len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return a.cfg.ServerName
+}
+
+func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+func (a *Authority) loadOrCreateCA() (*x509.Certificate, crypto.Signer, error) {
+	certPath, keyPath := filepath.Join(a.cfg.Dir, caCertFile), filepath.Join(a.cfg.Dir, caKeyFile)
+	if _, err := os.Stat(certPath); err == nil {
+		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("certs: load CA: %w", err)
+		}
+		signer, ok := pair.PrivateKey.(crypto.Signer)
+		if !ok {
+			return nil, nil, errors.New("certs: load CA: key cannot sign")
+		}
+		return pair.Leaf, signer, nil
+	}
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA key: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA: %w", err)
+	}
+	now := a.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: "deskgate local CA " + a.cfg.ServerName, Organization: []string{"deskgate"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(20, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA: %w", err)
+	}
+	if err := writePair(certPath, keyPath, [][]byte{der}, key); err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA: %w", err)
+	}
+	return cert, key, nil
+}
+
+func (a *Authority) loadOrCreateServer() (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(a.cfg.Dir, serverCertFile), filepath.Join(a.cfg.Dir, serverKeyFile)
+	if _, err := os.Stat(certPath); err == nil {
+		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("certs: load server certificate: %w", err)
+		}
+		if slices.Contains(pair.Leaf.DNSNames, a.cfg.ServerName) && pair.Leaf.CheckSignatureFrom(a.ca) == nil {
+			return pair, nil
+		}
+		// The configured name changed (or the CA did): issue a new certificate below.
+	}
+	key, err := newKey()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: create server key: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: create server certificate: %w", err)
+	}
+	now := a.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: a.cfg.ServerName},
+		DNSNames:     []string{a.cfg.ServerName},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(0, 0, 825),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, key.Public(), a.caKey)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: create server certificate: %w", err)
+	}
+	if err := writePair(certPath, keyPath, [][]byte{der, a.ca.Raw}, key); err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: create server certificate: %w", err)
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: reload server certificate: %w", err)
+	}
+	return pair, nil
+}
+
+// IssueClient issues a member client certificate (for EAP-TLS) with the identity as its common name,
+// returning the certificate and its key in PEM. The key is not kept.
+func (a *Authority) IssueClient(identity string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	if identity == "" {
+		return nil, nil, errors.New("certs: issue client certificate: empty identity")
+	}
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+	}
+	now := a.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: identity},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validFor),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, key.Public(), a.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
+}
+
+// Revoke adds a certificate to the revocation list and saves it.
+func (a *Authority) Revoke(cert *x509.Certificate) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.revoked[cert.SerialNumber.Text(16)] = a.cfg.Now().UTC()
+	if err := a.saveRevokedLocked(); err != nil {
+		return fmt.Errorf("certs: revoke %s: %w", cert.Subject.CommonName, err)
+	}
+	return nil
+}
+
+// IsRevoked reports whether the certificate is on the revocation list.
+func (a *Authority) IsRevoked(cert *x509.Certificate) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.revoked[cert.SerialNumber.Text(16)]
+	return ok
+}
+
+// CertIdentity returns the member identity of a client certificate issued by the local CA, or an error
+// when it was not issued by it or is revoked. It suits eap.Authenticator.CertIdentity.
+func (a *Authority) CertIdentity(cert *x509.Certificate) (string, error) {
+	if err := cert.CheckSignatureFrom(a.ca); err != nil {
+		return "", fmt.Errorf("certificate not issued by the local CA: %w", err)
+	}
+	if a.IsRevoked(cert) {
+		return "", fmt.Errorf("certificate %s for %q is revoked", cert.SerialNumber.Text(16), cert.Subject.CommonName)
+	}
+	if cert.Subject.CommonName == "" {
+		return "", errors.New("certificate has no common name")
+	}
+	return cert.Subject.CommonName, nil
+}
+
+func (a *Authority) loadRevoked() error {
+	b, err := os.ReadFile(filepath.Join(a.cfg.Dir, revokedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("certs: load revocation list: %w", err)
+	}
+	if err := json.Unmarshal(b, &a.revoked); err != nil {
+		return fmt.Errorf("certs: parse revocation list: %w", err)
+	}
+	return nil
+}
+
+func (a *Authority) saveRevokedLocked() error {
+	b, err := json.MarshalIndent(a.revoked, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(a.cfg.Dir, revokedFile), b)
+}
+
+func writePair(certPath, keyPath string, chain [][]byte, key *ecdsa.PrivateKey) error {
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})); err != nil {
+		return err
+	}
+	var certs []byte
+	for _, der := range chain {
+		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return writeFile(certPath, certs)
+}
+
+// writeFile writes atomically with mode 0600.
+func writeFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}

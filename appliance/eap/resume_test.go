@@ -1,0 +1,53 @@
+package eap
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestResumption: eapol_test -r 1 authenticates twice on one TLS session; the second resumes it from the
+// ticket (one round trip fewer), skips the inner authentication, and still yields matching MSKs.
+func TestResumption(t *testing.T) {
+	tb := newTestbed(t, nil)
+	cf, kf, _ := tb.clientCert(t, "carol@example.com")
+	cases := []struct {
+		name, net, identity, method string
+	}{
+		{"peap", peapNet(tb.caFile, "alice@example.com", "correct horse"), "alice@example.com", "peap"},
+		{"ttls-pap", ttlsNet(tb.caFile, "alice@example.com", "correct horse", "PAP"), "alice@example.com", "ttls-pap"},
+		{"ttls-mschapv2", ttlsNet(tb.caFile, "bob@example.com", "battery staple", "MSCHAPV2"), "bob@example.com", "ttls-mschapv2"},
+		{"tls1.2", tlsNet(tb.caFile, "carol@example.com", cf, kf, ""), "carol@example.com", "tls"},
+		{"tls1.3", tlsNet(tb.caFile, "carol@example.com", cf, kf, "tls_disable_tlsv1_3=0"), "carol@example.com", "tls"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := tb.srv.Stats().Resumed
+			r := runEapol(t, tb.front, c.net, "-r", "1")
+			checkAccept(t, tb, r, c.identity, c.method, 2)
+			res := tb.front.all()
+			if res[len(res)-2].Resumed || !res[len(res)-1].Resumed {
+				t.Fatalf("resumed flags %v %v, want false true", res[len(res)-2].Resumed, res[len(res)-1].Resumed)
+			}
+			if r.resumed != 1 {
+				t.Fatalf("eapol_test reported %d resumed handshakes, want 1", r.resumed)
+			}
+			if got := tb.srv.Stats().Resumed - before; got != 1 {
+				t.Fatalf("Stats.Resumed grew by %d, want 1", got)
+			}
+		})
+	}
+	// A member whose membership ends between two logins cannot resume: the access check runs again.
+	t.Run("ended member cannot resume", func(t *testing.T) {
+		tb.auth.mu.Lock()
+		tb.auth.password["frank@example.com"] = "pw"
+		tb.auth.endAfter = map[string]int{"frank@example.com": 1} // the second lookup says "ended"
+		tb.auth.mu.Unlock()
+		before := len(tb.front.all())
+		r := runEapol(t, tb.front, peapNet(tb.caFile, "frank@example.com", "pw"), "-r", "1")
+		res := tb.front.all()[before:]
+		if r.success || len(res) != 2 || res[0].Action != Accept || res[1].Action != Reject ||
+			!strings.Contains(res[1].Reason, "resumed session") || !strings.Contains(res[1].Reason, "membership ended") {
+			t.Fatalf("got %+v, want Accept then Reject of the resumed session for membership ended", res)
+		}
+	})
+}

@@ -1,0 +1,361 @@
+// Package eap is deskgate's EAP server for RADIUS (RFC 3579): EAP framing, conversations bound to the
+// RADIUS State attribute, and the TLS-based methods PEAPv0/EAP-MSCHAPv2, EAP-TTLS (inner PAP and
+// MSCHAPv2) and EAP-TLS, with the MSK exported for MS-MPPE keys and TLS session resumption by tickets.
+//
+// The caller (the RADIUS server) reassembles EAP-Message attributes into Request.EAPMessage, calls
+// Handle, and turns the Result into an Access-Challenge, Access-Accept or Access-Reject.
+package eap
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Action is what the RADIUS server answers.
+type Action int
+
+// The three RADIUS answers to an EAP request.
+const (
+	Challenge Action = iota + 1
+	Accept
+	Reject
+)
+
+func (a Action) String() string {
+	switch a {
+	case Challenge:
+		return "Challenge"
+	case Accept:
+		return "Accept"
+	case Reject:
+		return "Reject"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	Methods          []string        // offered order, default ["peap","ttls","tls"]
+	Certificate      tls.Certificate // server cert + chain + key
+	ClientCAs        *x509.CertPool  // for EAP-TLS client certificates (deskgate's own CA)
+	MaxConversations int             // default 4096; oldest evicted beyond it
+	ConversationTTL  time.Duration   // default 30s idle
+	FragmentSize     int             // default 1020; the caller passes Framed-MTU per request
+	SessionTicketKey [32]byte        // TLS session resumption (tickets) for fast roaming
+	Now              func() time.Time
+}
+
+// Authenticator supplies credentials and access decisions to the EAP methods.
+type Authenticator interface {
+	// NTHash returns the NT hash for the inner identity, or an error when the identity is unknown or not
+	// allowed (the error's text is the reason; the caller logs it). Called inside the tunnel before inner
+	// success is sent, so a denied member fails cleanly inside PEAP/TTLS.
+	NTHash(ctx context.Context, identity string) ([]byte, error)
+	// CertIdentity maps a verified EAP-TLS client certificate to an identity, rejecting revoked ones.
+	CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error)
+}
+
+// Request is one Access-Request's EAP content.
+type Request struct {
+	EAPMessage []byte // reassembled from the EAP-Message attributes
+	State      []byte
+	FramedMTU  int
+	UserName   string
+	NASKey     string // e.g. NAS name + Calling-Station-Id, scopes State
+}
+
+// Result is the answer to one Request.
+type Result struct {
+	Action     Action // Challenge | Accept | Reject
+	EAPMessage []byte // the EAP packet to send (the caller splits into 253-byte EAP-Message attributes)
+	State      []byte // State attribute for a Challenge
+	Identity   string // inner identity on Accept (the one that decides access)
+	Method     string // "peap" | "ttls-pap" | "ttls-mschapv2" | "tls"
+	MSK        []byte // 64 bytes on Accept: MS-MPPE-Recv-Key = MSK[0:32], MS-MPPE-Send-Key = MSK[32:64]
+	Reason     string // on Reject, for logs/audit
+	Resumed    bool   // on Accept: the TLS session was resumed from a ticket
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Live      int               // conversations in memory
+	Evicted   uint64            // dropped because MaxConversations was reached
+	Expired   uint64            // dropped after ConversationTTL idle
+	Completed map[string]uint64 // successful authentications per Result.Method
+	Rejected  uint64
+	Resumed   uint64 // successful authentications on a resumed TLS session
+}
+
+// Server is the EAP server. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	auth    Authenticator
+	log     *slog.Logger
+	tunnel  *tls.Config // PEAP and TTLS: TLS 1.2
+	eaptls  *tls.Config // EAP-TLS: client certificate required, TLS 1.2 or 1.3
+	methods []uint8
+
+	mu        sync.Mutex
+	convs     map[string]*conversation
+	lru       list.List // front = most recently used
+	evicted   uint64
+	expired   uint64
+	completed map[string]uint64
+	rejected  uint64
+	resumed   uint64
+
+	sessions *sessionCache
+}
+
+var methodTypes = map[string]uint8{"peap": typePEAP, "ttls": typeTTLS, "tls": typeTLS}
+
+// New validates cfg and returns a Server.
+func New(cfg Config, auth Authenticator, log *slog.Logger) (*Server, error) {
+	if auth == nil {
+		return nil, errors.New("eap: new server: nil Authenticator")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Methods) == 0 {
+		cfg.Methods = []string{"peap", "ttls", "tls"}
+	}
+	if cfg.MaxConversations <= 0 {
+		cfg.MaxConversations = 4096
+	}
+	if cfg.ConversationTTL <= 0 {
+		cfg.ConversationTTL = 30 * time.Second
+	}
+	if cfg.FragmentSize <= 0 {
+		cfg.FragmentSize = 1020
+	}
+	if cfg.FragmentSize < minFragment {
+		return nil, fmt.Errorf("eap: new server: FragmentSize %d below %d", cfg.FragmentSize, minFragment)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.Certificate.Certificate) == 0 || cfg.Certificate.PrivateKey == nil {
+		return nil, errors.New("eap: new server: no server certificate")
+	}
+	s := &Server{
+		cfg:       cfg,
+		auth:      auth,
+		log:       log,
+		convs:     make(map[string]*conversation),
+		completed: make(map[string]uint64),
+		sessions:  newSessionCache(65536, 24*time.Hour, cfg.Now),
+	}
+	seen := map[uint8]bool{}
+	for _, m := range cfg.Methods {
+		t, ok := methodTypes[m]
+		if !ok {
+			return nil, fmt.Errorf("eap: new server: unknown method %q (want peap, ttls or tls)", m)
+		}
+		if seen[t] {
+			return nil, fmt.Errorf("eap: new server: method %q listed twice", m)
+		}
+		seen[t] = true
+		if t == typeTLS && cfg.ClientCAs == nil {
+			return nil, errors.New("eap: new server: method tls needs ClientCAs")
+		}
+		s.methods = append(s.methods, t)
+	}
+	s.tunnel = &tls.Config{
+		Certificates: []tls.Certificate{cfg.Certificate},
+		MinVersion:   tls.VersionTLS12,
+		MaxVersion:   tls.VersionTLS12,
+		Time:         cfg.Now,
+	}
+	s.tunnel.SetSessionTicketKeys([][32]byte{sha256.Sum256(append([]byte("deskgate eap tunnel ticket"), cfg.SessionTicketKey[:]...))})
+	s.eaptls = &tls.Config{
+		Certificates: []tls.Certificate{cfg.Certificate},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    cfg.ClientCAs,
+		MinVersion:   tls.VersionTLS12,
+		MaxVersion:   tls.VersionTLS13,
+		Time:         cfg.Now,
+	}
+	s.eaptls.SetSessionTicketKeys([][32]byte{sha256.Sum256(append([]byte("deskgate eap-tls ticket"), cfg.SessionTicketKey[:]...))})
+	return s, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{
+		Live:      len(s.convs),
+		Evicted:   s.evicted,
+		Expired:   s.expired,
+		Completed: make(map[string]uint64, len(s.completed)),
+		Rejected:  s.rejected,
+		Resumed:   s.resumed,
+	}
+	for k, v := range s.completed {
+		st.Completed[k] = v
+	}
+	return st
+}
+
+// newConversation registers a conversation, first dropping expired ones and evicting the least recently
+// used ones beyond MaxConversations.
+func (s *Server) newConversation(nasKey string) (*conversation, error) {
+	state := make([]byte, 18)
+	if _, err := rand.Read(state); err != nil {
+		return nil, fmt.Errorf("eap: new conversation: state: %w", err)
+	}
+	state[0], state[1] = 'D', 'G'
+	id := make([]byte, 1)
+	_, _ = rand.Read(id)
+	c := &conversation{state: state, nasKey: nasKey, id: id[0]}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(now)
+	for len(s.convs) >= s.cfg.MaxConversations {
+		old := s.lru.Back().Value.(*conversation)
+		s.removeLocked(old)
+		s.evicted++
+	}
+	c.lastSeen = now
+	c.elem = s.lru.PushFront(c)
+	s.convs[string(state)] = c
+	return c, nil
+}
+
+// sweepLocked drops conversations idle longer than the TTL, oldest first.
+func (s *Server) sweepLocked(now time.Time) {
+	for e := s.lru.Back(); e != nil; {
+		c := e.Value.(*conversation)
+		if now.Sub(c.lastSeen) < s.cfg.ConversationTTL {
+			return
+		}
+		prev := e.Prev()
+		s.removeLocked(c)
+		s.expired++
+		e = prev
+	}
+}
+
+func (s *Server) removeLocked(c *conversation) {
+	if c.elem == nil {
+		return
+	}
+	s.lru.Remove(c.elem)
+	c.elem = nil
+	delete(s.convs, string(c.state))
+	c.shutdown()
+}
+
+// lookup finds the live conversation for a State and marks it used.
+func (s *Server) lookup(state []byte, nasKey string) *conversation {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.convs[string(state)]
+	if c == nil || c.nasKey != nasKey {
+		return nil
+	}
+	if now.Sub(c.lastSeen) >= s.cfg.ConversationTTL {
+		s.removeLocked(c)
+		s.expired++
+		return nil
+	}
+	c.lastSeen = now
+	s.lru.MoveToFront(c.elem)
+	return c
+}
+
+func (s *Server) finish(c *conversation, r Result) Result {
+	s.mu.Lock()
+	s.removeLocked(c)
+	switch r.Action {
+	case Accept:
+		s.completed[r.Method]++
+		if r.Resumed {
+			s.resumed++
+		}
+	case Reject:
+		s.rejected++
+	}
+	s.mu.Unlock()
+	return r
+}
+
+// Handle processes one Access-Request's EAP message and returns the answer.
+func (s *Server) Handle(ctx context.Context, req Request) Result {
+	if len(req.EAPMessage) == 0 && len(req.State) == 0 {
+		// EAP-Start (RFC 3579 section 2.6.1): the NAS asks us to send the EAP-Request/Identity.
+		c, err := s.newConversation(req.NASKey)
+		if err != nil {
+			return s.reject(ctx, 0, err.Error())
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.typ = typeIdentity
+		r := c.request()
+		c.last = r.EAPMessage
+		r.State = c.state
+		return r
+	}
+	p, err := parsePacket(req.EAPMessage)
+	if err != nil {
+		return s.reject(ctx, 0, fmt.Sprintf("malformed EAP-Message: %v", err))
+	}
+	if p.code != codeResponse {
+		return s.reject(ctx, p.id, fmt.Sprintf("unexpected EAP code %d from peer", p.code))
+	}
+	var c *conversation
+	if len(req.State) > 0 {
+		c = s.lookup(req.State, req.NASKey)
+	}
+	if c == nil {
+		if p.typ != typeIdentity {
+			if len(req.State) > 0 {
+				return s.reject(ctx, p.id, "unknown or expired State")
+			}
+			return s.reject(ctx, p.id, fmt.Sprintf("conversation must start with EAP-Response/Identity, got type %d", p.typ))
+		}
+		c, err = s.newConversation(req.NASKey)
+		if err != nil {
+			return s.reject(ctx, p.id, err.Error())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return s.reject(ctx, p.id, "conversation evicted")
+	}
+	r := s.step(ctx, c, p, req)
+	switch r.Action {
+	case Challenge:
+		c.last = r.EAPMessage
+		r.State = c.state
+		return r
+	case Accept:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "eap accept", slog.String("identity", r.Identity),
+			slog.String("method", r.Method), slog.Bool("resumed", r.Resumed), slog.String("outer", c.outer))
+	default:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "eap reject", slog.String("reason", r.Reason),
+			slog.String("outer", c.outer))
+	}
+	return s.finish(c, r)
+}
+
+func (s *Server) reject(ctx context.Context, id uint8, reason string) Result {
+	s.log.LogAttrs(ctx, slog.LevelInfo, "eap reject", slog.String("reason", reason))
+	s.mu.Lock()
+	s.rejected++
+	s.mu.Unlock()
+	return Result{Action: Reject, EAPMessage: buildFinal(codeFailure, id), Reason: reason}
+}

@@ -1,0 +1,29 @@
+package eap
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"regexp"
+	"strconv"
+)
+
+func parsePEMCert(b []byte) (*x509.Certificate, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("no PEM block")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+var eapLenRe = regexp.MustCompile(`decapsulated EAP packet \(code=\d+ id=\d+ len=(\d+)\)`)
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func maxLen(ms [][]string) int {
+	n := 0
+	for _, m := range ms {
+		n = max(n, atoi(m[1]))
+	}
+	return n
+}
