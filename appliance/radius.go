@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
@@ -173,7 +174,7 @@ func (a *App) watchChanges(ctx context.Context) error {
 	defer timer.Stop()
 	flush := func() {
 		for m, at := range pending {
-			if a.radius.srv != nil && len(a.radius.srv.Sessions(m)) > 0 {
+			if a.radius.srv != nil && a.accessChanged(ctx, m) {
 				if err := a.radius.srv.Reauthorize(radius.WithChangeTime(ctx, at), m); err != nil {
 					a.log.Warn("re-authorize member's sessions", "member", m, "err", err)
 				}
@@ -182,10 +183,14 @@ func (a *App) watchChanges(ctx context.Context) error {
 		}
 	}
 	a.refreshRadiusClients(a.Config())
+	passes := time.NewTicker(15 * time.Second)
+	defer passes.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-passes.C:
+			a.activateDayPasses(ctx)
 		case c, ok := <-ch:
 			if !ok {
 				return nil
@@ -313,4 +318,80 @@ func (a *App) handleSessions(w http.ResponseWriter, r *http.Request) {
 		out = []radius.Session{}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// accessChanged reports whether member m's live sessions were authorized
+// under a decision that no longer holds: access ended, or the membership,
+// plan or location behind it changed. A change that leaves the decision
+// as it was (a new phone number) does not disconnect anyone.
+func (a *App) accessChanged(ctx context.Context, m string) bool {
+	sessions := a.radius.srv.Sessions(m)
+	if len(sessions) == 0 {
+		return false
+	}
+	var dec model.Decision
+	var acct model.Account
+	err := a.store.View(func(tx *store.Tx) error {
+		var err error
+		if _, dec, err = a.res.DecideMember(tx, m, a.now()); err != nil {
+			return err
+		}
+		acct, err = tx.AccountOfMember(m)
+		return err
+	})
+	if err != nil || !dec.Allowed || acct.Disabled {
+		return true
+	}
+	for _, s := range sessions {
+		f := strings.Split(s.Class, ";")
+		if len(f) < 5 || f[0] != "dg1" {
+			return true // not issued by this decision scheme: re-check
+		}
+		if f[2] != dec.MembershipID || f[3] != dec.PlanID || s.Username != acct.Username {
+			return true
+		}
+		if _, ok := dec.At(f[4]); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// activateDayPasses starts the 24 hours of day passes whose holder is
+// online: a live accounting session is the first login.
+func (a *App) activateDayPasses(ctx context.Context) {
+	if a.radius.srv == nil {
+		return
+	}
+	first := map[string]time.Time{}
+	for _, s := range a.radius.srv.Sessions("") {
+		if t, ok := first[s.MemberID]; s.MemberID != "" && (!ok || s.Start.Before(t)) {
+			first[s.MemberID] = s.Start
+		}
+	}
+	for m, t := range first {
+		err := a.store.Update(func(tx *store.Tx) error {
+			ps, err := tx.PassesOfMember(m)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				if !p.FirstUse.IsZero() || (p.Status != "valid" && p.Status != "") || p.Count <= p.UsedCount {
+					continue
+				}
+				p.FirstUse = t
+				if err := tx.PutPass(p); err != nil {
+					return err
+				}
+				if err := tx.Audit(model.AuditEntry{Time: a.now(), Actor: "radius", Action: "daypass.activated", Member: m,
+					Cause: "day pass " + p.ID + " started by first WiFi login at " + t.Format(time.RFC3339)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			a.log.Warn("activate day pass", "member", m, "err", err)
+		}
+	}
 }

@@ -105,8 +105,23 @@ func TestDisconnectOnMembershipEnd(t *testing.T) {
 	m, ms := createMember(t, h, "Roaming Laptop", "roaming.laptop@example.com", "Hot Desk", "Downtown")
 	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
 
-	// The access point reports the member's session.
+	// The access point reports the member's session, echoing the Class of
+	// the Access-Accept (here: as explain shows it).
+	ex, err := app.Explain(m.Email, "downtown-ap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var class string
+	for _, l := range ex.Reply {
+		if v, ok := strings.CutPrefix(l, "Class = "); ok {
+			class = strings.Trim(v, `"`)
+		}
+	}
+	if !strings.HasPrefix(class, "dg1;") {
+		t.Fatalf("no Class in the reply: %v", ex.Reply)
+	}
 	req := radius.New(radius.CodeAccountingRequest, []byte(nasSecret))
+	rfc2865.Class_Set(req, []byte(class))
 	rfc2865.UserName_SetString(req, m.Email)
 	rfc2866.AcctStatusType_Set(req, rfc2866.AcctStatusType_Value_Start)
 	rfc2866.AcctSessionID_SetString(req, "sess-1")
@@ -119,6 +134,17 @@ func TestDisconnectOnMembershipEnd(t *testing.T) {
 		t.Fatalf("accounting start: %v %v", err, resp)
 	}
 	waitFor(t, 2*time.Second, "live session", func() bool { return len(app.radius.srv.Sessions("")) == 1 })
+
+	// A change that leaves access as it was disconnects nobody.
+	if _, err := officernd.Update[officernd.Member](context.Background(), h.admin, "members", m.ID, map[string]any{"phone": "+1 212 555 0199"}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.app.syncer.Status().WebhookStats.Applied
+	waitFor(t, 3*time.Second, "phone change applied", func() bool { return h.app.syncer.Status().WebhookStats.Applied > before })
+	time.Sleep(200 * time.Millisecond)
+	if nas.got.Load() != 0 {
+		t.Fatal("a phone number change disconnected the member")
+	}
 
 	// End the membership in OfficeRnD; the webhook does the rest.
 	ended := time.Now()

@@ -266,7 +266,7 @@ func newTestbed(t testing.TB, mod func(*Config)) *testbed {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := New(cfg, auth, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	srv, err := New(cfg, auth, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -292,7 +292,11 @@ func (s *Server) finish(c *conversation, r Result) Result {
 	return r
 }
 
-// Handle processes one Access-Request's EAP message and returns the answer.
+// Handle processes one Access-Request's EAP message and returns the answer: a Challenge carrying the
+// next EAP request and the State to echo, or the final Accept (inner identity, method, MSK) or Reject
+// (with its Reason; the caller logs it). An empty EAPMessage without State is an EAP-Start. A State is
+// only valid with the NASKey it was issued to. Handle is safe for concurrent use; calls for one
+// conversation are serialised.
 func (s *Server) Handle(ctx context.Context, req Request) Result {
 	if len(req.EAPMessage) == 0 && len(req.State) == 0 {
 		// EAP-Start (RFC 3579 section 2.6.1): the NAS asks us to send the EAP-Request/Identity.
@@ -343,17 +347,18 @@ func (s *Server) Handle(ctx context.Context, req Request) Result {
 		r.State = c.state
 		return r
 	case Accept:
-		s.log.LogAttrs(ctx, slog.LevelInfo, "eap accept", slog.String("identity", r.Identity),
-			slog.String("method", r.Method), slog.Bool("resumed", r.Resumed), slog.String("outer", c.outer))
+		s.log.LogAttrs(ctx, slog.LevelDebug, "eap accept", slog.String("identity", r.Identity),
+			slog.String("method", r.Method), slog.Bool("resumed", r.Resumed), slog.String("outer", c.outer),
+			slog.String("user_name", req.UserName))
 	default:
-		s.log.LogAttrs(ctx, slog.LevelInfo, "eap reject", slog.String("reason", r.Reason),
-			slog.String("outer", c.outer))
+		s.log.LogAttrs(ctx, slog.LevelDebug, "eap reject", slog.String("reason", r.Reason),
+			slog.String("outer", c.outer), slog.String("user_name", req.UserName))
 	}
 	return s.finish(c, r)
 }
 
 func (s *Server) reject(ctx context.Context, id uint8, reason string) Result {
-	s.log.LogAttrs(ctx, slog.LevelInfo, "eap reject", slog.String("reason", reason))
+	s.log.LogAttrs(ctx, slog.LevelDebug, "eap reject", slog.String("reason", reason))
 	s.mu.Lock()
 	s.rejected++
 	s.mu.Unlock()
