@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -292,7 +293,7 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		}
 		pc.Locations[id] = b
 	}
-	var resolver portal.ClientResolver = portal.NeighborResolver{}
+	var resolver portal.ClientResolver = loopbackOrNeighbor{}
 	if a.portalResolver != nil {
 		resolver = a.portalResolver
 	}
@@ -310,4 +311,17 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// loopbackOrNeighbor finds a guest's MAC in the kernel's neighbour table;
+// a browser on the box itself (loopback, as in make demo) has none and is
+// given a stable made-up one derived from its address.
+type loopbackOrNeighbor struct{}
+
+func (loopbackOrNeighbor) Resolve(r *http.Request) (portal.Client, error) {
+	ip, err := portal.RemoteAddr(r)
+	if err == nil && ip.IsLoopback() {
+		return (&portal.StaticResolver{Derive: true}).Resolve(r)
+	}
+	return portal.NeighborResolver{}.Resolve(r)
 }

@@ -11,6 +11,7 @@ BIN=$ROOT/bin
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:8990}
 ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:8417}
 HOOK_ADDR=${HOOK_ADDR:-127.0.0.1:8418}
+PORTAL_ADDR=${PORTAL_ADDR:-127.0.0.1:8080}
 RADIUS_HOST=${RADIUS_HOST:-127.0.0.1}
 RADIUS_SECRET=demo-radius-secret
 
@@ -65,6 +66,15 @@ gateway:
   trunk: eth1
   wan: eth0
   guest: {vlan: 300, address4: 10.50.0.1/22, bandwidth_down: 10mbit, bandwidth_up: 2mbit}
+guests:
+  guest_network: demo-guest
+portal:
+  enabled: true
+  listen: $PORTAL_ADDR
+  public_url: http://$PORTAL_ADDR
+  default_location: Downtown
+  branding:
+    - {location: Downtown, name: "Demo Space Downtown", primary_color: "#0f766e"}
 radius:
   auth_listen: ["$RADIUS_HOST:1812"]
   acct_listen: ["$RADIUS_HOST:1813"]
@@ -109,6 +119,15 @@ eml=$(grep -l "To: .*$ada" "$DEMO"/mailbox/*.eml 2>/dev/null | head -n1 || true)
 pw=$(sed -n 's/^ *Password: *//p' "$eml" 2>/dev/null | head -n1 | tr -d '\r' || true)
 [ -n "$pw" ] || pw="<password from her welcome email in .demo/mailbox>"
 
+# The day-pass visitor's guest code (valid 24 h from first login).
+for _ in $(seq 50); do
+	geml=$(grep -l "guest code" "$DEMO"/mailbox/*.eml 2>/dev/null | xargs -r grep -l "frances.allen@example.org" | head -n1 || true)
+	[ -n "$geml" ] && break
+	sleep 0.1
+done
+code=$(grep -o '[A-HJKMNP-Z2-9]\{3\}-[A-HJKMNP-Z2-9]\{3\}-[A-HJKMNP-Z2-9]\{3\}' "$geml" 2>/dev/null | head -n1 || true)
+[ -n "$code" ] || code="<a code from a guest_code email in .demo/mailbox>"
+
 cat <<EOT
 
 deskgate demo is running (Ctrl-C stops it).
@@ -139,7 +158,10 @@ Drive a change through the simulator, then ask again:
   curl -s -X POST http://$SIM_ADDR/_sim/faults -d '{"down":true}'   # OfficeRnD down: decisions still served
   curl -s -X POST http://$SIM_ADDR/_sim/faults -d '{"down":false}'
 
-Captive portal: not in this build yet (issue 5); members onboard with the
-emailed credentials.
+Captive portal (as a guest on the guest network would see it):
+  open http://$PORTAL_ADDR/ and enter the day-pass code $code
+  (or sign in as a member with $ada and her password);
+  probes: curl -si http://$PORTAL_ADDR/generate_204 | head -3
+  RFC 8908 API: curl -s http://$PORTAL_ADDR/captive-portal/api
 EOT
 wait
