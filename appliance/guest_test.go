@@ -136,6 +136,24 @@ func TestGuestCodesThroughDaemon(t *testing.T) {
 		t.Fatalf("client not on the allow-list after login")
 	}
 
+	// A daemon restart keeps the guest logged in: the allow-list is
+	// restored and the portal still shows the session.
+	h.stop()
+	app = h.start()
+	waitFor(t, 10*time.Second, "guest restored on the allow-list after restart", func() bool {
+		return app.guests.net != nil && len(app.guests.net.clients(h.clock.Now())) == 1
+	})
+	waitFor(t, 5*time.Second, "portal up again", func() bool { _, err := http.Get("http://" + portalAddr + "/generate_204"); return err == nil })
+	resp, err := http.Get("http://" + portalAddr + "/captive-portal/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(api), `"captive":false`) {
+		t.Fatalf("after restart the guest is captive again: %s", api)
+	}
+
 	// Move the meeting three hours later: the window moves and the live
 	// client, now outside it, is revoked.
 	newStart := start.Add(3 * time.Hour)
