@@ -221,7 +221,11 @@ func (h *harness) start() *App {
 	if err != nil {
 		h.t.Fatalf("load test config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lvl := slog.LevelWarn
+	if os.Getenv("DESKGATE_TEST_LOG") != "" {
+		lvl = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver})
 	if err != nil {

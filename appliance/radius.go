@@ -11,6 +11,8 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/eap"
+	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/radius"
 	"github.com/deskgate/deskgate/appliance/store"
@@ -20,6 +22,8 @@ import (
 type radiusPart struct {
 	srv *radius.Server
 	dir *radius.CachingDirectory
+	eap *eap.Server
+	ca  *certs.Authority
 }
 
 // directory answers the RADIUS server's lookups from the store and policy.
@@ -124,7 +128,14 @@ func (a *App) newRadius() error {
 	if err != nil {
 		return fmt.Errorf("radius: static IP pool: %w", err)
 	}
-	srv, err := radius.New(a.radiusConfig(cfg), a.radius.dir, radius.NewStoreSessions(a.store), pool,
+	rc := a.radiusConfig(cfg)
+	if a.radius.eap, a.radius.ca, err = a.newEAP(); err != nil {
+		return err
+	}
+	if a.radius.eap != nil {
+		rc.EAP = a.radius.eap
+	}
+	srv, err := radius.New(rc, a.radius.dir, radius.NewStoreSessions(a.store), pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)

@@ -152,6 +152,13 @@ func (c *Config) applyDefaults() {
 	}
 	setD(&r.InterimInterval, DefaultInterimInterval)
 	setD(&r.DedupWindow, DefaultDedupWindow)
+	if r.EAP.Enabled == nil {
+		r.EAP.Enabled = ptr(true)
+	}
+	setS(&r.EAP.ServerName, "radius.deskgate.lan")
+	if r.EAP.Methods == nil {
+		r.EAP.Methods = []string{"peap", "ttls", "tls"}
+	}
 	for i := range r.Clients {
 		setS(&r.Clients[i].Vendor, VendorWISPr)
 		setS(&r.Clients[i].CoA, CoADisconnect)

@@ -210,6 +210,24 @@ type RADIUS struct {
 	InterimInterval time.Duration `yaml:"interim_interval"`
 	// dedup_window: how long replies are cached for retransmissions, default 30s.
 	DedupWindow time.Duration `yaml:"dedup_window"`
+	EAP         RADIUSEAP     `yaml:"eap"`
+}
+
+// RADIUSEAP configures WPA-Enterprise (EAP inside RADIUS).
+type RADIUSEAP struct {
+	// enabled: answer EAP (PEAP, EAP-TTLS, EAP-TLS), default true.
+	Enabled *bool `yaml:"enabled"`
+	// server_name: the DNS name on the server certificate that devices
+	// check, default radius.deskgate.lan.
+	ServerName string `yaml:"server_name"`
+	// methods: offered in this order, default [peap, ttls, tls].
+	Methods []string `yaml:"methods,omitempty"`
+	// cert_file / key_file / trust_file: an operator certificate chain, its
+	// key and the CA devices must trust; default a local CA deskgate
+	// creates on first start.
+	CertFile  string `yaml:"cert_file"`
+	KeyFile   string `yaml:"key_file"`
+	TrustFile string `yaml:"trust_file"`
 }
 
 // NAS is one RADIUS client (an access point, switch or controller).

@@ -147,6 +147,7 @@ func (c *Config) validate() *ValidationError {
 	k.radius(locs)
 	k.gateway(locs)
 	k.guestsPortal(locs)
+	k.eap()
 	return k.v
 }
 
@@ -738,5 +739,18 @@ func (k *checker) radius(locs map[string]bool) {
 		if n.CoAPort < 1 || n.CoAPort > 65535 {
 			k.add(p+".coa_port", "use 1..65535 (default 3799)", "coa_port %d out of range", n.CoAPort)
 		}
+	}
+}
+
+func (k *checker) eap() {
+	e := &k.c.RADIUS.EAP
+	for i, m := range e.Methods {
+		k.enum(fmt.Sprintf("radius.eap.methods[%d]", i), m, "peap", "ttls", "tls")
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		k.add("radius.eap.cert_file", "give both cert_file and key_file, or neither (deskgate then makes its own CA)", "cert_file and key_file go together")
+	}
+	if strings.ContainsAny(e.ServerName, " /:") || e.ServerName == "" {
+		k.add("radius.eap.server_name", "a DNS name such as radius.example.com", "bad server name %q", e.ServerName)
 	}
 }

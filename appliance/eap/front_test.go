@@ -71,6 +71,12 @@ func (m *memberAuth) CertIdentity(ctx context.Context, cert *x509.Certificate) (
 	if r, ok := m.denied[id]; ok {
 		return "", errors.New(r)
 	}
+	if n, ok := m.endAfter[id]; ok {
+		if n == 0 {
+			return "", errors.New("membership ended")
+		}
+		m.endAfter[id] = n - 1
+	}
 	return id, nil
 }
 
@@ -266,7 +272,11 @@ func newTestbed(t testing.TB, mod func(*Config)) *testbed {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := New(cfg, auth, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var h slog.Handler = slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if _, fuzz := t.(*testing.F); fuzz {
+		h = slog.DiscardHandler // a fuzz target must not log through F
+	}
+	srv, err := New(cfg, auth, slog.New(h))
 	if err != nil {
 		t.Fatal(err)
 	}

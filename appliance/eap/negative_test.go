@@ -12,9 +12,9 @@ import (
 // TestRejections: every refusal ends in eapol_test FAILURE, an Access-Reject, and a reason.
 func TestRejections(t *testing.T) {
 	tb := newTestbed(t, nil)
-	cf, kf, cert := tb.clientCert(t, "dave@example.com")
-	if err := tb.ca.Revoke(cert); err != nil {
-		t.Fatal(err)
+	cf, kf, _ := tb.clientCert(t, "dave@example.com")
+	if n, err := tb.ca.RevokeIdentity("dave@example.com"); err != nil || n != 1 {
+		t.Fatalf("RevokeIdentity = %d, %v", n, err)
 	}
 	// A CA the client trusts that did not sign the server's certificate.
 	other, err := certs.Open(certs.Config{Dir: filepath.Join(t.TempDir(), "other"), ServerName: testServerName})

@@ -50,4 +50,17 @@ func TestResumption(t *testing.T) {
 			t.Fatalf("got %+v, want Accept then Reject of the resumed session for membership ended", res)
 		}
 	})
+	t.Run("ended member cannot resume eap-tls", func(t *testing.T) {
+		cf, kf, _ := tb.clientCert(t, "grace@example.com")
+		tb.auth.mu.Lock()
+		tb.auth.endAfter["grace@example.com"] = 1
+		tb.auth.mu.Unlock()
+		before := len(tb.front.all())
+		r := runEapol(t, tb.front, tlsNet(tb.caFile, "grace@example.com", cf, kf, ""), "-r", "1")
+		res := tb.front.all()[before:]
+		if r.success || len(res) != 2 || res[0].Action != Accept || res[1].Action != Reject ||
+			!strings.Contains(res[1].Reason, "membership ended") {
+			t.Fatalf("got %+v, want Accept then Reject of the resumed session for membership ended", res)
+		}
+	})
 }

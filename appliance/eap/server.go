@@ -44,13 +44,13 @@ func (a Action) String() string {
 
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
-	Methods          []string        // offered order, default ["peap","ttls","tls"]
+	Methods          []string        // offered order, default ["peap","ttls","tls"] ("tls" only with ClientCAs)
 	Certificate      tls.Certificate // server cert + chain + key
 	ClientCAs        *x509.CertPool  // for EAP-TLS client certificates (deskgate's own CA)
 	MaxConversations int             // default 4096; oldest evicted beyond it
 	ConversationTTL  time.Duration   // default 30s idle
 	FragmentSize     int             // default 1020; the caller passes Framed-MTU per request
-	SessionTicketKey [32]byte        // TLS session resumption (tickets) for fast roaming
+	SessionTicketKey [32]byte        // TLS session resumption (tickets) for fast roaming; zero: random per process
 	Now              func() time.Time
 }
 
@@ -128,6 +128,9 @@ func New(cfg Config, auth Authenticator, log *slog.Logger) (*Server, error) {
 	}
 	if len(cfg.Methods) == 0 {
 		cfg.Methods = []string{"peap", "ttls", "tls"}
+		if cfg.ClientCAs == nil {
+			cfg.Methods = cfg.Methods[:2] // EAP-TLS needs a CA for client certificates
+		}
 	}
 	if cfg.MaxConversations <= 0 {
 		cfg.MaxConversations = 4096
@@ -143,6 +146,13 @@ func New(cfg Config, auth Authenticator, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SessionTicketKey == ([32]byte{}) {
+		// A zero key would be public: anyone could mint tickets (for EAP-TLS, with a member's public
+		// certificate). Use a random key; tickets then survive only this process.
+		if _, err := rand.Read(cfg.SessionTicketKey[:]); err != nil {
+			return nil, fmt.Errorf("eap: new server: session ticket key: %w", err)
+		}
 	}
 	if len(cfg.Certificate.Certificate) == 0 || cfg.Certificate.PrivateKey == nil {
 		return nil, errors.New("eap: new server: no server certificate")

@@ -82,6 +82,9 @@ type Config struct {
 	// Workers is the number of reader goroutines per socket; default
 	// GOMAXPROCS.
 	Workers int
+	// EAP runs EAP conversations (PEAP, EAP-TTLS, EAP-TLS); nil rejects
+	// EAP as unsupported.
+	EAP EAPHandler
 }
 
 // Session is one device's accounting session at one NAS.

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/eap"
 	"net/netip"
 	"runtime/debug"
 	"time"
@@ -140,6 +141,9 @@ func (s *Server) authenticate(ctx context.Context, w *worker, nas *nasState, r *
 		return w.w.sign(w.c, nas.Secret, signReply)
 	}
 
+	if r.eap && s.cfg.EAP != nil {
+		return s.authenticateEAP(ctx, w, nas, r, src, now)
+	}
 	username := string(r.userName)
 	ev := evaluation{nas: nas, username: username, now: now}
 	s.evaluate(ctx, w, r, &ev)
@@ -174,6 +178,7 @@ type evaluation struct {
 	ntResp   []byte // MS-CHAPv2 NT-Response, for the success attributes
 	mschapID byte
 	peerChal []byte
+	eapRes   *eap.Result // an EAP login's result, for the Accept's EAP-Message and keys
 }
 
 func (s *Server) evaluate(ctx context.Context, w *worker, r *request, ev *evaluation) {
@@ -383,6 +388,9 @@ func (s *Server) encodeAccept(ctx context.Context, w *worker, nas *nasState, r *
 	}
 	if ev.method == "mschapv2" {
 		s.mschapSuccess(w, nas, r, ev)
+	}
+	if ev.eapRes != nil {
+		s.eapSuccess(w, nas, r, ev.eapRes)
 	}
 	for i := range min(r.nProxy, maxProxyStates) {
 		w.w.attr(attrProxyState, r.proxyStates[i])

@@ -40,6 +40,8 @@ const (
 	attrAcctInputGiga    = byte(rfc2869.AcctInputGigawords_Type)
 	attrAcctOutputGiga   = byte(rfc2869.AcctOutputGigawords_Type)
 	attrEAPMessage       = byte(rfc2869.EAPMessage_Type)
+	attrState            = byte(rfc2865.State_Type)
+	attrFramedMTU        = byte(rfc2865.FramedMTU_Type)
 	attrMessageAuth      = byte(rfc2869.MessageAuthenticator_Type)
 	attrAcctInterim      = byte(rfc2869.AcctInterimInterval_Type)
 	attrTunnelType       = 64
@@ -61,25 +63,27 @@ const (
 	msMPPEEncPolicy = 7
 	msMPPEEncTypes  = 8
 
-	codeAccessRequest = byte(radius.CodeAccessRequest)
-	codeAccessAccept  = byte(radius.CodeAccessAccept)
-	codeAccessReject  = byte(radius.CodeAccessReject)
-	codeAcctRequest   = byte(radius.CodeAccountingRequest)
-	codeAcctResponse  = byte(radius.CodeAccountingResponse)
-	codeStatusServer  = byte(radius.CodeStatusServer)
-	codeDisconnectReq = byte(radius.CodeDisconnectRequest)
-	codeDisconnectACK = byte(radius.CodeDisconnectACK)
-	codeDisconnectNAK = byte(radius.CodeDisconnectNAK)
-	codeCoARequest    = byte(radius.CodeCoARequest)
-	codeCoAACK        = byte(radius.CodeCoAACK)
-	codeCoANAK        = byte(radius.CodeCoANAK)
-	maxProxyStates    = 8
-	maxPacketLen      = radius.MaxPacketLength
-	acctStatusStart   = 1
-	acctStatusStop    = 2
-	acctStatusInterim = 3
-	acctStatusOn      = 7
-	acctStatusOff     = 8
+	codeAccessRequest   = byte(radius.CodeAccessRequest)
+	codeAccessAccept    = byte(radius.CodeAccessAccept)
+	codeAccessReject    = byte(radius.CodeAccessReject)
+	codeAccessChallenge = byte(radius.CodeAccessChallenge)
+	codeAcctRequest     = byte(radius.CodeAccountingRequest)
+	codeAcctResponse    = byte(radius.CodeAccountingResponse)
+	codeStatusServer    = byte(radius.CodeStatusServer)
+	codeDisconnectReq   = byte(radius.CodeDisconnectRequest)
+	codeDisconnectACK   = byte(radius.CodeDisconnectACK)
+	codeDisconnectNAK   = byte(radius.CodeDisconnectNAK)
+	codeCoARequest      = byte(radius.CodeCoARequest)
+	codeCoAACK          = byte(radius.CodeCoAACK)
+	codeCoANAK          = byte(radius.CodeCoANAK)
+	maxProxyStates      = 8
+	maxEAPParts         = 24 // 24 × 253 bytes: more than any EAP packet a 4096-byte RADIUS packet holds
+	maxPacketLen        = radius.MaxPacketLength
+	acctStatusStart     = 1
+	acctStatusStop      = 2
+	acctStatusInterim   = 3
+	acctStatusOn        = 7
+	acctStatusOff       = 8
 )
 
 var (
@@ -111,7 +115,13 @@ type request struct {
 	nasIP          netip.Addr
 	framedIP       netip.Addr
 	eap            bool
-	maOff          int // offset of the Message-Authenticator value in raw, or -1
+	// eapParts are the EAP-Message attributes in order (reassembled by
+	// the EAP path); state and framedMTU go with them.
+	eapParts  [maxEAPParts][]byte
+	nEAPParts int
+	state     []byte
+	framedMTU uint32
+	maOff     int // offset of the Message-Authenticator value in raw, or -1
 
 	proxyStates [maxProxyStates][]byte
 	nProxy      int
@@ -191,6 +201,14 @@ func (r *request) parse(b []byte) error {
 			r.nProxy++
 		case attrEAPMessage:
 			r.eap = true
+			if r.nEAPParts < maxEAPParts {
+				r.eapParts[r.nEAPParts] = v
+			}
+			r.nEAPParts++
+		case attrState:
+			r.state = v
+		case attrFramedMTU:
+			r.framedMTU = u32(v)
 		case attrMessageAuth:
 			if r.maOff >= 0 {
 				return errDupAttr

@@ -43,6 +43,7 @@ const (
 	serverCertFile = "server.pem"
 	serverKeyFile  = "server.key"
 	revokedFile    = "revoked.json"
+	issuedFile     = "issued.json"
 )
 
 // Authority is the local CA plus the server certificate and the revocation list.
@@ -55,6 +56,7 @@ type Authority struct {
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // serial (hex) -> revocation time
+	issued  map[string]string    // serial (hex) -> identity, for RevokeIdentity
 }
 
 // Open loads the CA, server certificate and revocation list from cfg.Dir, creating what is missing.
@@ -68,7 +70,7 @@ func Open(cfg Config) (*Authority, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: open: %w", err)
 	}
-	a := &Authority{cfg: cfg, revoked: map[string]time.Time{}}
+	a := &Authority{cfg: cfg, revoked: map[string]time.Time{}, issued: map[string]string{}}
 	var err error
 	a.ca, a.caKey, err = a.loadOrCreateCA()
 	if err != nil {
@@ -218,7 +220,10 @@ func (a *Authority) loadOrCreateServer() (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: create server certificate: %w", err)
 	}
-	if err := writePair(certPath, keyPath, [][]byte{der, a.ca.Raw}, key); err != nil {
+	// The chain is the leaf alone: clients must already hold the local CA (from the profile or the
+	// CA file) to verify it, and leaving the root out keeps the server's TLS flight within one EAP
+	// fragment, saving a RADIUS round trip on every full handshake.
+	if err := writePair(certPath, keyPath, [][]byte{der}, key); err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: create server certificate: %w", err)
 	}
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
@@ -259,6 +264,13 @@ func (a *Authority) IssueClient(identity string, validFor time.Duration) (certPE
 	if err != nil {
 		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
 	}
+	a.mu.Lock()
+	a.issued[sn.Text(16)] = identity
+	err = saveJSON(filepath.Join(a.cfg.Dir, issuedFile), a.issued)
+	a.mu.Unlock()
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: issue client certificate: record: %w", err)
+	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
 }
@@ -272,6 +284,27 @@ func (a *Authority) Revoke(cert *x509.Certificate) error {
 		return fmt.Errorf("certs: revoke %s: %w", cert.Subject.CommonName, err)
 	}
 	return nil
+}
+
+// RevokeIdentity revokes every client certificate issued to identity (when the member's access ends)
+// and returns how many were newly revoked.
+func (a *Authority) RevokeIdentity(identity string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for serial, id := range a.issued {
+		if _, done := a.revoked[serial]; id == identity && !done {
+			a.revoked[serial] = a.cfg.Now().UTC()
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := a.saveRevokedLocked(); err != nil {
+		return 0, fmt.Errorf("certs: revoke %s: %w", identity, err)
+	}
+	return n, nil
 }
 
 // IsRevoked reports whether the certificate is on the revocation list.
@@ -298,25 +331,31 @@ func (a *Authority) CertIdentity(cert *x509.Certificate) (string, error) {
 }
 
 func (a *Authority) loadRevoked() error {
-	b, err := os.ReadFile(filepath.Join(a.cfg.Dir, revokedFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("certs: load revocation list: %w", err)
-	}
-	if err := json.Unmarshal(b, &a.revoked); err != nil {
-		return fmt.Errorf("certs: parse revocation list: %w", err)
+	for name, v := range map[string]any{revokedFile: &a.revoked, issuedFile: &a.issued} {
+		b, err := os.ReadFile(filepath.Join(a.cfg.Dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("certs: load %s: %w", name, err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("certs: parse %s: %w", name, err)
+		}
 	}
 	return nil
 }
 
 func (a *Authority) saveRevokedLocked() error {
-	b, err := json.MarshalIndent(a.revoked, "", "  ")
+	return saveJSON(filepath.Join(a.cfg.Dir, revokedFile), a.revoked)
+}
+
+func saveJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(a.cfg.Dir, revokedFile), b)
+	return writeFile(path, b)
 }
 
 func writePair(certPath, keyPath string, chain [][]byte, key *ecdsa.PrivateKey) error {

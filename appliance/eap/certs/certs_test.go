@@ -53,6 +53,23 @@ func TestFirstStartAndReload(t *testing.T) {
 	if _, err := b.CertIdentity(cert); err == nil {
 		t.Fatal("revoked certificate accepted after reopen")
 	}
+	// Revoking by identity covers every certificate issued to it, and survives a reopen.
+	cp2, _, _ := b.IssueClient("bob@example.com", time.Hour)
+	cp3, _, _ := b.IssueClient("bob@example.com", time.Hour)
+	if n, err := b.RevokeIdentity("bob@example.com"); err != nil || n != 2 {
+		t.Fatalf("RevokeIdentity = %d, %v; want 2", n, err)
+	}
+	b2, err := Open(Config{Dir: dir, ServerName: "radius.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]byte{cp2, cp3} {
+		blk, _ := pem.Decode(p)
+		c, _ := x509.ParseCertificate(blk.Bytes)
+		if _, err := b2.CertIdentity(c); err == nil {
+			t.Fatal("certificate of a revoked identity accepted")
+		}
+	}
 	// A new name issues a new server certificate from the same CA.
 	c, err := Open(Config{Dir: dir, ServerName: "radius2.example.com"})
 	if err != nil {
@@ -78,7 +95,12 @@ func TestOperatorCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	a, err := Open(Config{Dir: dir, CertFile: filepath.Join(src.cfg.Dir, serverCertFile), KeyFile: filepath.Join(src.cfg.Dir, serverKeyFile)})
+	leaf, _ := os.ReadFile(filepath.Join(src.cfg.Dir, serverCertFile))
+	chain := filepath.Join(t.TempDir(), "chain.pem")
+	if err := os.WriteFile(chain, append(leaf, src.TrustAnchorPEM()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(Config{Dir: dir, CertFile: chain, KeyFile: filepath.Join(src.cfg.Dir, serverKeyFile)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,99 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/officernd"
+)
+
+var mppeOKRE = regexp.MustCompile(`MPPE keys OK: (\d+)\s+mismatch: (\d+)`)
+
+// eapol runs eapol_test (the real wpa_supplicant EAP code) against the
+// daemon's RADIUS server as the Downtown access point.
+func eapol(t *testing.T, h *harness, addr, network string) (bool, string) {
+	t.Helper()
+	bin, err := exec.LookPath("eapol_test")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("eapol_test missing (apt-get install eapoltest)")
+		}
+		t.Skip("eapol_test not installed")
+	}
+	conf := filepath.Join(t.TempDir(), "eapol.conf")
+	if err := os.WriteFile(conf, []byte("network={\n"+network+"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "-c", conf, "-a", host, "-p", port, "-s", nasSecret, "-t", "10",
+		"-N32:s:downtown-ap", "-N31:s:02-00-00-00-00-01").CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1]) == "SUCCESS", string(out)
+}
+
+// TestEAPThroughDaemon: PEAP-MSCHAPv2 and EAP-TTLS/PAP logins through the
+// daemon's RADIUS server, with the server certificate checked against
+// deskgate's CA and name and the MPPE keys checked by eapol_test; an ended
+// membership fails.
+func TestEAPThroughDaemon(t *testing.T) {
+	nas := startTestNAS(t)
+	h := newHarness(t, harnessOpts{seed: true, webhooks: true, extraYAML: radiusYAML(nas.port())})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	waitFor(t, 5*time.Second, "radius listening", func() bool { a, _ := app.radius.srv.Addrs(); return len(a) > 0 })
+	auth, _ := app.radius.srv.Addrs()
+	ca := filepath.Join(app.Config().DataDir, "eap", "ca.pem")
+	name := app.Config().RADIUS.EAP.ServerName
+	ada := "ada.lovelace@example.com"
+	pw := passwordFromMailbox(t, h, ada)
+	peap := func(user, pass string) string {
+		return fmt.Sprintf("key_mgmt=IEEE8021X\neap=PEAP\nidentity=%q\nanonymous_identity=\"anonymous\"\npassword=%q\nca_cert=%q\ndomain_match=%q\nphase1=\"peaplabel=0\"\nphase2=\"auth=MSCHAPV2\"", user, pass, ca, name)
+	}
+	ttls := fmt.Sprintf("key_mgmt=IEEE8021X\neap=TTLS\nidentity=%q\nanonymous_identity=\"anonymous\"\npassword=%q\nca_cert=%q\ndomain_match=%q\nphase2=\"auth=PAP\"", ada, pw, ca, name)
+	for name, network := range map[string]string{"PEAP-MSCHAPv2": peap(ada, pw), "EAP-TTLS/PAP": ttls} {
+		ok, out := eapol(t, h, auth[0].String(), network)
+		if !ok {
+			t.Fatalf("%s failed:\n%s", name, tailLines(out, 40))
+		}
+		m := mppeOKRE.FindStringSubmatch(out)
+		if m == nil || m[1] != "1" || m[2] != "0" {
+			t.Fatalf("%s: MPPE keys not confirmed by eapol_test: %v\n%s", name, m, tailLines(out, 20))
+		}
+	}
+	if ok, _ := eapol(t, h, auth[0].String(), peap(ada, pw+"x")); ok {
+		t.Fatal("PEAP with a wrong password succeeded")
+	}
+	// A member whose membership ended: created and ended through the API.
+	m, ms := createMember(t, h, "Ended Eap", "ended.eap@example.com", "Hot Desk", "Downtown")
+	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
+	mpw := passwordFromMailbox(t, h, m.Email)
+	if ok, out := eapol(t, h, auth[0].String(), peap(m.Email, mpw)); !ok {
+		t.Fatalf("new member's PEAP login failed:\n%s", tailLines(out, 30))
+	}
+	yesterday := h.clock.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02")
+	if _, err := officernd.Update[officernd.Membership](context.Background(), h.admin, "memberships", ms.ID, map[string]any{"endDate": yesterday + "T00:00:00.000Z", "type": "fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "member denied", func() bool { return !h.allowed(m.Email) })
+	if ok, _ := eapol(t, h, auth[0].String(), peap(m.Email, mpw)); ok {
+		t.Fatal("PEAP login succeeded after the membership ended")
+	}
+}
+
+func tailLines(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
