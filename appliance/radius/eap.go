@@ -2,8 +2,8 @@ package radius
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"net/netip"
 	"time"
 
