@@ -62,6 +62,9 @@ type App struct {
 	guests guestPart
 
 	portalResolver portal.ClientResolver
+
+	profileKeyOnce  stdsync.Once
+	profileKeyBytes []byte
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -142,6 +145,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		WebhookSecret:  a.webhookSecret,
 		Metrics:        metrics,
 		SpaceName:      cfg.OfficeRnD.OrgSlug,
+		ServerName:     cfg.RADIUS.EAP.ServerName,
+		ProfileURL:     func(u string) string { return a.ProfileURL(u) },
 	})
 	if err := a.newRadius(); err != nil {
 		st.Close()

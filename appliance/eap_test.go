@@ -3,7 +3,10 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,4 +99,52 @@ func tailLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// TestWiFiSetupLinks: the welcome email links a per-member setup page with
+// an Apple profile and the CA; the link cannot be forged for another member.
+func TestWiFiSetupLinks(t *testing.T) {
+	nas := startTestNAS(t)
+	h := newHarness(t, harnessOpts{seed: true, webhooks: true, extraYAML: radiusYAML(nas.port())})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	if err := app.sender.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var link string
+	files, _ := filepathGlob(h.dir + "/mailbox/*.eml")
+	for _, f := range files {
+		if b := qpDecode(readFile(t, f)); strings.Contains(b, "ada.lovelace@example.com") {
+			link = regexp.MustCompile(`http://[^\s"<>]+/wifi\?[^\s"<>]+`).FindString(b)
+		}
+	}
+	if link == "" {
+		t.Fatal("no setup link in Ada's welcome email")
+	}
+	link = strings.ReplaceAll(link, "&amp;", "&")
+	get := func(u string) (int, string, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	code, _, page := get(link)
+	if code != 200 || !strings.Contains(page, "downtown-secure") || !strings.Contains(page, app.Config().RADIUS.EAP.ServerName) {
+		t.Fatalf("setup page %d:\n%.500s", code, page)
+	}
+	u, _ := url.Parse(link)
+	code, ctype, prof := get(u.Scheme + "://" + u.Host + "/wifi/profile.mobileconfig?" + u.RawQuery)
+	if code != 200 || ctype != "application/x-apple-aspen-config" || !strings.Contains(prof, "<string>downtown-secure</string>") ||
+		!strings.Contains(prof, "ada.lovelace@example.com") || !strings.Contains(prof, "TLSTrustedServerNames") {
+		t.Fatalf("profile %d %s:\n%.600s", code, ctype, prof)
+	}
+	if code, _, _ := get(u.Scheme + "://" + u.Host + "/wifi?u=grace.hopper@example.com&s=" + u.Query().Get("s")); code != 404 {
+		t.Fatalf("forged link for another member: %d", code)
+	}
+	if code, _, ca := get(u.Scheme + "://" + u.Host + "/wifi/ca.pem"); code != 200 || !strings.Contains(ca, "BEGIN CERTIFICATE") {
+		t.Fatalf("ca.pem %d", code)
+	}
 }

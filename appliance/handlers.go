@@ -43,6 +43,10 @@ func (a *App) adminServer() *http.Server {
 func (a *App) publicServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+a.Config().Sync.WebhookPath, a.syncer.WebhookHandler())
+	mux.HandleFunc("GET /wifi", a.handleWiFiPage)
+	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
+	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
+	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

@@ -277,7 +277,8 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		PublicURL: cfg.Portal.PublicURL, DefaultLocation: def, Languages: cfg.Portal.Languages,
 		TemplatesDir: cfg.Portal.TemplatesDir, MaxAttempts: cfg.Portal.MaxAttempts, Lockout: cfg.Portal.Lockout,
 		CSRFKeyFile: filepath.Join(cfg.DataDir, "portal-csrf.key"), Now: a.now,
-		Locations: map[string]portal.Branding{},
+		OnboardURL: a.memberProfileURL,
+		Locations:  map[string]portal.Branding{},
 	}
 	for _, l := range cfg.Locations {
 		id, ok := a.res.LocationID(l.Location)
@@ -324,4 +325,17 @@ func (loopbackOrNeighbor) Resolve(r *http.Request) (portal.Client, error) {
 		return (&portal.StaticResolver{Derive: true}).Resolve(r)
 	}
 	return portal.NeighborResolver{}.Resolve(r)
+}
+
+// memberProfileURL is the "set up the secure network" link the portal
+// offers members who landed on the guest network.
+func (a *App) memberProfileURL(memberID string) string {
+	var user string
+	_ = a.store.View(func(tx *store.Tx) error {
+		if acct, err := tx.AccountOfMember(memberID); err == nil {
+			user = acct.Username
+		}
+		return nil
+	})
+	return a.ProfileURL(user)
 }

@@ -228,6 +228,10 @@ type RADIUSEAP struct {
 	CertFile  string `yaml:"cert_file"`
 	KeyFile   string `yaml:"key_file"`
 	TrustFile string `yaml:"trust_file"`
+	// profile_cert_file / profile_key_file: sign the Apple .mobileconfig
+	// profiles with this certificate (unsigned without).
+	ProfileCertFile string `yaml:"profile_cert_file"`
+	ProfileKeyFile  string `yaml:"profile_key_file"`
 }
 
 // NAS is one RADIUS client (an access point, switch or controller).

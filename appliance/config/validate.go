@@ -750,6 +750,9 @@ func (k *checker) eap() {
 	if (e.CertFile == "") != (e.KeyFile == "") {
 		k.add("radius.eap.cert_file", "give both cert_file and key_file, or neither (deskgate then makes its own CA)", "cert_file and key_file go together")
 	}
+	if (e.ProfileCertFile == "") != (e.ProfileKeyFile == "") {
+		k.add("radius.eap.profile_cert_file", "give both profile_cert_file and profile_key_file, or neither", "profile signing needs a certificate and its key")
+	}
 	if strings.ContainsAny(e.ServerName, " /:") || e.ServerName == "" {
 		k.add("radius.eap.server_name", "a DNS name such as radius.example.com", "bad server name %q", e.ServerName)
 	}

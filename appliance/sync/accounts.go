@@ -188,6 +188,11 @@ func (s *Syncer) welcomeData(m model.Member, dec model.Decision, username string
 	if s.opts.ServerName != "" {
 		d["server_name"] = s.opts.ServerName
 	}
+	if s.opts.ProfileURL != nil {
+		if u := s.opts.ProfileURL(username); u != "" {
+			d["profile_url"] = u
+		}
+	}
 	return d
 }
 

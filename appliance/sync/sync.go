@@ -43,7 +43,9 @@ type Options struct {
 	WebhookSecret func() string
 	Metrics       *Metrics
 	SpaceName     string
-	ServerName    string // RADIUS server certificate name for the welcome email
+	// ProfileURL gives a member's device-setup page for the welcome email.
+	ProfileURL func(username string) string
+	ServerName string // RADIUS server certificate name for the welcome email
 }
 
 // Syncer runs import, poll and webhook intake.
