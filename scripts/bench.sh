@@ -32,6 +32,12 @@ if [ -x scripts/radius-bench/run.sh ]; then
 	scripts/radius-bench/run.sh | tee -a "$OUT"
 fi
 
+# WPA-Enterprise against FreeRADIUS (issue 4).
+if [ -x appliance/eap/bench.sh ]; then
+	echo "== appliance/eap/bench.sh" | tee -a "$OUT"
+	appliance/eap/bench.sh | tee -a "$OUT"
+fi
+
 echo
 echo "== medians over $COUNT runs"
 awk '

@@ -144,7 +144,9 @@ func (s *Server) sendDynamic(ctx context.Context, nas *nasState, sess Session, c
 	if sess.MAC != "" {
 		w.str(attrCallingStationID, macRFC3580(sess.MAC))
 	}
-	w.integer(55, uint32(s.now().Unix())) // Event-Timestamp, RFC 5176 3.3 replay protection
+	// Event-Timestamp (RFC 5176 3.3 replay protection) is checked against
+	// the NAS's clock, so it comes from the wall clock, not the policy clock.
+	w.integer(55, uint32(time.Now().Unix()))
 	for _, a := range extra {
 		a.encode(&w)
 	}

@@ -115,6 +115,11 @@ func (s *Server) eapSuccess(w *worker, nas *nasState, r *request, res *eap.Resul
 	for _, part := range eap.SplitEAPMessage(res.EAPMessage) {
 		w.w.attr(attrEAPMessage, part)
 	}
+	// The inner identity, so the NAS accounts (and answers Disconnect
+	// requests) under the member's username, not the anonymous outer one.
+	if res.Identity != "" {
+		w.w.str(attrUserName, res.Identity)
+	}
 	if len(res.MSK) < 64 {
 		return
 	}
