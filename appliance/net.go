@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -118,10 +119,24 @@ func (a *App) runNet(ctx context.Context) error {
 	}
 	defer mgr.Close()
 	a.net.mgr = mgr
+	var dns *netcfg.Dnsmasq
+	if cfg.Gateway.Dnsmasq == nil || *cfg.Gateway.Dnsmasq {
+		dns = &netcfg.Dnsmasq{ConfPath: filepath.Join(cfg.DataDir, "dnsmasq.conf"), Log: a.log.With("component", "dnsmasq"),
+			Options: netcfg.DnsmasqOptions{LeaseFile: filepath.Join(cfg.DataDir, "dnsmasq.leases")}}
+		for _, u := range cfg.Gateway.DNSUpstream {
+			if ip, err := netip.ParseAddr(u); err == nil {
+				dns.Options.Upstream = append(dns.Options.Upstream, ip)
+			}
+		}
+		defer dns.Stop()
+	}
 	apply := func() {
 		nc, err := a.desiredNet(a.Config())
 		if err == nil {
 			err = mgr.Set(ctx, nc)
+		}
+		if err == nil && dns != nil {
+			_, err = dns.Apply(ctx, nc)
 		}
 		if err != nil {
 			a.log.Error("apply network state", "err", err)

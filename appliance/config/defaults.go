@@ -179,6 +179,12 @@ func (c *Config) applyDefaults() {
 		c.Portal.Branding = []PortalBranding{}
 	}
 	setD(&c.Gateway.CheckInterval, 30*time.Second)
+	if c.Gateway.Dnsmasq == nil {
+		c.Gateway.Dnsmasq = ptr(true)
+	}
+	if c.Gateway.DNSUpstream == nil {
+		c.Gateway.DNSUpstream = []string{}
+	}
 	for _, l := range []*[]string{&c.Gateway.Locations, &c.Gateway.Guest.WalledGarden, &c.Gateway.Guest.WalledGardenHosts} {
 		if *l == nil {
 			*l = []string{}

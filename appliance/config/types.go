@@ -263,7 +263,13 @@ type Gateway struct {
 	Locations []string `yaml:"locations,omitempty"`
 	// check_interval: how often drift is looked for and repaired, default 30s.
 	CheckInterval time.Duration `yaml:"check_interval"`
-	Guest         GuestNetwork  `yaml:"guest"`
+	// dnsmasq: run dnsmasq for DHCP and DNS on the routed networks,
+	// default true when enabled.
+	Dnsmasq *bool `yaml:"dnsmasq"`
+	// dns_upstream: resolvers dnsmasq forwards to; empty: answer only
+	// local names and leases.
+	DNSUpstream []string     `yaml:"dns_upstream,omitempty"`
+	Guest       GuestNetwork `yaml:"guest"`
 }
 
 // GuestNetwork is the captive guest network.

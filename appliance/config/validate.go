@@ -203,6 +203,11 @@ func (k *checker) gateway(locs map[string]bool) {
 			k.add(fmt.Sprintf("gateway.locations[%d]", i), "use a location from locations:", "location %q is not configured", l)
 		}
 	}
+	for i, u := range g.DNSUpstream {
+		if _, err := netip.ParseAddr(u); err != nil {
+			k.add(fmt.Sprintf("gateway.dns_upstream[%d]", i), "write an IP address such as 9.9.9.9", "bad address %q", u)
+		}
+	}
 	if g.CheckInterval < time.Second {
 		k.add("gateway.check_interval", `use at least "1s" (default 30s)`, "check_interval %s is too short", g.CheckInterval)
 	}
