@@ -148,3 +148,51 @@ func TestWiFiSetupLinks(t *testing.T) {
 		t.Fatalf("ca.pem %d", code)
 	}
 }
+
+// TestEAPTLSCertificateLifecycle: a member downloads an EAP-TLS
+// certificate from their setup page and logs in with it; when their
+// membership ends the certificate is revoked and the login fails.
+func TestEAPTLSCertificateLifecycle(t *testing.T) {
+	nas := startTestNAS(t)
+	h := newHarness(t, harnessOpts{seed: true, webhooks: true, extraYAML: radiusYAML(nas.port())})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	h.waitWebhookRegistered()
+	auth, _ := app.radius.srv.Addrs()
+	m, ms := createMember(t, h, "Cert Holder", "cert.holder@example.com", "Dedicated Desk", "Downtown")
+	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
+	link := app.ProfileURL(m.Email)
+	u, _ := url.Parse(link)
+	resp, err := http.Get(u.Scheme + "://" + u.Host + "/wifi/client-cert.pem?" + u.RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(bundle), "PRIVATE KEY") {
+		t.Fatalf("client certificate download: %d", resp.StatusCode)
+	}
+	pemFile := filepath.Join(t.TempDir(), "client.pem")
+	os.WriteFile(pemFile, bundle, 0o600)
+	network := fmt.Sprintf("key_mgmt=IEEE8021X\neap=TLS\nidentity=%q\nca_cert=%q\ndomain_match=%q\nclient_cert=%q\nprivate_key=%q",
+		m.Email, filepath.Join(app.Config().DataDir, "eap", "ca.pem"), app.Config().RADIUS.EAP.ServerName, pemFile, pemFile)
+	if ok, out := eapol(t, h, auth[0].String(), network); !ok {
+		t.Fatalf("EAP-TLS with the downloaded certificate failed:\n%s", tailLines(out, 40))
+	}
+	yesterday := h.clock.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02")
+	if _, err := officernd.Update[officernd.Membership](context.Background(), h.admin, "memberships", ms.ID, map[string]any{"endDate": yesterday + "T00:00:00.000Z", "type": "fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "certificate revoked", func() bool {
+		es, _ := app.Store().AuditLog(0, 1<<30)
+		for _, e := range es {
+			if e.Action == "cert.revoked" && e.Subject == m.Email {
+				return true
+			}
+		}
+		return false
+	})
+	if ok, _ := eapol(t, h, auth[0].String(), network); ok {
+		t.Fatal("EAP-TLS succeeded with a certificate of a member whose access ended")
+	}
+}

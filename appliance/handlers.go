@@ -47,6 +47,7 @@ func (a *App) publicServer() *http.Server {
 	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
 	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
 	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
+	mux.HandleFunc("GET /wifi/client-cert.pem", a.handleClientCert)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

@@ -16,8 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/deskgate/deskgate/appliance/eap/profile"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
@@ -185,6 +187,9 @@ code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px} h2{font-size:1.15
 <h2>Android</h2>
 <ol><li><a href="{{.CACrt}}">Download the certificate</a> and install it as a "Wi-Fi certificate" (Settings → Security → Encryption &amp; credentials → Install a certificate).</li>
 <li>Join <b>{{.SSID}}</b>: EAP method <b>PEAP</b>, phase 2 <b>MSCHAPV2</b>, CA certificate: the one you installed, domain <code>{{.Domain}}</code>, identity <code>{{.User}}</code>, anonymous identity <code>anonymous</code>.</li></ol>
+<h2>Certificate login (EAP-TLS)</h2>
+<p>Laptops and managed devices can log in with a certificate instead of a password:
+<a href="{{.ClientCert}}">download your certificate and key</a> (PEM; keep the file private). It stops working when your membership ends.</p>
 <h2>Windows and Linux</h2>
 <p>Join <b>{{.SSID}}</b> with PEAP / MSCHAPv2 (or EAP-TTLS / PAP), identity <code>{{.User}}</code>. When asked about the server, check that it is <code>{{.Domain}}</code> and issued by the certificate at <a href="{{.CAPem}}">{{.CAPem}}</a>.</p>
 </body></html>`))
@@ -201,5 +206,59 @@ func (a *App) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
 	_ = wifiTmpl.Execute(w, map[string]string{
 		"SSID": ssid, "User": user, "Domain": a.Config().RADIUS.EAP.ServerName,
 		"Profile": "/wifi/profile.mobileconfig?" + q, "CACrt": "/wifi/ca.crt", "CAPem": "/wifi/ca.pem",
+		"ClientCert": "/wifi/client-cert.pem?" + q,
 	})
+}
+
+// handleClientCert issues the member an EAP-TLS client certificate (one
+// year) from deskgate's CA and returns it with its key in one PEM file.
+// The key is not kept; certificates are revoked when access ends.
+func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
+	user, _, err := a.wifiRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	ex, err := a.Explain(user, "")
+	if err != nil || !ex.Decision.Allowed {
+		http.Error(w, "no WiFi access at the moment", http.StatusForbidden)
+		return
+	}
+	cert, key, err := a.radius.ca.IssueClient(user, 365*24*time.Hour)
+	if err != nil {
+		a.log.Error("issue client certificate", "user", user, "err", err)
+		http.Error(w, "cannot issue a certificate now", http.StatusInternalServerError)
+		return
+	}
+	a.audit("portal", "cert.issued", ex.Member.ID, user, "member downloaded an EAP-TLS client certificate")
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `attachment; filename="wifi-certificate.pem"`)
+	w.Write(cert)
+	w.Write(key)
+}
+
+// revokeCerts revokes the EAP-TLS certificates of an account whose access
+// ended (disabled or deleted).
+func (a *App) revokeCerts(username string) {
+	if a.radius.ca == nil || username == "" {
+		return
+	}
+	n, err := a.radius.ca.RevokeIdentity(username)
+	if err != nil {
+		a.log.Error("revoke client certificates", "user", username, "err", err)
+		return
+	}
+	if n > 0 {
+		a.audit("radius", "cert.revoked", "", username, fmt.Sprintf("%d client certificate(s) revoked: access ended", n))
+	}
+}
+
+func (a *App) audit(actor, action, member, subject, cause string) {
+	err := a.store.Update(func(tx *store.Tx) error {
+		return tx.Audit(model.AuditEntry{Time: a.now(), Actor: actor, Action: action, Member: member, Subject: subject, Cause: cause})
+	})
+	if err != nil {
+		a.log.Error("audit", "action", action, "err", err)
+	}
 }

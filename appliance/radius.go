@@ -212,6 +212,8 @@ func (a *App) watchChanges(ctx context.Context) error {
 			switch c.Kind {
 			case store.KindLocation, store.KindResync:
 				a.refreshRadiusClients(a.Config())
+			case store.KindAccount:
+				a.revokeIfEnded(c)
 			}
 			if c.Member != "" {
 				if _, ok := pending[c.Member]; !ok {
@@ -404,5 +406,18 @@ func (a *App) activateDayPasses(ctx context.Context) {
 		if err != nil {
 			a.log.Warn("activate day pass", "member", m, "err", err)
 		}
+	}
+}
+
+// revokeIfEnded revokes the client certificates of an account that was
+// deleted or disabled.
+func (a *App) revokeIfEnded(c store.Change) {
+	if c.Deleted {
+		a.revokeCerts(c.ID)
+		return
+	}
+	var acct model.Account
+	if err := a.store.View(func(tx *store.Tx) error { var err error; acct, err = tx.GetAccount(c.ID); return err }); err == nil && acct.Disabled {
+		a.revokeCerts(acct.Username)
 	}
 }
