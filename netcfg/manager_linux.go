@@ -214,6 +214,7 @@ func (m *manager) addClient(cl GuestClient) error {
 			return err
 		}
 	}
+	m.forgetFlows(cl)
 	// The client is allowed now; a shaping failure is logged and left to
 	// the drift check rather than reported as a failed Allow.
 	if err := m.shape.addClient(m.cfg, cl); err != nil {
@@ -239,6 +240,9 @@ func (m *manager) removeClient(cl GuestClient, next *GuestClient) error {
 		if err := m.setDel(a); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if next == nil {
+		m.forgetFlows(cl)
 	}
 	if err := m.shape.removeClient(cl, next); err != nil {
 		m.log.Warn("netcfg shaping", "mac", cl.MAC.String(), "err", err)
@@ -768,4 +772,27 @@ func removeChains(t ipt, table string, chains []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// forgetFlows drops the conntrack state of a client's connections: those the
+// captive DNAT sent to the portal (after Allow a browser would reuse them and
+// see the portal again) and those forwarded while allowed (after Revoke they
+// would hang instead of being intercepted).
+func (m *manager) forgetFlows(cl GuestClient) {
+	for _, a := range clientAddrs(cl) {
+		f := &netlink.ConntrackFilter{}
+		f.AddIP(netlink.ConntrackOrigSrcIP, net.IP(a.AsSlice()))
+		fam := netlink.InetFamily(unix.AF_INET)
+		if a.Is6() {
+			fam = unix.AF_INET6
+		}
+		n, err := m.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
+		if err != nil {
+			// Not fatal: the client's new connections follow the new
+			// rules; only ones already open keep their old path.
+			m.log.Warn("netcfg: forget a client's connections", "ip", a, "err", err)
+			continue
+		}
+		m.log.Debug("netcfg forget flows", "ip", a, "deleted", n)
+	}
 }
