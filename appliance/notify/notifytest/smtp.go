@@ -48,8 +48,11 @@ type Server struct {
 	msgs []Message
 }
 
-// Start runs a server until the test ends.
-func Start(t testing.TB) *Server {
+// Start runs a server on a free loopback port until the test ends.
+func Start(t testing.TB) *Server { return StartAt(t, "127.0.0.1:0") }
+
+// StartAt runs a server on addr until the test ends.
+func StartAt(t testing.TB, addr string) *Server {
 	t.Helper()
 	s := &Server{}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -60,7 +63,7 @@ func Start(t testing.TB) *Server {
 	srv.WriteTimeout = 10 * time.Second
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
 	srv.ErrorLog = discard{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
