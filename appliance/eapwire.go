@@ -30,7 +30,7 @@ func (e eapAuth) NTHash(ctx context.Context, identity string) ([]byte, error) {
 		if err != nil {
 			return fmt.Errorf("unknown user %q", identity)
 		}
-		_, dec, err := e.a.res.DecideMember(tx, acct.MemberID, e.a.now())
+		_, dec, err := e.a.res.DecideMemberAt(tx, acct.MemberID, radius.LocationFromContext(ctx), e.a.now())
 		if err != nil {
 			return fmt.Errorf("decide %s: %w", identity, err)
 		}

@@ -39,7 +39,7 @@ func (d directory) Lookup(ctx context.Context, username string) (radius.Subject,
 		if err != nil {
 			return err
 		}
-		_, dec, err := d.a.res.DecideMember(tx, acct.MemberID, d.a.now())
+		_, dec, err := d.a.res.DecideMemberAt(tx, acct.MemberID, radius.LocationFromContext(ctx), d.a.now())
 		if errors.Is(err, store.ErrNotFound) {
 			return radius.ErrUnknownUser
 		}
@@ -342,32 +342,32 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 	if len(sessions) == 0 {
 		return false
 	}
-	var dec model.Decision
-	var acct model.Account
+	changed := false
 	err := a.store.View(func(tx *store.Tx) error {
-		var err error
-		if _, dec, err = a.res.DecideMember(tx, m, a.now()); err != nil {
-			return err
+		acct, err := tx.AccountOfMember(m)
+		if err != nil || acct.Disabled {
+			changed = true
+			return nil
 		}
-		acct, err = tx.AccountOfMember(m)
-		return err
+		for _, s := range sessions {
+			f := strings.Split(s.Class, ";")
+			if len(f) < 5 || f[0] != "dg1" || s.Username != acct.Username {
+				changed = true // not issued by this decision scheme: re-check
+				return nil
+			}
+			// The decision at the session's location, as RADIUS takes it.
+			_, dec, err := a.res.DecideMemberAt(tx, m, f[4], a.now())
+			if err != nil {
+				return err
+			}
+			if _, ok := dec.At(f[4]); !dec.Allowed || !ok || f[2] != dec.MembershipID || f[3] != dec.PlanID {
+				changed = true
+				return nil
+			}
+		}
+		return nil
 	})
-	if err != nil || !dec.Allowed || acct.Disabled {
-		return true
-	}
-	for _, s := range sessions {
-		f := strings.Split(s.Class, ";")
-		if len(f) < 5 || f[0] != "dg1" {
-			return true // not issued by this decision scheme: re-check
-		}
-		if f[2] != dec.MembershipID || f[3] != dec.PlanID || s.Username != acct.Username {
-			return true
-		}
-		if _, ok := dec.At(f[4]); !ok {
-			return true
-		}
-	}
-	return false
+	return err != nil || changed
 }
 
 // activateDayPasses starts the 24 hours of day passes whose holder is

@@ -248,6 +248,18 @@ func TestRadiusWithStore(t *testing.T) {
 	if out, ok := radclient(t, addr, req("edsger.dijkstra@example.org", "whatever-pass", "uptown-ap")); ok || !strings.Contains(out, "Access-Reject") {
 		t.Errorf("ended member (no account) not rejected:\n%s", out)
 	}
+	// Margaret has a Hot Desk at Uptown and a Dedicated Desk at Downtown:
+	// under roaming "single" each location admits her with the membership
+	// held there.
+	margaret := "margaret.hamilton@example.com"
+	mpw := passwordFromMailbox(t, h, margaret)
+	if out, ok := radclient(t, addr, req(margaret, mpw, "downtown-ap")); !ok || !strings.Contains(out, `Filter-Id = "premium"`) {
+		t.Errorf("Margaret at Downtown (Dedicated Desk) not accepted as premium:\n%s", out)
+	}
+	if out, ok := radclient(t, addr, req(margaret, mpw, "uptown-ap")); !ok || !strings.Contains(out, `Filter-Id = "standard"`) {
+		t.Errorf("Margaret at Uptown (Hot Desk) not accepted as standard:\n%s", out)
+	}
+
 	// explain shows the same reply.
 	ex, err := app.Explain(ada, "downtown-ap")
 	if err != nil || len(ex.Reply) == 0 || ex.Reply[0] != "Access-Accept" {

@@ -169,6 +169,27 @@ func (r *Resolver) DecideMember(tx *store.Tx, id string, now time.Time) (model.M
 	return m, policy.Decide(r.Rules(), in), nil
 }
 
+// DecideMemberAt is DecideMember for a request at a location (a NAS's):
+// with several memberships, the best one that grants access there wins.
+// An empty location is DecideMember.
+func (r *Resolver) DecideMemberAt(tx *store.Tx, id, locationID string, now time.Time) (model.Member, model.Decision, error) {
+	if locationID == "" {
+		return r.DecideMember(tx, id, now)
+	}
+	m, err := tx.GetMember(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return model.Member{}, policy.DecideAt(r.Rules(), policy.Input{Now: now}, locationID), err
+	}
+	if err != nil {
+		return m, model.Decision{}, fmt.Errorf("decide member %s: %w", id, err)
+	}
+	in, err := r.Input(tx, &m, now)
+	if err != nil {
+		return m, model.Decision{}, fmt.Errorf("decide member %s: %w", id, err)
+	}
+	return m, policy.DecideAt(r.Rules(), in, locationID), nil
+}
+
 // FindMember resolves an operator's query (username, email or member id)
 // to a member id.
 func FindMember(tx *store.Tx, q string) (string, error) {

@@ -207,7 +207,7 @@ func (s *Server) evaluate(ctx context.Context, w *worker, r *request, ev *evalua
 		ev.deny = model.DenyUnknownUser
 		return
 	}
-	subj, err := s.dir.Lookup(ctx, ev.username)
+	subj, err := s.dir.Lookup(WithLocation(ctx, ev.location), ev.username)
 	if errors.Is(err, ErrUnknownUser) {
 		ev.deny = model.DenyUnknownUser
 		return

@@ -41,7 +41,8 @@ func NewCachingDirectory(inner Directory, ttl time.Duration, now func() time.Tim
 
 // Lookup implements Directory.
 func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject, error) {
-	key := strings.ToLower(username)
+	// Decisions depend on the NAS's location (the best membership there).
+	key := strings.ToLower(username) + "\x00" + LocationFromContext(ctx)
 	now := c.now()
 	c.mu.RLock()
 	e, ok := c.m[key]
@@ -62,10 +63,15 @@ func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject
 	return subj, err
 }
 
-// Invalidate forgets one username.
+// Invalidate forgets one username (at every location).
 func (c *CachingDirectory) Invalidate(username string) {
+	prefix := strings.ToLower(username) + "\x00"
 	c.mu.Lock()
-	delete(c.m, strings.ToLower(username))
+	for k := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.m, k)
+		}
+	}
 	c.mu.Unlock()
 }
 

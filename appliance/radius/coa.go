@@ -91,7 +91,11 @@ func (s *Server) reauthSession(ctx context.Context, t *clientTable, sess Session
 // coaAttrs returns the new authorization for a CoA, nil when the member no
 // longer has access at the session's location (then: disconnect).
 func (s *Server) coaAttrs(ctx context.Context, nas *nasState, sess Session) []attr {
-	subj, err := s.dir.Lookup(ctx, sess.Username)
+	loc := sess.Location
+	if loc == "" {
+		loc = nas.LocationID
+	}
+	subj, err := s.dir.Lookup(WithLocation(ctx, loc), sess.Username)
 	if err != nil || subj.Account.Disabled {
 		return nil
 	}

@@ -20,9 +20,16 @@ type EAPHandler interface {
 
 type locationKey struct{}
 
-// LocationFromContext returns the location of the NAS an EAP conversation
-// comes through, so the inner authentication can check the member's
-// decision there (a denied member then fails inside the tunnel).
+// WithLocation marks ctx with the location of the NAS a request comes
+// through, for the Directory and the EAP inner authentication.
+func WithLocation(ctx context.Context, locationID string) context.Context {
+	return context.WithValue(ctx, locationKey{}, locationID)
+}
+
+// LocationFromContext returns the location of the NAS a lookup is for, so
+// the decision can be taken there (with several memberships, the best one
+// that grants access at this location) and a denied member fails inside
+// an EAP tunnel.
 func LocationFromContext(ctx context.Context) string {
 	l, _ := ctx.Value(locationKey{}).(string)
 	return l
@@ -45,7 +52,7 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 		EAPMessage: msg, State: append([]byte(nil), r.state...), FramedMTU: int(r.framedMTU),
 		UserName: string(r.userName), NASKey: nas.Name + "|" + string(r.callingStation),
 	}
-	res := s.cfg.EAP.Handle(context.WithValue(ctx, locationKey{}, nas.LocationID), req)
+	res := s.cfg.EAP.Handle(WithLocation(ctx, nas.LocationID), req)
 	ev := evaluation{nas: nas, username: string(r.userName), now: now, location: nas.LocationID, method: "eap"}
 	if m, ok := normalizeMAC(r.callingStation); ok {
 		ev.mac = m
@@ -66,7 +73,7 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 		return w.w.sign(w.c, nas.Secret, signReply)
 	case eap.Accept:
 		ev.username, ev.method = res.Identity, "eap-"+res.Method
-		subj, err := s.dir.Lookup(ctx, res.Identity)
+		subj, err := s.dir.Lookup(WithLocation(ctx, nas.LocationID), res.Identity)
 		switch {
 		case errors.Is(err, ErrUnknownUser):
 			ev.deny = model.DenyUnknownUser

@@ -29,7 +29,7 @@ func (s *Server) Explain(ctx context.Context, username, nasName string) (Explain
 	}
 	ev := evaluation{nas: nas, username: username, now: s.now(), location: nas.LocationID, method: "explain"}
 	res := ExplainResult{Username: username, NAS: nas.Name, Location: nas.LocationID, Vendor: nas.Vendor}
-	subj, err := s.dir.Lookup(ctx, username)
+	subj, err := s.dir.Lookup(WithLocation(ctx, nas.LocationID), username)
 	switch {
 	case errors.Is(err, ErrUnknownUser):
 		ev.deny = "unknown_user"
