@@ -35,6 +35,9 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	// The member pages also answer here, for setups (and the demo) whose
+	// onboarding_url points at the local API's address.
+	a.memberPages(mux)
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 
@@ -43,13 +46,7 @@ func (a *App) adminServer() *http.Server {
 func (a *App) publicServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+a.Config().Sync.WebhookPath, a.syncer.WebhookHandler())
-	mux.HandleFunc("GET /wifi", a.handleWiFiPage)
-	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
-	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
-	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
-	mux.HandleFunc("GET /wifi/client-cert.pem", a.handleClientCert)
-	mux.HandleFunc("GET /onboard", a.handleOnboard)
-	mux.HandleFunc("POST /onboard", a.handleOnboard)
+	a.memberPages(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
@@ -198,6 +195,9 @@ func (a *App) Explain(query, nas string) (admin.Explanation, error) {
 		ex.Audit, _ = a.store.AuditOf(ex.Member.ID, 10)
 	}
 	ex.NAS, ex.Reply = a.radiusReply(query, nas, ex)
+	if ex.Account != nil {
+		ex.SetupURL = a.ProfileURL(ex.Account.Username)
+	}
 	return ex, nil
 }
 
@@ -325,3 +325,15 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func findMember(tx *store.Tx, q string) (string, error) { return access.FindMember(tx, q) }
+
+// memberPages are the pages members reach from their emails: onboarding
+// (setting a WiFi password) and device setup.
+func (a *App) memberPages(mux *http.ServeMux) {
+	mux.HandleFunc("GET /wifi", a.handleWiFiPage)
+	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
+	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
+	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
+	mux.HandleFunc("GET /wifi/client-cert.pem", a.handleClientCert)
+	mux.HandleFunc("GET /onboard", a.handleOnboard)
+	mux.HandleFunc("POST /onboard", a.handleOnboard)
+}

@@ -119,6 +119,22 @@ eml=$(grep -l "To: .*$ada" "$DEMO"/mailbox/*.eml 2>/dev/null | head -n1 || true)
 pw=$(sed -n 's/^ *Password: *//p' "$eml" 2>/dev/null | head -n1 | tr -d '\r' || true)
 [ -n "$pw" ] || pw="<password from her welcome email in .demo/mailbox>"
 
+# A PEAP-MSCHAPv2 client config for her, as a phone would use it.
+cat >"$DEMO/eapol-ada.conf" <<CONF
+network={
+	key_mgmt=IEEE8021X
+	eap=PEAP
+	identity="$ada"
+	anonymous_identity="anonymous"
+	password="$pw"
+	ca_cert="$DEMO/data/eap/ca.pem"
+	domain_match="radius.deskgate.lan"
+	phase1="peaplabel=0"
+	phase2="auth=MSCHAPV2"
+}
+CONF
+setup=$($CLI explain "$ada" | sed -n "s/^setup *//p")
+
 # The day-pass visitor's guest code (valid 24 h from first login).
 for _ in $(seq 50); do
 	geml=$(grep -l "guest code" "$DEMO"/mailbox/*.eml 2>/dev/null | xargs -r grep -l "frances.allen@example.org" | head -n1 || true)
@@ -153,6 +169,10 @@ RADIUS (PAP) as the Downtown access point would ask:
    BlastRADIUS hardening requires; radclient with it listed is accepted:)
   printf 'User-Name=$ada\nUser-Password=$pw\nNAS-Identifier=demo-downtown-ap\nMessage-Authenticator=0x00\n' \\
     | radclient -x $RADIUS_HOST auth $RADIUS_SECRET
+
+WPA-Enterprise (PEAP-MSCHAPv2 inside RADIUS, as her phone would log in):
+  eapol_test -c $DEMO/eapol-ada.conf -a $RADIUS_HOST -s $RADIUS_SECRET | tail -1
+  her device setup page (profile, CA, EAP-TLS certificate): $setup
 
 Drive a change through the simulator, then ask again:
   curl -s -X POST http://$SIM_ADDR/_sim/faults -d '{"down":true}'   # OfficeRnD down: decisions still served

@@ -89,6 +89,9 @@ type Explanation struct {
 	NAS   string             `json:"nas,omitempty"`
 	Reply []string           `json:"reply,omitempty"`
 	Audit []model.AuditEntry `json:"audit,omitempty"`
+	// SetupURL is the member's device-setup page (WPA-Enterprise profile,
+	// CA, EAP-TLS certificate).
+	SetupURL string `json:"setupUrl,omitempty"`
 }
 
 // AccountView is an account without its hash.

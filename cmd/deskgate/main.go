@@ -395,6 +395,9 @@ func printExplain(out io.Writer, ex admin.Explanation) {
 		}
 		fmt.Fprintf(out, "valid     until %s; session timeout %s; max devices %d; static IP %v\n", until, d.SessionTimeout, d.MaxDevices, d.StaticIP)
 	}
+	if ex.SetupURL != "" {
+		fmt.Fprintf(out, "setup     %s\n", ex.SetupURL)
+	}
 	if len(ex.Reply) > 0 {
 		fmt.Fprintf(out, "RADIUS reply for NAS %s:\n", ex.NAS)
 		for _, l := range ex.Reply {

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"image/png"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,13 +17,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/deskgate/deskgate/internal/cdp"
 	"github.com/deskgate/deskgate/netcfg"
 	"github.com/deskgate/deskgate/portal"
-	"github.com/gorilla/websocket"
 	"github.com/vishvananda/netns"
 )
 
@@ -87,17 +82,17 @@ func TestGatewayPortalBrowser(t *testing.T) {
 	// internet.test is the only name the browser resolves; every other name
 	// fails at once, so nothing asks a DNS server.
 	page := l.startChromium(ctx, bin, "--host-resolver-rules=MAP internet.test "+brInetIP+", MAP * ~NOTFOUND, EXCLUDE 10.50.0.1")
-	page.call("Page.enable", nil)
-	page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 800, "height": 900, "deviceScaleFactor": 1, "mobile": false})
-	page.call("Network.enable", nil)
-	page.call("Network.setExtraHTTPHeaders", map[string]any{"headers": map[string]string{"Accept-Language": "en-US,en;q=0.9"}})
+	page.Call("Page.enable", nil)
+	page.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 800, "height": 900, "deviceScaleFactor": 1, "mobile": false})
+	page.Call("Network.enable", nil)
+	page.Call("Network.setExtraHTTPHeaders", map[string]any{"headers": map[string]string{"Accept-Language": "en-US,en;q=0.9"}})
 	t.Logf("chromium ready after %v", time.Since(start).Round(time.Millisecond))
-	shot := func(name string) { page.screenshot(filepath.Join(outDir, name)) }
+	shot := func(name string) { page.Screenshot(filepath.Join(outDir, name)) }
 
 	// 1. Before login: the internet is intercepted and the portal shown.
-	page.navigate(brInetURL)
-	d := page.dom()
-	d.check(t, "intercepted", "10.50.0.1:8080", "/", "Access code", "code-form")
+	page.Navigate(brInetURL)
+	d := page.DOM()
+	d.Check(t, "intercepted", cdp.Want{Host: "10.50.0.1:8080", Path: "/", Text: "Access code", Form: "code-form"}, true)
 	shot("1-intercepted-portal.png")
 	if r := ka.get(); r.err != nil || r.code != http.StatusFound || r.location != brPortalURL+"/" {
 		t.Fatalf("keep-alive client before login: %v, want a redirect to %s/", r, brPortalURL)
@@ -110,9 +105,9 @@ func TestGatewayPortalBrowser(t *testing.T) {
 	}
 
 	// 2. Log in with the guest code: a real form post from the browser.
-	page.submitCode(brGuestCode)
-	d = page.dom()
-	d.check(t, "status", "10.50.0.1:8080", "/status", "Time left", "logout-form")
+	page.SubmitCode(brGuestCode)
+	d = page.DOM()
+	d.Check(t, "status", cdp.Want{Host: "10.50.0.1:8080", Path: "/status", Text: "Time left", Form: "logout-form"}, true)
 	if !strings.Contains(d.Text, "You are online") {
 		t.Errorf("status page lacks %q:\n%s", "You are online", d.Text)
 	}
@@ -132,10 +127,10 @@ func TestGatewayPortalBrowser(t *testing.T) {
 	if r := fresh.get(); r.err != nil || r.code != http.StatusOK || !strings.Contains(r.body, brInetText) {
 		t.Errorf("after login, a new connection to the internet: %v, want the internet page", r)
 	}
-	if err := page.tryNavigate(brInetURL); err != nil {
+	if err := page.TryNavigate(brInetURL); err != nil {
 		t.Fatalf("after login: %v", err)
 	}
-	d = page.dom()
+	d = page.DOM()
 	shot("3-internet.png")
 	if d.Host != "internet.test" || !strings.Contains(d.Text, brInetText) {
 		t.Errorf("after login the browser's %s showed %s%s %q, want the internet page. The browser reused a "+
@@ -147,21 +142,21 @@ func TestGatewayPortalBrowser(t *testing.T) {
 
 	// 4. Log out in the browser: the portal revokes the client in netcfg,
 	// and the next visit to the internet lands on the portal again.
-	page.navigate(brPortalURL + "/status")
-	page.click("#logout-form button")
-	d = page.dom()
-	d.check(t, "logged out", "10.50.0.1:8080", "/", "Access code", "code-form")
+	page.Navigate(brPortalURL + "/status")
+	page.Click("#logout-form button")
+	d = page.DOM()
+	d.Check(t, "logged out", cdp.Want{Host: "10.50.0.1:8080", Path: "/", Text: "Access code", Form: "code-form"}, true)
 	if l.allowed() {
 		t.Fatal("client still in the allow set after logout")
 	}
 	hits := inet.hits.Load()
-	if err := page.tryNavigate(brInetURL); err != nil {
+	if err := page.TryNavigate(brInetURL); err != nil {
 		t.Errorf("after the revoke: %v. The browser reused its kept-alive connection to the internet, whose "+
 			"packets the gateway now drops; netcfg should drop the client's flows on Revoke so they are "+
 			"reset or intercepted instead of hanging.", err)
 	} else {
-		d = page.dom()
-		d.check(t, "intercepted after revoke", "10.50.0.1:8080", "/", "Access code", "code-form")
+		d = page.DOM()
+		d.Check(t, "intercepted after revoke", cdp.Want{Host: "10.50.0.1:8080", Path: "/", Text: "Access code", Form: "code-form"}, true)
 		shot("4-revoked-portal.png")
 	}
 	if r := fresh.get(); r.err != nil || r.code != http.StatusFound || r.location != brPortalURL+"/" {
@@ -598,373 +593,20 @@ func (w *brTLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// brPage is a minimal DevTools protocol client for one Chromium page.
-type brPage struct {
-	t      *testing.T
-	ctx    context.Context
-	conn   *websocket.Conn
-	mu     sync.Mutex
-	nextID int
-	wait   map[int]chan brMsg
-	done   chan struct{}
-}
-
-type brMsg struct {
-	ID     int             `json:"id"`
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Message string `json:"message"`
-	} `json:"error"`
-}
+// brNavTimeout bounds one DevTools command and one navigation: every page
+// here is local and small.
+const brNavTimeout = 10 * time.Second
 
 // startChromium runs headless Chromium inside the client namespace and
 // connects to its DevTools endpoint, which listens on the client
 // namespace's loopback, from a thread in that namespace.
-func (l *brLab) startChromium(ctx context.Context, bin string, extra ...string) *brPage {
-	t := l.t
-	t.Helper()
-	profile := t.TempDir()
-	args := []string{"netns", "exec", l.client, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + profile, "--remote-debugging-port=0", "--disable-dev-shm-usage",
-		"--disable-extensions", "--hide-scrollbars", "--mute-audio", "--no-default-browser-check",
-		"--disable-features=HttpsUpgrades"}
-	args = append(append(args, extra...), "about:blank")
-	cmd := exec.Command("ip", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr brBuffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	p := &brPage{t: t, ctx: ctx, wait: map[int]chan brMsg{}, done: make(chan struct{})}
-	t.Cleanup(func() {
-		if p.conn != nil {
-			p.conn.Close()
-			<-p.done
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", stderr.String())
-		}
+func (l *brLab) startChromium(ctx context.Context, bin string, extra ...string) *cdp.Page {
+	l.t.Helper()
+	return cdp.Start(ctx, l.t, cdp.Options{
+		Bin:     bin,
+		Flags:   extra,
+		Prefix:  []string{"ip", "netns", "exec", l.client},
+		Dial:    dialIn(l.client),
+		Timeout: brNavTimeout,
 	})
-	// Chromium writes its DevTools port to DevToolsActivePort in the profile.
-	var port string
-	for deadline := time.Now().Add(30 * time.Second); port == ""; time.Sleep(50 * time.Millisecond) {
-		if b, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort")); err == nil {
-			port, _, _ = strings.Cut(string(b), "\n")
-		}
-		select {
-		case <-exited:
-			t.Fatalf("chromium exited:\n%s", stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chromium did not start its DevTools endpoint:\n%s", stderr.String())
-		}
-	}
-	dial := dialIn(l.client)
-	hc := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	var targets []struct{ Type, WebSocketDebuggerURL string }
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		targets = nil
-		res, err := hc.Get("http://127.0.0.1:" + port + "/json/list")
-		if err == nil {
-			err = json.NewDecoder(res.Body).Decode(&targets)
-			res.Body.Close()
-		}
-		if err == nil && len(targets) > 0 && targets[0].Type == "page" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no page target (%v): %+v", err, targets)
-		}
-	}
-	wd := websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 5 * time.Second}
-	conn, _, err := wd.DialContext(ctx, targets[0].WebSocketDebuggerURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(64 << 20)
-	p.conn = conn
-	go p.read()
-	return p
-}
-
-// brBuffer is a bytes.Buffer safe for the process writer and the test.
-type brBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *brBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *brBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (p *brPage) read() {
-	defer close(p.done)
-	for {
-		var m brMsg
-		if err := p.conn.ReadJSON(&m); err != nil {
-			return
-		}
-		if m.ID == 0 {
-			continue // an event: the test polls the page instead
-		}
-		p.mu.Lock()
-		ch := p.wait[m.ID]
-		delete(p.wait, m.ID)
-		p.mu.Unlock()
-		if ch != nil {
-			ch <- m
-		}
-	}
-}
-
-func (p *brPage) call(method string, params any) json.RawMessage {
-	p.t.Helper()
-	res, err := p.try(method, params)
-	if err != nil {
-		p.t.Fatalf("%s: %v", method, err)
-	}
-	return res
-}
-
-func (p *brPage) try(method string, params any) (json.RawMessage, error) {
-	return p.tryTimeout(method, params, brNavTimeout)
-}
-
-func (p *brPage) tryTimeout(method string, params any, timeout time.Duration) (json.RawMessage, error) {
-	p.mu.Lock()
-	p.nextID++
-	id := p.nextID
-	ch := make(chan brMsg, 1)
-	p.wait[id] = ch
-	p.mu.Unlock()
-	if params == nil {
-		params = struct{}{}
-	}
-	p.mu.Lock()
-	err := p.conn.WriteJSON(map[string]any{"id": id, "method": method, "params": params})
-	p.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case m := <-ch:
-		if m.Error != nil {
-			return nil, errors.New(m.Error.Message)
-		}
-		return m.Result, nil
-	case <-p.done:
-		return nil, errors.New("devtools connection closed")
-	case <-p.ctx.Done():
-		return nil, p.ctx.Err()
-	case <-time.After(timeout):
-		return nil, fmt.Errorf("%s: no answer within %v", method, timeout)
-	}
-}
-
-// eval runs JavaScript in the page and decodes its value into v.
-func (p *brPage) eval(expr string, v any) error {
-	res, err := p.try("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true})
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text string `json:"text"`
-		} `json:"exceptionDetails"`
-	}
-	if err := json.Unmarshal(res, &r); err != nil {
-		return err
-	}
-	if r.ExceptionDetails != nil {
-		return fmt.Errorf("javascript: %s", r.ExceptionDetails.Text)
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(r.Result.Value, v)
-}
-
-// brNavTimeout bounds one navigation: every page here is local and small.
-const brNavTimeout = 10 * time.Second
-
-// markAndWait runs act, which must cause a navigation, and waits until a
-// new document has loaded (the marker set on the old one is gone).
-func (p *brPage) markAndWait(act func() error) error {
-	if err := p.eval("window.__dgOld = true", nil); err != nil {
-		return err
-	}
-	if err := act(); err != nil {
-		return err
-	}
-	for deadline := time.Now().Add(brNavTimeout); ; time.Sleep(50 * time.Millisecond) {
-		var ready bool
-		err := p.eval("window.__dgOld !== true && document.readyState === 'complete'", &ready)
-		if err == nil && ready {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			var where string
-			p.eval("location.href", &where)
-			return fmt.Errorf("no new page within %v (still at %q, last error %v)", brNavTimeout, where, err)
-		}
-	}
-}
-
-// tryNavigate opens url and waits until it has loaded.
-func (p *brPage) tryNavigate(url string) error {
-	err := p.markAndWait(func() error {
-		// Page.navigate returns once the response has started to arrive.
-		res, err := p.tryTimeout("Page.navigate", map[string]any{"url": url}, brNavTimeout)
-		if err != nil {
-			return err
-		}
-		var r struct{ ErrorText string }
-		if json.Unmarshal(res, &r) == nil && r.ErrorText != "" {
-			return errors.New(r.ErrorText)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("navigate to %s: %w", url, err)
-	}
-	return nil
-}
-
-func (p *brPage) navigate(url string) {
-	p.t.Helper()
-	if err := p.tryNavigate(url); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// clickNoWait presses and releases the mouse in the middle of the element.
-func (p *brPage) clickNoWait(selector string) {
-	p.t.Helper()
-	var box struct{ X, Y float64 }
-	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.scrollIntoView({block: "center"});
-		const r = e.getBoundingClientRect(); return {X: r.x + r.width/2, Y: r.y + r.height/2}; })()`, selector)
-	if err := p.eval(js, &box); err != nil {
-		p.t.Fatalf("find %s: %v", selector, err)
-	}
-	for _, typ := range []string{"mouseMoved", "mousePressed", "mouseReleased"} {
-		p.call("Input.dispatchMouseEvent", map[string]any{"type": typ, "x": box.X, "y": box.Y, "button": "left", "clickCount": 1})
-	}
-}
-
-func (p *brPage) click(selector string) {
-	p.t.Helper()
-	if err := p.markAndWait(func() error { p.clickNoWait(selector); return nil }); err != nil {
-		p.t.Fatalf("click %s: %v", selector, err)
-	}
-}
-
-// submitCode clicks into the code field, types the code, ticks the terms
-// box and clicks Connect, then waits for the next page.
-func (p *brPage) submitCode(code string) {
-	p.t.Helper()
-	p.clickNoWait("#code")
-	var focused bool
-	if err := p.eval(`document.activeElement && document.activeElement.id === "code"`, &focused); err != nil || !focused {
-		p.t.Fatalf("code field not focused by the click (%v)", err)
-	}
-	p.call("Input.insertText", map[string]any{"text": code})
-	p.clickNoWait("#terms-code")
-	var checked bool
-	if err := p.eval(`document.getElementById("terms-code").checked`, &checked); err != nil || !checked {
-		p.t.Fatalf("terms box not ticked (%v)", err)
-	}
-	p.click("#code-form button[type=submit]")
-}
-
-type brDOM struct {
-	Text, Host, Path string
-	Forms            []string
-}
-
-func (p *brPage) dom() brDOM {
-	p.t.Helper()
-	var d brDOM
-	err := p.eval(`({Text: document.body ? document.body.innerText : "", Host: location.host, Path: location.pathname,
-		Forms: [...document.forms].map(f => f.id)})`, &d)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return d
-}
-
-// check fails the test when the page is blank or is not the expected page
-// with its text and form.
-func (d brDOM) check(t *testing.T, name, host, path, text, form string) {
-	t.Helper()
-	if len(strings.TrimSpace(d.Text)) < 40 {
-		t.Fatalf("%s page is blank: %q", name, d.Text)
-	}
-	if d.Host != host || d.Path != path {
-		t.Fatalf("%s page: at %s%s, want %s%s:\n%s", name, d.Host, d.Path, host, path, d.Text)
-	}
-	if !strings.Contains(d.Text, text) {
-		t.Fatalf("%s page lacks %q:\n%s", name, text, d.Text)
-	}
-	for _, f := range d.Forms {
-		if f == form {
-			return
-		}
-	}
-	t.Fatalf("%s page lacks form #%s (forms %q)", name, form, d.Forms)
-}
-
-// screenshot writes a full-page PNG and fails if it looks blank.
-func (p *brPage) screenshot(path string) {
-	p.t.Helper()
-	var size struct{ W, H float64 }
-	if err := p.eval(`({W: document.documentElement.clientWidth, H: document.documentElement.scrollHeight})`, &size); err != nil {
-		p.t.Fatal(err)
-	}
-	res := p.call("Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true,
-		"clip": map[string]any{"x": 0, "y": 0, "width": size.W, "height": size.H, "scale": 1}})
-	var r struct{ Data string }
-	if err := json.Unmarshal(res, &r); err != nil {
-		p.t.Fatal(err)
-	}
-	b, err := base64.StdEncoding.DecodeString(r.Data)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		p.t.Fatalf("screenshot %s: %v", path, err)
-	}
-	colors := map[[4]uint32]bool{}
-	bounds := img.Bounds()
-	for y := bounds.Min.Y; y < bounds.Max.Y; y += 5 {
-		for x := bounds.Min.X; x < bounds.Max.X; x += 5 {
-			r, g, b, a := img.At(x, y).RGBA()
-			colors[[4]uint32{r, g, b, a}] = true
-		}
-	}
-	if len(colors) < 8 {
-		p.t.Errorf("screenshot %s looks blank (%d colours)", path, len(colors))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Logf("screenshot %s (%dx%d)", path, bounds.Dx(), bounds.Dy())
 }
