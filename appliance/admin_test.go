@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -119,7 +120,7 @@ func TestOnboardingPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The welcome email in the mailbox carries the link.
-	files, _ := filepathGlob(h.dir + "/mailbox/*.eml")
+	files, _ := filepath.Glob(h.dir + "/mailbox/*.eml")
 	var link string
 	for _, f := range files {
 		b := readFile(t, f)

@@ -112,7 +112,7 @@ func TestWiFiSetupLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var link string
-	files, _ := filepathGlob(h.dir + "/mailbox/*.eml")
+	files, _ := filepath.Glob(h.dir + "/mailbox/*.eml")
 	for _, f := range files {
 		if b := qpDecode(readFile(t, f)); strings.Contains(b, "ada.lovelace@example.com") {
 			link = regexp.MustCompile(`http://[^\s"<>]+/wifi\?[^\s"<>]+`).FindString(b)

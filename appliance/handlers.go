@@ -324,8 +324,6 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, c.a.api.Stats().RateLimitWaitTime.Seconds())
 }
 
-func findMember(tx *store.Tx, q string) (string, error) { return access.FindMember(tx, q) }
-
 // memberPages are the pages members reach from their emails: onboarding
 // (setting a WiFi password) and device setup.
 func (a *App) memberPages(mux *http.ServeMux) {

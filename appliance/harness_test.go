@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -292,15 +291,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func simDrop() officerndsim.Faults { return officerndsim.Faults{DropWebhooks: true} }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
-func signFor(secret string, body []byte, at time.Time) string {
-	return officernd.Sign(secret, body, at)
-}
-
 func simDown() officerndsim.Faults { return officerndsim.Faults{Down: true} }
-
-func filepathGlob(p string) ([]string, error) { return filepath.Glob(p) }
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/eap"
@@ -97,13 +98,9 @@ func (a *App) radiusConfig(cfg *config.Config) radius.Config {
 func (a *App) radiusClients(cfg *config.Config) []radius.Client {
 	var out []radius.Client
 	for _, n := range cfg.RADIUS.Clients {
-		pfx, err := netip.ParsePrefix(n.Address)
+		pfx, err := radius.ClientPrefix(n.Address)
 		if err != nil {
-			ip, err := netip.ParseAddr(n.Address)
-			if err != nil {
-				continue // validation already rejected it
-			}
-			pfx = netip.PrefixFrom(ip, ip.BitLen())
+			continue // validation already rejected it
 		}
 		loc, ok := a.res.LocationID(n.Location)
 		if !ok {
@@ -320,7 +317,7 @@ func (a *App) handleSessions(w http.ResponseWriter, r *http.Request) {
 	member := r.URL.Query().Get("member")
 	if member != "" {
 		_ = a.store.View(func(tx *store.Tx) error {
-			if id, err := findMember(tx, member); err == nil {
+			if id, err := access.FindMember(tx, member); err == nil {
 				member = id
 			}
 			return nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -182,7 +183,7 @@ func passwordFromMailbox(t *testing.T, h *harness, email string) string {
 	if err := h.app.sender.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepathGlob(h.dir + "/mailbox/*.eml")
+	files, _ := filepath.Glob(h.dir + "/mailbox/*.eml")
 	for _, f := range files {
 		b := qpDecode(readFile(t, f))
 		if !strings.Contains(b, "To: "+email) && !strings.Contains(b, "<"+email+">") {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/creds"
 	"log/slog"
 	"net"
 	"os"
@@ -58,7 +59,7 @@ func (m *memberAuth) NTHash(ctx context.Context, identity string) ([]byte, error
 	if !ok {
 		return nil, fmt.Errorf("unknown identity %q", identity)
 	}
-	return NTHash(pw), nil
+	return creds.NTHash(pw), nil
 }
 
 func (m *memberAuth) CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/creds"
 )
 
 // Key-derivation labels.
@@ -445,7 +446,7 @@ func (s *Server) runTTLS(e *engine) outcome {
 		if err != nil {
 			return fail("ttls: %q: %v", identity, err)
 		}
-		if subtle.ConstantTimeCompare(NTHash(string(pw)), hash) != 1 {
+		if !creds.VerifyPassword(hash, string(pw)) {
 			return fail("ttls: %q: wrong password", identity)
 		}
 	case avps[avpKey{vendorMicrosoft, avpMSCHAP2Resp}] != nil:

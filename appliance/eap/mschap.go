@@ -6,25 +6,11 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"strings"
-	"unicode/utf16"
 
 	"golang.org/x/crypto/md4" //lint:ignore SA1019 MS-CHAPv2 (RFC 2759) is defined on MD4
 )
 
 // MS-CHAPv2 (RFC 2759) computed from the NT hash, which is all deskgate stores.
-
-// NTHash returns MD4(UTF-16LE(password)), the NT password hash (RFC 2759 section 8.3).
-func NTHash(password string) []byte {
-	u := utf16.Encode([]rune(password))
-	b := make([]byte, 2*len(u))
-	for i, r := range u {
-		b[2*i] = byte(r)
-		b[2*i+1] = byte(r >> 8)
-	}
-	h := md4.New()
-	h.Write(b)
-	return h.Sum(nil)
-}
 
 // mschapUser strips a "DOMAIN\" prefix, as RFC 2759's UserName is the name without the domain.
 func mschapUser(name string) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/creds"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -87,7 +88,7 @@ var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 // hotDesk is an active Hot Desk member's subject at loc-a.
 func hotDesk(user, member, password string) Subject {
 	return Subject{
-		Account: model.Account{Username: user, MemberID: member, NTHash: NTHash(password), Group: "hotdesk"},
+		Account: model.Account{Username: user, MemberID: member, NTHash: creds.NTHash(password), Group: "hotdesk"},
 		Decision: model.Decision{
 			Allowed: true, Reasons: []string{"Hot Desk membership ms-" + member + " active"},
 			MembershipID: "ms-" + member, PlanID: "plan-hotdesk", PlanName: "Hot Desk", Group: "hotdesk",

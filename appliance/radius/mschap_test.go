@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"encoding/hex"
+	"github.com/deskgate/deskgate/appliance/creds"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func unhex(s string) []byte {
 func TestMSCHAPv2Vectors(t *testing.T) {
 	t.Parallel()
 	user := []byte("User")
-	nt := NTHash("clientPass")
+	nt := creds.NTHash("clientPass")
 	if want := unhex("44EBBA8D5312B8D611474411F56989AE"); !bytes.Equal(nt, want) {
 		t.Fatalf("NTHash = %X, want %X", nt, want)
 	}

@@ -3,6 +3,7 @@ package sync
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
@@ -108,7 +109,7 @@ func (s *Syncer) reconcileMember(tx *store.Tx, id, actor, cause string, now time
 	if outcome == acctEnabled {
 		action = "account.enabled"
 	}
-	return outcome, s.audit(tx, actor, action, id, acct.Username, fmt.Sprintf("%s → account %s %s", cause, acct.Username, join(notes)), now)
+	return outcome, s.audit(tx, actor, action, id, acct.Username, fmt.Sprintf("%s → account %s %s", cause, acct.Username, strings.Join(notes, ", ")), now)
 }
 
 func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision, actor, cause string, now time.Time) (accountOutcome, error) {
@@ -220,15 +221,4 @@ func firstReason(d model.Decision) string {
 		return d.Reasons[0]
 	}
 	return d.Deny
-}
-
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,8 +10,6 @@ import (
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/store"
 )
-
-var jsonUnmarshal = json.Unmarshal
 
 // pollOverlap is how far before a poll's start the next poll asks from, so
 // records written while the poll ran, or stamped by a clock slightly behind
@@ -96,11 +93,10 @@ func (s *Syncer) FullPass(ctx context.Context, kind string) (*RunLog, error) {
 func (s *Syncer) fullPass(ctx context.Context, rl *RunLog, actor string) error {
 	for _, k := range kinds {
 		seen := map[string]bool{}
-		res, maxMod, err := s.listKind(ctx, k, rl, officernd.Query{}, seen, actor)
+		_, maxMod, err := s.listKind(ctx, k, rl, officernd.Query{}, seen, actor)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", actor, k.resource, err)
 		}
-		_ = res
 		if err := s.sweep(rl, k.kind, seen, actor); err != nil {
 			return err
 		}

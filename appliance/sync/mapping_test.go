@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/officernd"
 )
 
@@ -73,5 +72,4 @@ func TestScheduleDedupAndOrder(t *testing.T) {
 	if due := s.due(t0.Add(5 * time.Hour)); len(due) != 1 || due[0] != "c" {
 		t.Fatalf("due %v", due)
 	}
-	_ = model.Decision{}
 }

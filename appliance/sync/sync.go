@@ -12,6 +12,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -355,7 +356,7 @@ func (s *Syncer) RunLogs(limit int) ([]RunLog, error) {
 	err := s.st.View(func(tx *store.Tx) error {
 		return tx.ForEachKV(bucketSyncLog, "", func(_ string, raw []byte) error {
 			var rl RunLog
-			if err := jsonUnmarshal(raw, &rl); err != nil {
+			if err := json.Unmarshal(raw, &rl); err != nil {
 				return err
 			}
 			out = append(out, rl)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/creds"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -66,7 +67,7 @@ func serve(ctx context.Context, args []string) error {
 	d := radius.NewMapDirectory()
 	for i := range *n {
 		d.Put(radius.Subject{
-			Account: model.Account{Username: userName(i), MemberID: fmt.Sprintf("m%05d", i), NTHash: radius.NTHash(password(i))},
+			Account: model.Account{Username: userName(i), MemberID: fmt.Sprintf("m%05d", i), NTHash: creds.NTHash(password(i))},
 			Decision: model.Decision{
 				Allowed: true, MembershipID: fmt.Sprintf("ms%05d", i), PlanID: "hotdesk", Group: "hotdesk",
 				Bandwidth:      model.Bandwidth{DownKbps: 50000, UpKbps: 10000},

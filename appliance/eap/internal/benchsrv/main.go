@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/deskgate/deskgate/appliance/creds"
 	"log/slog"
 	"net"
 	"os"
@@ -82,7 +83,7 @@ func run(addr, dir, name, secret, users string) error {
 	m := members{hashes: map[string][]byte{}, ca: ca}
 	for _, u := range strings.Split(users, ",") {
 		n, p, _ := strings.Cut(u, ":")
-		m.hashes[n] = eap.NTHash(p)
+		m.hashes[n] = creds.NTHash(p)
 	}
 	cfg := eap.Config{Certificate: ca.ServerCertificate(), ClientCAs: ca.ClientCAs()}
 	cfg.SessionTicketKey[0] = 7
