@@ -262,10 +262,7 @@ func (a *App) handleAudit(w http.ResponseWriter, r *http.Request) {
 			entries, err = a.store.AuditOf(id, limit)
 		}
 	} else {
-		entries, err = a.store.AuditLog(0, 1<<30)
-		if len(entries) > limit {
-			entries = entries[len(entries)-limit:]
-		}
+		entries, err = a.store.AuditTail(limit)
 	}
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, err)

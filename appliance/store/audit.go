@@ -62,6 +62,30 @@ func (s *Store) AuditLog(afterSeq uint64, limit int) ([]model.AuditEntry, error)
 	return out, nil
 }
 
+// AuditTail returns the newest limit entries, oldest first, reading only
+// those (not the whole log).
+func (s *Store) AuditTail(limit int) ([]model.AuditEntry, error) {
+	var out []model.AuditEntry
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		c := btx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var e model.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode %d: %w", be64(k), err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit tail: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
 // AuditOf returns up to limit entries about member, newest first. It scans
 // the log backwards. limit <= 0 means no limit.
 func (s *Store) AuditOf(member string, limit int) ([]model.AuditEntry, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1275,4 +1276,23 @@ func TestPutOverwritesUndecodableRecord(t *testing.T) {
 		return tx.DeleteMembership("ms1")
 	})
 	// Check (in cleanup) proves no index entry was left behind.
+}
+
+func TestAuditTail(t *testing.T) {
+	s := open(t)
+	for i := 0; i < 7; i++ {
+		if err := s.Update(func(tx *Tx) error { return tx.Audit(model.AuditEntry{Action: "a", Cause: fmt.Sprint(i)}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.AuditTail(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Cause != "4" || got[2].Cause != "6" || got[0].Seq >= got[2].Seq {
+		t.Fatalf("tail %+v", got)
+	}
+	if all, _ := s.AuditTail(100); len(all) != 7 {
+		t.Fatalf("tail(100) = %d entries, want 7", len(all))
+	}
 }
