@@ -50,7 +50,7 @@ func TestDependencyRules(t *testing.T) {
 		"appliance/policy":    {"appliance/model"},
 		"appliance/creds":     {"appliance/model"},
 		"appliance/officernd": nil,
-		"appliance/notify":    {"appliance/model"},
+		"appliance/notify":    {"appliance/model", "internal/atomicfile"},
 		"appliance/config":    nil,
 		"netcfg":              nil,
 	}

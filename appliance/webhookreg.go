@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,7 @@ func (a *App) registerWebhook(ctx context.Context, url string) error {
 	if h.Secret == "" {
 		return fmt.Errorf("register webhook: OfficeRnD returned no secret")
 	}
-	if err := writeFileAtomic(a.secretPath(), []byte(h.Secret+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(a.secretPath(), []byte(h.Secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("store webhook secret: %w", err)
 	}
 	if a.Config().Sync.WebhookSecret.Reveal() == "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/deskgate/deskgate/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,7 @@ func (b *Mailbox) Send(ctx context.Context, m Message) error {
 		return nil
 	}
 	name := now.UTC().Format(mailboxTimeFormat) + "-" + idLocal(m.ID) + ".eml"
-	if err := writeFileAtomic(filepath.Join(b.dir, name), raw); err != nil {
+	if err := atomicfile.Write(filepath.Join(b.dir, name), raw, 0o600); err != nil {
 		return fmt.Errorf("mailbox write %s: %w", name, err)
 	}
 	return nil
@@ -113,40 +114,4 @@ func (b *Mailbox) find(id string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// writeFileAtomic writes data to path with mode 0600 via a temp file in the
-// same directory, fsyncs it, renames it into place and fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*.eml")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

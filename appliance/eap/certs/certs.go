@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/internal/atomicfile"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -355,7 +356,7 @@ func saveJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, b)
+	return atomicfile.Write(path, b, 0o600)
 }
 
 func writePair(certPath, keyPath string, chain [][]byte, key *ecdsa.PrivateKey) error {
@@ -363,39 +364,14 @@ func writePair(certPath, keyPath string, chain [][]byte, key *ecdsa.PrivateKey) 
 	if err != nil {
 		return err
 	}
-	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})); err != nil {
+	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
 		return err
 	}
 	var certs []byte
 	for _, der := range chain {
 		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	return writeFile(certPath, certs)
-}
-
-// writeFile writes atomically with mode 0600.
-func writeFile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(certPath, certs, 0o600)
 }
 
 func readCert(path string) (*x509.Certificate, error) {
