@@ -91,8 +91,9 @@ func TestLocalAPI(t *testing.T) {
 	}
 }
 
-// TestDoctorFindsBadCredentials: doctor names the failing check and the fix.
-func TestDoctorFindsBadCredentials(t *testing.T) {
+// TestDoctorReportsOfficeRnDDown: with OfficeRnD unreachable, doctor names
+// the failing check and the fix.
+func TestDoctorReportsOfficeRnDDown(t *testing.T) {
 	h := newHarness(t, harnessOpts{seed: true})
 	h.start()
 	h.waitImport(30 * time.Second)
