@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/deskgate/deskgate/appliance.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test test-deps lint bench fuzz clean
+.PHONY: all build demo test test-deps test-clock lint bench fuzz clean
 
 all: build
 
@@ -28,6 +28,15 @@ test: test-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory test-clock
+
+# The clock-sensitive packages (their tests start from internal/testepoch)
+# again, with the tests' epoch 400 days ahead and just before a DST change
+# in the demo time zone: the suite must pass on any date.
+CLOCK_PKGS = $$(grep -rl --include='*_test.go' 'internal/testepoch"' . | xargs -n1 dirname | sort -u)
+test-clock:
+	DESKGATE_TEST_EPOCH=+400d $(GO) test -count=1 -timeout 20m $(CLOCK_PKGS)
+	DESKGATE_TEST_EPOCH=dst $(GO) test -count=1 -timeout 20m $(CLOCK_PKGS)
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

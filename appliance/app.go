@@ -66,6 +66,8 @@ type App struct {
 
 	profileKeyOnce  stdsync.Once
 	profileKeyBytes []byte
+
+	ready atomic.Bool // see ready.go
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -86,6 +88,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		opts.Now = time.Now
 	}
 	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
+	a.guests.started = make(chan struct{})
 	a.cfg.Store(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
@@ -222,6 +225,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
+	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}

@@ -70,7 +70,7 @@ func BenchmarkPoll10Changes(b *testing.B) {
 							b.Fatal(err)
 						}
 						if _, err := h.sim.Create("memberships", map[string]any{"name": "Hot Desk", "isPersonal": true, "member": m["_id"],
-							"plan": ids["plan:Hot Desk"], "location": ids["location:Downtown"], "startDate": "2026-11-01T00:00:00.000Z"}); err != nil {
+							"plan": ids["plan:Hot Desk"], "location": ids["location:Downtown"], "startDate": h.clock.Now().UTC().AddDate(0, -1, 0).Format("2006-01-02") + "T00:00:00.000Z"}); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -104,7 +104,7 @@ func BenchmarkWebhookAck(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ev := []byte(fmt.Sprintf(`{"event":"%024x","eventType":"member.updated","data":{"object":{"_id":%q}},"createdAt":"2026-11-27T15:00:00.000Z"}`, i+1, id))
+		ev := []byte(fmt.Sprintf(`{"event":"%024x","eventType":"member.updated","data":{"object":{"_id":%q}},"createdAt":%q}`, i+1, id, stamp(h, 0)))
 		req, _ := http.NewRequest(http.MethodPost, h.hookURL, bytes.NewReader(ev))
 		req.Header.Set("officernd-signature", officernd.Sign(secret, ev, h.clock.Now()))
 		start := time.Now()

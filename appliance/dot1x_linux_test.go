@@ -113,6 +113,7 @@ logger_stdout=-1
 logger_stdout_level=1
 `, aIf, authPort, nasSecret, acctPort, nasSecret, das, nasSecret, dir)), 0o600)
 	hostapd := exec.Command("hostapd", hconf)
+	hostapd.Env = h.peerEnv(t) // it checks Disconnect's Event-Timestamp against its clock
 	hlog := &strings.Builder{}
 	hostapd.Stdout, hostapd.Stderr = hlog, hlog
 	if err := hostapd.Start(); err != nil {
@@ -138,6 +139,7 @@ network={
 }
 `, dir, m.Email, pw, ca, app.Config().RADIUS.EAP.ServerName)), 0o600)
 	wpas := exec.Command("ip", "netns", "exec", ns, "wpa_supplicant", "-D", "wired", "-i", bIf, "-c", wconf)
+	wpas.Env = h.peerEnv(t)
 	wlog := &strings.Builder{}
 	wpas.Stdout, wpas.Stderr = wlog, wlog
 	if err := wpas.Start(); err != nil {

@@ -38,8 +38,10 @@ func eapol(t *testing.T, h *harness, addr, network string) (bool, string) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, _ := exec.CommandContext(ctx, bin, "-c", conf, "-a", host, "-p", port, "-s", nasSecret, "-t", "10",
-		"-N32:s:downtown-ap", "-N31:s:02-00-00-00-00-01").CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, "-c", conf, "-a", host, "-p", port, "-s", nasSecret, "-t", "10",
+		"-N32:s:downtown-ap", "-N31:s:02-00-00-00-00-01")
+	cmd.Env = h.peerEnv(t)
+	out, _ := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1]) == "SUCCESS", string(out)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/deskgate/deskgate/appliance/eap"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
@@ -65,9 +64,9 @@ func (a *App) newEAP() (*eap.Server, *certs.Authority, error) {
 	}
 	ca, err := certs.Open(certs.Config{
 		Dir: filepath.Join(cfg.DataDir, "eap"), ServerName: e.ServerName,
-		// Devices check certificates against their own clocks: validity
-		// comes from the wall clock, not the daemon's (test) clock.
-		CertFile: e.CertFile, KeyFile: e.KeyFile, TrustFile: e.TrustFile, Now: time.Now,
+		// The one clock: certificates are issued, and checked during
+		// EAP-TLS handshakes, against the daemon's clock.
+		CertFile: e.CertFile, KeyFile: e.KeyFile, TrustFile: e.TrustFile, Now: a.now,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("eap certificates: %w", err)

@@ -69,7 +69,7 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 func (a *App) status() (admin.Status, error) {
 	now := a.now()
 	ss := a.syncer.Status()
-	st := admin.Status{Version: Version, Started: a.started, Now: now, Groups: map[string]int{}}
+	st := admin.Status{Version: Version, Started: a.started, Now: now, Ready: a.Ready(), Groups: map[string]int{}}
 	st.Sync = admin.SyncStatus{
 		LastSuccess: ss.LastSuccess, LastAttempt: ss.LastAttempt, LagSeconds: ss.Lag(now).Seconds(),
 		Failures: ss.Failures, LastError: ss.LastError, ImportDone: ss.ImportDone,

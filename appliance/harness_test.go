@@ -21,6 +21,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/notify/notifytest"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
+	"github.com/deskgate/deskgate/internal/testepoch"
 	"github.com/deskgate/deskgate/portal"
 )
 
@@ -103,7 +104,7 @@ const testSecret = "sim-secret-for-tests"
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	if o.clock == nil {
-		o.clock = newClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
+		o.clock = newClock(testepoch.Epoch())
 	}
 	if o.interval == 0 {
 		o.interval = time.Hour
@@ -261,6 +262,21 @@ func (h *harness) stop() {
 	h.cancel = nil
 }
 
+// peerEnv is the environment for an external peer that checks the
+// certificates the daemon issued (eapol_test, wpa_supplicant): its wall
+// clock reads the harness clock, as a device's would on the box's network.
+func (h *harness) peerEnv(t testing.TB) []string {
+	t.Helper()
+	env, err := testepoch.PeerEnv(h.clock.Now())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return append(os.Environ(), env...)
+}
+
 // waitFor polls cond every 5 ms until it holds or d passes; it returns the
 // time it took.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
@@ -279,7 +295,9 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.
 
 func (h *harness) waitImport(d time.Duration) {
 	h.t.Helper()
-	waitFor(h.t, d, "initial import", func() bool { return h.app.syncer.Status().ImportDone })
+	// Ready, not only ImportDone: the guest lifecycle's work after the
+	// import (codes, audit entries) is done too.
+	waitFor(h.t, d, "initial import", func() bool { return h.app.Ready() })
 }
 
 type testWriter struct{ t testing.TB }

@@ -25,10 +25,12 @@ import (
 // guestPart is the guest side: codes (appliance/guests), the captive
 // portal, and the allow-list they drive.
 type guestPart struct {
-	mu     stdsync.Mutex
-	mgr    *guests.Manager
-	portal *portal.Server
-	net    *guestNet
+	mu  stdsync.Mutex
+	mgr *guests.Manager
+	// started is closed once mgr is set and running.
+	started chan struct{}
+	portal  *portal.Server
+	net     *guestNet
 }
 
 // guestNet is the one allow-list both the portal and the guest lifecycle
@@ -250,6 +252,7 @@ func (a *App) runGuests(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- mgr.Run(ctx) }()
+	close(a.guests.started)
 	if cfg.Portal.Enabled {
 		srv, err := a.newPortal(cfg, mgr)
 		if err != nil {

@@ -214,7 +214,10 @@ func (a *App) watchChanges(ctx context.Context) error {
 			}
 			if c.Member != "" {
 				if _, ok := pending[c.Member]; !ok {
-					pending[c.Member] = a.now()
+					// A latency measurement, not a decision: the
+					// monotonic clock (WithChangeTime's reader
+					// measures time.Since).
+					pending[c.Member] = time.Now()
 				}
 				// Coalesce the burst one transaction publishes (membership,
 				// account, audit) into one re-authorization.

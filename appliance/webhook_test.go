@@ -109,6 +109,11 @@ func post(t *testing.T, h *harness, body []byte, secret string, at time.Time) *h
 	return resp
 }
 
+// stamp is an event's createdAt, s seconds after the harness clock's now.
+func stamp(h *harness, s int) string {
+	return h.clock.Now().UTC().Add(time.Duration(s) * time.Second).Format("2006-01-02T15:04:05.000Z")
+}
+
 func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 	h := newHarness(t, harnessOpts{seed: true, webhooks: true})
 	h.start()
@@ -123,7 +128,7 @@ func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 	}
 
 	// A forged delivery claiming Ada's membership was removed.
-	forged := []byte(fmt.Sprintf(`{"event":"aaaaaaaaaaaaaaaaaaaaaaa1","eventType":"membership.removed","data":{"object":{"_id":%q,"member":%q}},"createdAt":"2026-11-27T15:00:00.000Z"}`, adaMS, ada))
+	forged := []byte(fmt.Sprintf(`{"event":"aaaaaaaaaaaaaaaaaaaaaaa1","eventType":"membership.removed","data":{"object":{"_id":%q,"member":%q}},"createdAt":%q}`, adaMS, ada, stamp(h, 0)))
 	before := h.auditLen(t)
 	if resp := post(t, h, forged, "not-the-secret", h.clock.Now()); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forged signature: status %d, want 401", resp.StatusCode)
@@ -142,7 +147,7 @@ func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 	ctx := context.Background()
 	m, ms := createMember(t, h, "Replay Person", "replay.person@example.com", "Hot Desk", "Uptown")
 	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
-	ev := []byte(fmt.Sprintf(`{"event":"bbbbbbbbbbbbbbbbbbbbbbb2","eventType":"membership.updated","data":{"object":{"_id":%q,"member":%q}},"createdAt":"2026-11-27T15:00:00.000Z"}`, ms.ID, m.ID))
+	ev := []byte(fmt.Sprintf(`{"event":"bbbbbbbbbbbbbbbbbbbbbbb2","eventType":"membership.updated","data":{"object":{"_id":%q,"member":%q}},"createdAt":%q}`, ms.ID, m.ID, stamp(h, 0)))
 	if resp := post(t, h, ev, secret, h.clock.Now()); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("first delivery: %d, want 202", resp.StatusCode)
 	}
@@ -166,8 +171,8 @@ func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 	if _, err := officernd.Update[officernd.Membership](ctx, h.admin, "memberships", ms.ID, map[string]any{"endDate": yesterday + "T00:00:00.000Z", "type": "fixed"}); err != nil {
 		t.Fatal(err)
 	}
-	updated := []byte(fmt.Sprintf(`{"event":"ccccccccccccccccccccccc3","eventType":"membership.updated","data":{"object":{"_id":%q,"member":%q,"endDate":"%sT00:00:00.000Z"},"previousAttributes":{}},"createdAt":"2026-11-27T15:00:02.000Z"}`, ms.ID, m.ID, yesterday))
-	created := []byte(fmt.Sprintf(`{"event":"ddddddddddddddddddddddd4","eventType":"membership.created","data":{"object":{"_id":%q,"member":%q,"calculatedStatus":"active"}},"createdAt":"2026-11-27T15:00:01.000Z"}`, ms.ID, m.ID))
+	updated := []byte(fmt.Sprintf(`{"event":"ccccccccccccccccccccccc3","eventType":"membership.updated","data":{"object":{"_id":%q,"member":%q,"endDate":"%sT00:00:00.000Z"},"previousAttributes":{}},"createdAt":%q}`, ms.ID, m.ID, yesterday, stamp(h, 2)))
+	created := []byte(fmt.Sprintf(`{"event":"ddddddddddddddddddddddd4","eventType":"membership.created","data":{"object":{"_id":%q,"member":%q,"calculatedStatus":"active"}},"createdAt":%q}`, ms.ID, m.ID, stamp(h, 1)))
 	for _, b := range [][]byte{updated, created} {
 		if resp := post(t, h, b, secret, h.clock.Now()); resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("delivery: %d", resp.StatusCode)

@@ -104,14 +104,35 @@ for _ in $(seq 50); do
 done
 
 "$BIN/deskgated" -config "$DEMO/deskgate.yaml" 2>"$DEMO/deskgated.log" &
-pids="$pids $!"
+daemon=$!
+pids="$pids $daemon"
+
+# failed explains why deskgated is not running, from its own log, with the
+# likely fix, and ends the demo.
+failed() {
+	echo "deskgated did not start:" >&2
+	err=$(grep -E 'level=(ERROR|error)|^deskgated:' "$DEMO/deskgated.log" | tail -n 1)
+	[ -n "$err" ] || err=$(tail -n 1 "$DEMO/deskgated.log")
+	printf '  %s\n' "$err" >&2
+	case "$err" in
+	*"address already in use"*)
+		echo "  Another program holds that address. A running FreeRADIUS takes 1812/1813:" >&2
+		echo "  stop it (systemctl stop freeradius), or move the demo with RADIUS_HOST=127.0.0.2," >&2
+		echo "  ADMIN_ADDR=, HOOK_ADDR=, PORTAL_ADDR= or SIM_ADDR= (ss -lntup shows who listens)." >&2 ;;
+	*"permission denied"*)
+		echo "  Run the demo as a user that may bind those ports and write .demo/." >&2 ;;
+	esac
+	echo "  Full log: $DEMO/deskgated.log" >&2
+	exit 1
+}
 
 CLI="$BIN/deskgate -socket $DEMO/deskgate.sock"
 for _ in $(seq 300); do
-	$CLI -json status 2>/dev/null | grep -q '"importDone": true' && break
+	kill -0 "$daemon" 2>/dev/null || failed
+	$CLI -json status 2>/dev/null | grep -q '"ready": true' && break
 	sleep 0.1
 done
-$CLI status || { echo "deskgated did not start; see .demo/deskgated.log"; exit 1; }
+$CLI status || failed
 
 # A demo member's generated password, from their welcome email.
 ada=ada.lovelace@example.com
@@ -165,8 +186,9 @@ Try the CLI:
 
 RADIUS (PAP) as the Downtown access point would ask:
   radtest -x '$ada' '$pw' $RADIUS_HOST 0 $RADIUS_SECRET
-  (radtest from Debian 12 sends no Message-Authenticator, so deskgate drops it as
-   BlastRADIUS hardening requires; radclient with it listed is accepted:)
+  (Debian 12's radtest, 3.2.1+deb12u1, sends Message-Authenticator, which deskgate
+   requires against BlastRADIUS; an older radtest that does not is dropped. With
+   radclient, list it to have it sent:)
   printf 'User-Name=$ada\nUser-Password=$pw\nNAS-Identifier=demo-downtown-ap\nMessage-Authenticator=0x00\n' \\
     | radclient -x $RADIUS_HOST auth $RADIUS_SECRET
 

@@ -9,6 +9,9 @@ PKGS="freeradius-utils freeradius eapoltest iptables ipset iproute2 iperf3 hosta
 PKGS="$PKGS qemu-system-x86 linux-image-amd64 busybox-static cpio"
 # The portal's real-browser test.
 PKGS="$PKGS chromium"
+# External peers (eapol_test, wpa_supplicant) share the tests' clock
+# through libfaketime (internal/testepoch).
+PKGS="$PKGS faketime tzdata"
 
 missing=""
 for p in $PKGS; do

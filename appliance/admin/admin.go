@@ -20,9 +20,11 @@ import (
 
 // Status is GET /v1/status.
 type Status struct {
-	Version    string         `json:"version"`
-	Started    time.Time      `json:"started"`
-	Now        time.Time      `json:"now"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	Now     time.Time `json:"now"`
+	// Ready: the initial import is done and the guest lifecycle settled.
+	Ready      bool           `json:"ready"`
 	Sync       SyncStatus     `json:"sync"`
 	Counts     map[string]int `json:"counts"`
 	Groups     map[string]int `json:"accountsByGroup"`

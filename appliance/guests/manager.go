@@ -27,6 +27,7 @@ type Manager struct {
 	seal    sealer
 	http    *http.Client
 	poke    chan struct{}
+	settle  chan chan struct{}
 
 	// mu orders writes with the Network calls that follow them, so a
 	// revoke never overtakes the allow it cancels.
@@ -53,7 +54,7 @@ func New(cfg Config, st *store.Store, net Network, members Members, log *slog.Lo
 	return &Manager{
 		cfg: cfg, st: st, net: net, members: members, log: log, now: now, seal: s,
 		http: &http.Client{Timeout: cfg.SMS.Timeout},
-		poke: make(chan struct{}, 1),
+		poke: make(chan struct{}, 1), settle: make(chan chan struct{}),
 	}
 }
 

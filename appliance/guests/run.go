@@ -43,6 +43,13 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 			}
 		case <-m.poke:
+		case done := <-m.settle:
+			// Everything committed before Settle was called is in the store
+			// now: one reconcile covers it.
+			if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("guests reconcile", "err", err)
+			}
+			close(done)
 		case <-timer.C:
 		}
 		next := m.tick(ctx)
@@ -54,6 +61,24 @@ func (m *Manager) Run(ctx context.Context) error {
 			d = min(max(next.Sub(m.now()), 0), maxSleep)
 		}
 		timer.Reset(d)
+	}
+}
+
+// Settle returns once Run has reconciled every booking, visitor and pass
+// committed before the call (the daemon's readiness waits for it after the
+// initial import), or when ctx ends.
+func (m *Manager) Settle(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case m.settle <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -148,9 +148,9 @@ func (s *Server) sendDynamic(ctx context.Context, nas *nasState, sess Session, c
 	if sess.MAC != "" {
 		w.str(attrCallingStationID, macRFC3580(sess.MAC))
 	}
-	// Event-Timestamp (RFC 5176 3.3 replay protection) is checked against
-	// the NAS's clock, so it comes from the wall clock, not the policy clock.
-	w.integer(55, uint32(time.Now().Unix()))
+	// Event-Timestamp (RFC 5176 3.3 replay protection): the one clock of
+	// the daemon, which the NAS's own clock must agree with (NTP).
+	w.integer(55, uint32(s.now().Unix()))
 	for _, a := range extra {
 		a.encode(&w)
 	}

@@ -65,6 +65,10 @@ type Syncer struct {
 
 	statusMu stdsync.Mutex
 	status   Status
+	// imported is closed once the initial import is done (in this run or
+	// an earlier one).
+	imported     chan struct{}
+	importedOnce stdsync.Once
 
 	hooks *webhookIntake
 
@@ -85,6 +89,7 @@ func New(o Options) *Syncer {
 	s := &Syncer{
 		opts: o, st: o.Store, res: o.Resolver, api: o.Client, log: o.Log, now: o.Now,
 		fpKey: o.FingerprintKey, kick: make(chan bool, 1), schedule_: newSchedule(),
+		imported: make(chan struct{}),
 	}
 	s.hooks = newWebhookIntake(s)
 	return s
@@ -281,6 +286,7 @@ func (s *Syncer) end(rl *RunLog, err error) {
 		s.status.LastError = ""
 		if rl.Kind == "import" || rl.Kind == "full" {
 			s.status.ImportDone = true
+			s.importedOnce.Do(func() { close(s.imported) })
 		}
 	} else {
 		s.status.Failures++
@@ -347,8 +353,15 @@ func (s *Syncer) loadStatus() {
 	}
 	s.statusMu.Lock()
 	s.status = st
+	if st.ImportDone {
+		s.importedOnce.Do(func() { close(s.imported) })
+	}
 	s.statusMu.Unlock()
 }
+
+// Imported is closed once the initial import is done: in this run, or in
+// an earlier one whose data the store holds.
+func (s *Syncer) Imported() <-chan struct{} { return s.imported }
 
 // RunLogs returns the most recent sync runs, newest first.
 func (s *Syncer) RunLogs(limit int) ([]RunLog, error) {

@@ -314,7 +314,11 @@ func ago(t, now time.Time) string {
 }
 
 func printStatus(out io.Writer, st admin.Status) {
-	fmt.Fprintf(out, "deskgated %s, up %s\n\n", st.Version, st.Now.Sub(st.Started).Round(time.Second))
+	ready := "ready"
+	if !st.Ready {
+		ready = "starting (initial import or guest codes not settled yet)"
+	}
+	fmt.Fprintf(out, "deskgated %s, up %s, %s\n\n", st.Version, st.Now.Sub(st.Started).Round(time.Second), ready)
 	health := "healthy"
 	if st.Sync.Failures > 0 {
 		health = fmt.Sprintf("FAILING (%d in a row): %s", st.Sync.Failures, st.Sync.LastError)

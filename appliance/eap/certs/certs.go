@@ -187,6 +187,10 @@ func (a *Authority) loadOrCreateCA() (*x509.Certificate, crypto.Signer, error) {
 	return cert, key, nil
 }
 
+// renewBefore is how long before its end a server certificate is replaced
+// at start.
+const renewBefore = 30 * 24 * time.Hour
+
 func (a *Authority) loadOrCreateServer() (tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(a.cfg.Dir, serverCertFile), filepath.Join(a.cfg.Dir, serverKeyFile)
 	if _, err := os.Stat(certPath); err == nil {
@@ -194,10 +198,13 @@ func (a *Authority) loadOrCreateServer() (tls.Certificate, error) {
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("certs: load server certificate: %w", err)
 		}
-		if slices.Contains(pair.Leaf.DNSNames, a.cfg.ServerName) && pair.Leaf.CheckSignatureFrom(a.ca) == nil {
+		now := a.cfg.Now()
+		fresh := now.After(pair.Leaf.NotBefore) && now.Add(renewBefore).Before(pair.Leaf.NotAfter)
+		if slices.Contains(pair.Leaf.DNSNames, a.cfg.ServerName) && pair.Leaf.CheckSignatureFrom(a.ca) == nil && fresh {
 			return pair, nil
 		}
-		// The configured name changed (or the CA did): issue a new certificate below.
+		// The configured name changed, the CA did, or the certificate is
+		// (nearly) out of its validity: issue a new certificate below.
 	}
 	key, err := newKey()
 	if err != nil {

@@ -82,12 +82,16 @@ func signCMS(content []byte, s *Signer) ([]byte, error) {
 	default:
 		return nil, errors.New("signer key must be ECDSA or RSA")
 	}
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
 	attr := func(oid asn1.ObjectIdentifier, value []byte) []byte {
 		return tlv(0x30, mustMarshal(oid), tlv(0x31, value))
 	}
 	attrs := [][]byte{
 		attr(oidContentType, mustMarshal(oidData)),
-		attr(oidSigningTime, mustMarshal(time.Now().UTC().Truncate(time.Second))),
+		attr(oidSigningTime, mustMarshal(now().UTC().Truncate(time.Second))),
 		attr(oidMessageDigest, tlv(0x04, digest[:])),
 	}
 	signedAttrs := derSet(0x31, attrs...) // signed as a SET

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // WiFi describes one member's WiFi profile.
@@ -37,6 +38,8 @@ type Signer struct {
 	Certificate *x509.Certificate
 	Chain       []*x509.Certificate // intermediates to include
 	Key         crypto.Signer
+	// Now is the clock for the signing time; nil means time.Now.
+	Now func() time.Time
 }
 
 var eapTypeNumbers = map[string]int{"peap": 25, "ttls": 21, "tls": 13}
