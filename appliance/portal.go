@@ -286,6 +286,7 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		Listen: cfg.Portal.Listen, ListenTLS: cfg.Portal.ListenTLS, CertFile: cfg.Portal.CertFile, KeyFile: cfg.Portal.KeyFile,
 		PublicURL: cfg.Portal.PublicURL, DefaultLocation: def, Languages: cfg.Portal.Languages,
 		TemplatesDir: cfg.Portal.TemplatesDir, MaxAttempts: cfg.Portal.MaxAttempts, Lockout: cfg.Portal.Lockout,
+		CodeBudget: cfg.Portal.CodeBudget, MemberBudget: cfg.Portal.MemberBudget, BudgetWindow: cfg.Portal.BudgetWindow,
 		CSRFKeyFile: filepath.Join(cfg.DataDir, "portal-csrf.key"), Now: a.now,
 		OnboardURL: a.memberProfileURL,
 		Locations:  map[string]portal.Branding{},
