@@ -1,12 +1,17 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -154,6 +159,28 @@ func TestGuestCodesThroughDaemon(t *testing.T) {
 		t.Fatalf("after restart the guest is captive again: %s", api)
 	}
 
+	// The code is stored under a keyed hash whose key lives in its own
+	// 0600 file in data_dir, kept the same across the restart: neither the
+	// key nor the code's unkeyed SHA-256 is in the database.
+	keyPath := filepath.Join(h.dir, "data", codeKeyFile)
+	fi, err := os.Stat(keyPath)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+		t.Fatalf("guest code key file: %v %v", fi, err)
+	}
+	key := []byte(readFile(t, keyPath))
+	norm := strings.ReplaceAll(code, "-", "")
+	sum := sha256.Sum256([]byte(norm))
+	dbs, _ := filepath.Glob(filepath.Join(h.dir, "data", "*.db"))
+	if len(dbs) == 0 {
+		t.Fatal("no database in data_dir")
+	}
+	for _, p := range dbs {
+		db := []byte(readFile(t, p))
+		if bytes.Contains(db, key) || bytes.Contains(db, []byte(hex.EncodeToString(sum[:]))) {
+			t.Errorf("%s holds the guest code key or a code's unkeyed SHA-256", filepath.Base(p))
+		}
+	}
+
 	// Move the meeting three hours later: the window moves and the live
 	// client, now outside it, is revoked.
 	newStart := start.Add(3 * time.Hour)
@@ -178,5 +205,43 @@ func TestGuestCodesThroughDaemon(t *testing.T) {
 	waitFor(t, 5*time.Second, "cancelled booking revokes the client", func() bool { return len(app.guests.net.clients(h.clock.Now())) == 0 })
 	if st, _ := newPortalClient(t, "http://"+portalAddr).loginCode(code); st == http.StatusSeeOther {
 		t.Fatal("code of a cancelled booking still works")
+	}
+}
+
+// TestGuestCodeKeyFile: the guest code key is created once (0600, 32
+// random bytes) and read back unchanged; a malformed or world-readable key
+// file is refused and left as it is.
+func TestGuestCodeKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, codeKeyFile)
+	k1, err := loadCodeKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o600 || len(k1) != 32 || bytes.Equal(k1, make([]byte, 32)) {
+		t.Fatalf("created key: mode %v, %d bytes, err %v", fi.Mode(), len(k1), err)
+	}
+	if k2, err := loadCodeKey(p); err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("second load: %v, same key %v", err, bytes.Equal(k1, k2))
+	}
+	if other, _ := loadCodeKey(filepath.Join(t.TempDir(), codeKeyFile)); bytes.Equal(other, k1) {
+		t.Fatal("two boxes got the same key")
+	}
+	short := filepath.Join(dir, "short.key")
+	if err := os.WriteFile(short, []byte("too short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCodeKey(short); err == nil || !strings.Contains(err.Error(), "want 32") {
+		t.Errorf("short key file: %v, want a clear error", err)
+	}
+	if got := readFile(t, short); got != "too short" {
+		t.Errorf("short key file was replaced: %q", got)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCodeKey(p); err == nil || !strings.Contains(err.Error(), "0600") {
+		t.Errorf("world-readable key file: %v, want a clear error", err)
 	}
 }

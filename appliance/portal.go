@@ -2,11 +2,14 @@ package appliance
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	stdsync "sync"
@@ -18,6 +21,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/creds"
 	"github.com/deskgate/deskgate/appliance/guests"
 	"github.com/deskgate/deskgate/appliance/store"
+	"github.com/deskgate/deskgate/internal/atomicfile"
 	"github.com/deskgate/deskgate/netcfg"
 	"github.com/deskgate/deskgate/portal"
 )
@@ -233,6 +237,10 @@ func (a *App) runGuests(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	codeKey, err := loadCodeKey(filepath.Join(cfg.DataDir, codeKeyFile))
+	if err != nil {
+		return err
+	}
 	gl := map[string]guests.Location{}
 	for _, l := range cfg.Locations {
 		if id, ok := a.res.LocationID(l.Location); ok {
@@ -242,7 +250,7 @@ func (a *App) runGuests(ctx context.Context) error {
 	gcfg := guests.Config{
 		BufferBefore: cfg.Guests.BufferBefore, BufferAfter: cfg.Guests.BufferAfter,
 		DevicesPerCode: cfg.Guests.DevicesPerCode, DayPassFrom: cfg.Guests.DayPassFrom,
-		DayPassDuration: cfg.Guests.DayPassDuration, Locations: gl, SealKey: sealKey, KickMail: a.sender.Kick,
+		DayPassDuration: cfg.Guests.DayPassDuration, Locations: gl, SealKey: sealKey, CodeKey: codeKey, KickMail: a.sender.Kick,
 		SMS: guests.SMSConfig{URL: cfg.Guests.SMS.URL, TokenFile: cfg.Guests.SMS.Token.File, From: cfg.Guests.SMS.From},
 	}
 	mgr := guests.New(gcfg, a.store, guestsNetwork{a.guests.net}, members{a}, a.log.With("component", "guests"), a.now)
@@ -281,6 +289,7 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		Listen: cfg.Portal.Listen, ListenTLS: cfg.Portal.ListenTLS, CertFile: cfg.Portal.CertFile, KeyFile: cfg.Portal.KeyFile,
 		PublicURL: cfg.Portal.PublicURL, DefaultLocation: def, Languages: cfg.Portal.Languages,
 		TemplatesDir: cfg.Portal.TemplatesDir, MaxAttempts: cfg.Portal.MaxAttempts, Lockout: cfg.Portal.Lockout,
+		CodeBudget: cfg.Portal.CodeBudget, MemberBudget: cfg.Portal.MemberBudget, BudgetWindow: cfg.Portal.BudgetWindow,
 		CSRFKeyFile: filepath.Join(cfg.DataDir, "portal-csrf.key"), Now: a.now,
 		OnboardURL: a.memberProfileURL,
 		Locations:  map[string]portal.Branding{},
@@ -308,6 +317,42 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 		return nil, fmt.Errorf("portal: %w", err)
 	}
 	return srv, nil
+}
+
+// codeKeyFile (in data_dir) holds the key of the HMAC under which guest
+// codes are stored; it is never written to the database or logged.
+const codeKeyFile = "guest-codes.key"
+
+// loadCodeKey reads the 32-byte guest code key at path, creating it (0600,
+// from crypto/rand) when there is none. An existing file of the wrong size
+// or readable by others is refused, not replaced: a new key would silently
+// invalidate every live code.
+func loadCodeKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("generate guest code key: %w", err)
+		}
+		if err := atomicfile.Write(path, key, 0o600); err != nil {
+			return nil, fmt.Errorf("create guest code key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read guest code key: %w", err)
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("guest code key %s: %d bytes, want 32 (remove it to start afresh; live codes then stop working)", path, len(b))
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("guest code key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("guest code key %s: mode %04o, want 0600", path, fi.Mode().Perm())
+	}
+	return b, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -189,5 +190,91 @@ func (l *lockouts) reset(keys ...string) {
 		if e := l.m[k]; e != nil && !l.now().Before(e.until) {
 			delete(l.m, k)
 		}
+	}
+}
+
+// budget bounds the wrong logins of one method (codes, or member
+// credentials) across all clients together, in fixed windows: a window
+// opens at the first wrong login after the previous one closed and lasts
+// period. Once max wrong logins (counting those still being checked) fall
+// in a window, every login of that method is refused until it closes, so
+// no mix of clients, however many MACs and addresses it rotates through,
+// gets more than max guesses per window.
+type budget struct {
+	mu     sync.Mutex
+	method string // "code" or "member", for the log
+	max    int
+	period time.Duration
+	now    func() time.Time
+	log    *slog.Logger
+
+	end      time.Time // end of the current window; zero: none open
+	wrong    int       // wrong logins in the window
+	pending  int       // logins being checked by the backend
+	clients  map[string]struct{}
+	refused  int  // logins refused in the window because it was spent
+	exhaust  bool // the window was spent (and logged)
+	lastOpen time.Time
+}
+
+func newBudget(method string, max int, period time.Duration, now func() time.Time, log *slog.Logger) *budget {
+	return &budget{method: method, max: max, period: period, now: now, log: log, clients: make(map[string]struct{})}
+}
+
+// roll closes the window if its time is up, logging what it refused.
+func (b *budget) roll(now time.Time) {
+	if b.end.IsZero() || now.Before(b.end) {
+		return
+	}
+	if b.exhaust {
+		b.log.Info("portal: guessing budget restored", "method", b.method, "wrong", b.wrong,
+			"clients", len(b.clients), "refused", b.refused, "window_opened", b.lastOpen)
+	}
+	b.end, b.wrong, b.refused, b.exhaust = time.Time{}, 0, 0, false
+	clear(b.clients)
+}
+
+// take reserves a login attempt. When the budget is spent it returns false
+// and how long until the window closes.
+func (b *budget) take() (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.roll(now)
+	if b.wrong+b.pending >= b.max {
+		b.refused++
+		left := b.end.Sub(now)
+		if b.end.IsZero() { // only pending logins: they settle within a request
+			left = time.Second
+		}
+		return false, left
+	}
+	b.pending++
+	return true, 0
+}
+
+// done settles an attempt reserved with take: wrong says whether it was a
+// wrong code or wrong credentials; client names who made it (for the count
+// of distinct clients in the log, never the code).
+func (b *budget) done(wrong bool, client string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending--
+	if !wrong {
+		return
+	}
+	now := b.now()
+	b.roll(now)
+	if b.end.IsZero() {
+		b.end, b.lastOpen = now.Add(b.period), now
+	}
+	b.wrong++
+	if len(b.clients) < maxBuckets {
+		b.clients[client] = struct{}{}
+	}
+	if b.wrong >= b.max && !b.exhaust {
+		b.exhaust = true
+		b.log.Warn("portal: guessing budget spent; logins refused for every client until the window closes",
+			"method", b.method, "wrong", b.wrong, "clients", len(b.clients), "window", b.period, "until", b.end)
 	}
 }

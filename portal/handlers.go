@@ -449,7 +449,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c Client, loc loc
 		s.showLogin(w, r, loc, http.StatusUnprocessableEntity, "", f)
 		return
 	}
+	bud, busyKey := s.codes, "err_busy_codes"
+	if f.member {
+		bud, busyKey = s.members, "err_busy_members"
+	}
+	if ok, left := bud.take(); !ok {
+		// Logged once per window by the budget (with counts), not per
+		// refusal: a flood must not flood the log.
+		log.Debug("portal: login refused: guessing budget spent", "left", left.Round(time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(int(left/time.Second)+1))
+		f.errKey, f.errArgs = busyKey, []any{minutesUp(left)}
+		s.showLogin(w, r, loc, http.StatusTooManyRequests, "", f)
+		return
+	}
 	sess, err := do(r.Context())
+	bud.done(errors.Is(err, ErrBadCode) || errors.Is(err, ErrBadCredentials), c.String())
 	if err != nil {
 		status := http.StatusUnprocessableEntity
 		switch {

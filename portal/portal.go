@@ -136,7 +136,15 @@ type Config struct {
 	MaxAttempts int           // wrong codes or credentials before lockout; default 5
 	Lockout     time.Duration // default 15 min
 	RateLimit   float64       // requests per second per client IP; default 5
-	RateBurst   int           // bucket size; default 30
+	// CodeBudget is how many wrong codes all clients together may enter
+	// per BudgetWindow before code logins are refused for everyone until
+	// the window closes; default 30. MemberBudget is the same for wrong
+	// member credentials, counted apart; default 30. BudgetWindow
+	// defaults to 10 min.
+	CodeBudget   int
+	MemberBudget int
+	BudgetWindow time.Duration
+	RateBurst    int // bucket size; default 30
 
 	OnboardURL func(memberID string) string // "set up the secure network" link
 
@@ -168,6 +176,8 @@ type Server struct {
 	csrf     *csrf
 	limiter  *limiter
 	lockouts *lockouts
+	codes    *budget // wrong codes, all clients together
+	members  *budget // wrong member credentials, all clients together
 	handler  http.Handler
 	mux      *http.ServeMux
 }
@@ -196,6 +206,15 @@ func New(cfg Config, b Backend, n Network, cr ClientResolver, log *slog.Logger) 
 	}
 	if cfg.Lockout <= 0 {
 		cfg.Lockout = 15 * time.Minute
+	}
+	if cfg.CodeBudget <= 0 {
+		cfg.CodeBudget = 30
+	}
+	if cfg.MemberBudget <= 0 {
+		cfg.MemberBudget = 30
+	}
+	if cfg.BudgetWindow <= 0 {
+		cfg.BudgetWindow = 10 * time.Minute
 	}
 	if cfg.RateLimit <= 0 {
 		cfg.RateLimit = 5
@@ -259,6 +278,8 @@ func New(cfg Config, b Backend, n Network, cr ClientResolver, log *slog.Logger) 
 	s.csrf = &csrf{key: key, secure: cfg.CertFile != "" && strings.HasPrefix(s.publicURL, "https:")}
 	s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, s.now)
 	s.lockouts = newLockouts(cfg.MaxAttempts, cfg.Lockout, s.now)
+	s.codes = newBudget("code", cfg.CodeBudget, cfg.BudgetWindow, s.now, log)
+	s.members = newBudget("member", cfg.MemberBudget, cfg.BudgetWindow, s.now, log)
 	s.handler = s.routes()
 	return s, nil
 }

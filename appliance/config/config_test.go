@@ -15,7 +15,7 @@ import (
 )
 
 // sectionOrder is the order testConfig assembles top-level sections in.
-var sectionOrder = []string{"officernd", "sync", "users", "smtp", "groups", "plans", "locations", "roaming", "radius"}
+var sectionOrder = []string{"officernd", "sync", "users", "smtp", "groups", "plans", "locations", "roaming", "radius", "portal"}
 
 // baseSections is a minimal valid config, one top-level section each.
 var baseSections = map[string]string{
@@ -221,6 +221,12 @@ func TestMistakes(t *testing.T) {
 			"plans[1-1].max_devices", "max_devices: -2", "max_devices -2 is negative", "inherit"},
 		{"duplicate key", map[string]string{"roaming": "roaming:\n  policy: all\n  policy: single\n"},
 			"roaming.policy", "policy: single", `key "policy" appears twice`, "remove one"},
+		{"portal code budget off", map[string]string{"portal": "portal:\n  code_budget: -1\n"},
+			"portal.code_budget", "code_budget: -1", "code_budget -1", "cannot be switched off"},
+		{"portal member budget off", map[string]string{"portal": "portal:\n  member_budget: -5\n"},
+			"portal.member_budget", "member_budget: -5", "member_budget -5", "cannot be switched off"},
+		{"portal budget window too short", map[string]string{"portal": "portal:\n  budget_window: 10s\n"},
+			"portal.budget_window", "budget_window: 10s", "budget_window 10s is out of range", `"1m" to "24h"`},
 		{"webhooks unverifiable", map[string]string{"sync": ""},
 			"sync.webhooks", "", "could not be verified", "webhook_public_url"},
 	}
@@ -343,6 +349,9 @@ func TestDefaults(t *testing.T) {
 		"nas.vendor":          c.RADIUS.Clients[0].Vendor,
 		"nas.coa":             c.RADIUS.Clients[0].CoA,
 		"nas.coa_port":        c.RADIUS.Clients[0].CoAPort,
+		"code_budget":         c.Portal.CodeBudget,
+		"member_budget":       c.Portal.MemberBudget,
+		"budget_window":       c.Portal.BudgetWindow,
 	}
 	want := map[string]any{
 		"data_dir":            "/var/lib/deskgate",
@@ -384,6 +393,9 @@ func TestDefaults(t *testing.T) {
 		"nas.vendor":          "wispr",
 		"nas.coa":             "disconnect",
 		"nas.coa_port":        3799,
+		"code_budget":         30,
+		"member_budget":       30,
+		"budget_window":       10 * time.Minute,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

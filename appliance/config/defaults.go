@@ -172,6 +172,9 @@ func (c *Config) applyDefaults() {
 	setS(&c.Portal.Listen, ":8080")
 	setI(&c.Portal.MaxAttempts, 5)
 	setD(&c.Portal.Lockout, 15*time.Minute)
+	setI(&c.Portal.CodeBudget, 30)
+	setI(&c.Portal.MemberBudget, 30)
+	setD(&c.Portal.BudgetWindow, 10*time.Minute)
 	if c.Portal.Languages == nil {
 		c.Portal.Languages = []string{"en", "de"}
 	}

@@ -346,6 +346,13 @@ type Portal struct {
 	// and for how long; default 5 and 15m.
 	MaxAttempts int           `yaml:"max_attempts"`
 	Lockout     time.Duration `yaml:"lockout"`
+	// code_budget / member_budget / budget_window: wrong codes (and,
+	// counted apart, wrong member passwords) all clients together may try
+	// per window before that login is paused for everyone until the
+	// window closes; default 30, 30 and 10m.
+	CodeBudget   int           `yaml:"code_budget"`
+	MemberBudget int           `yaml:"member_budget"`
+	BudgetWindow time.Duration `yaml:"budget_window"`
 	// branding: per-location name, logo, colour and terms.
 	Branding []PortalBranding `yaml:"branding,omitempty"`
 }

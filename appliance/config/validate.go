@@ -171,6 +171,15 @@ func (k *checker) guestsPortal(locs map[string]bool) {
 	if p.MaxAttempts < 1 {
 		k.add("portal.max_attempts", "use 1 or more (default 5)", "max_attempts %d", p.MaxAttempts)
 	}
+	if p.CodeBudget < 1 {
+		k.add("portal.code_budget", "use 1 or more (default 30); it cannot be switched off", "code_budget %d", p.CodeBudget)
+	}
+	if p.MemberBudget < 1 {
+		k.add("portal.member_budget", "use 1 or more (default 30); it cannot be switched off", "member_budget %d", p.MemberBudget)
+	}
+	if p.BudgetWindow < time.Minute || p.BudgetWindow > 24*time.Hour {
+		k.add("portal.budget_window", `use "1m" to "24h" (default 10m)`, "budget_window %s is out of range", p.BudgetWindow)
+	}
 	if (p.CertFile == "") != (p.KeyFile == "") {
 		k.add("portal.cert_file", "give both cert_file and key_file, or neither", "cert_file and key_file go together")
 	}

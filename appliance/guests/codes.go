@@ -3,6 +3,7 @@ package guests
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -74,14 +75,39 @@ func NormalizeCode(in string) (norm string, ok bool) {
 	return b.String(), true
 }
 
-// codeHash is the stored key of a normalised code: hex SHA-256.
-func codeHash(norm string) string {
+// Hash versions of a code record (codeRecord.HashV).
+const (
+	// hashLegacy is the unkeyed hex SHA-256 of the normalised code that
+	// deskgate wrote before codes were keyed. Such records are still
+	// accepted until they end, and re-keyed as soon as the plaintext is
+	// at hand (at startup from the sealed copy, or at the first login).
+	hashLegacy = 0
+	// hashKeyed is hex HMAC-SHA256 of the normalised code under
+	// Config.CodeKey: without the key file a copy of the database cannot
+	// test a single guess.
+	hashKeyed = 1
+)
+
+// codeHasher computes the stored key of a normalised code.
+type codeHasher struct{ key []byte }
+
+// hash returns the keyed hash (hashKeyed) of a normalised code.
+func (h codeHasher) hash(norm string) string {
+	mac := hmac.New(sha256.New, h.key)
+	mac.Write([]byte("deskgate guest code v1\x00"))
+	mac.Write([]byte(norm))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// legacyHash is the unkeyed hash (hashLegacy) of a normalised code; it is
+// only ever looked up, never written.
+func legacyHash(norm string) string {
 	h := sha256.Sum256([]byte(norm))
 	return hex.EncodeToString(h[:])
 }
 
 // hint is the short, log-safe name of a code: the first 8 hex digits of its
-// hash.
+// stored hash (keyed, so it says nothing about the code without the key).
 func hint(hash string) string {
 	if len(hash) < 8 {
 		return hash

@@ -23,11 +23,15 @@
 //
 // Codes are nine characters from an alphabet without look-alikes (no 0, O,
 // 1, I, L), printed as "K7M-QX3-VH9": 44.6 bits from crypto/rand, unique
-// among live codes. The store keeps only SHA-256 of the normalised code; the
-// plaintext exists in the sealed email Secret and, sealed with
-// Config.SealKey, in the code record so moved bookings, extended passes and
-// SMS retries can repeat it. Logs carry a short hash of the code, never the
-// code.
+// among live codes. The store keeps only HMAC-SHA256 of the normalised code
+// under Config.CodeKey, a key kept outside the database, so a copy of the
+// database cannot check guesses offline; the plaintext exists in the sealed
+// email Secret and, sealed with Config.SealKey, in the code record so moved
+// bookings, extended passes and SMS retries can repeat it. Records written
+// before codes were keyed (unkeyed SHA-256, no hash version) are re-keyed
+// at start when their sealed copy opens, else at their first login, and
+// work until they end either way. Logs carry a short keyed hash of the
+// code, never the code.
 //
 // Sessions (client MAC/IP to code) persist in the store so a restart keeps
 // guests online: Restore re-allows them. Run watches the store's change feed,

@@ -18,7 +18,10 @@ import (
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+var (
+	testKey     = []byte("0123456789abcdef0123456789abcdef")
+	testCodeKey = []byte("code-key-0123456789abcdef-012345")
+)
 
 // clock is a settable test clock.
 type clock struct {
@@ -117,6 +120,9 @@ func newEnv(t *testing.T, start time.Time, cfg Config) *env {
 	})
 	if cfg.SealKey == nil {
 		e.cfg.SealKey = testKey
+	}
+	if cfg.CodeKey == nil {
+		e.cfg.CodeKey = testCodeKey
 	}
 	e.m = New(e.cfg, e.st, e.net, nil, nil, e.clk.Now)
 	return e

@@ -35,11 +35,10 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 	if err != nil {
 		return Session{}, fmt.Errorf("login: %w", err)
 	}
-	hash := codeHash(norm)
 	var sess sessionRecord
 	err = m.update(ctx, func(tx *store.Tx, fx *effects) error {
 		now := m.now()
-		rec, err := getCode(tx, hash)
+		rec, err := m.lookupCode(tx, norm)
 		if notFound(err) {
 			return ErrBadCode
 		}

@@ -1,7 +1,9 @@
 package guests
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +27,7 @@ type Manager struct {
 	log     *slog.Logger
 	now     func() time.Time
 	seal    sealer
+	codes   codeHasher
 	http    *http.Client
 	poke    chan struct{}
 	settle  chan chan struct{}
@@ -51,10 +54,17 @@ func New(cfg Config, st *store.Store, net Network, members Members, log *slog.Lo
 	if ephemeral {
 		log.Warn("guests: no seal key configured; codes cannot be re-sent after a restart")
 	}
+	codeKey := cfg.CodeKey
+	if len(codeKey) != 32 {
+		codeKey = make([]byte, 32)
+		_, _ = rand.Read(codeKey) // never fails (crypto/rand)
+		log.Warn("guests: no code key configured; codes stop working at a restart")
+	}
 	return &Manager{
 		cfg: cfg, st: st, net: net, members: members, log: log, now: now, seal: s,
-		http: &http.Client{Timeout: cfg.SMS.Timeout},
-		poke: make(chan struct{}, 1), settle: make(chan chan struct{}),
+		codes: codeHasher{key: bytes.Clone(codeKey)},
+		http:  &http.Client{Timeout: cfg.SMS.Timeout},
+		poke:  make(chan struct{}, 1), settle: make(chan chan struct{}),
 	}
 }
 

@@ -179,18 +179,24 @@ func (m *Manager) newRecord(tx *store.Tx, rec *codeRecord) error {
 		if err != nil {
 			return err
 		}
-		hash := codeHash(code)
-		var existing codeRecord
-		if err := tx.GetKV(bucketCodes, hash, &existing); err == nil {
-			continue // taken by a live code
-		} else if !notFound(err) {
-			return err
+		hash := m.codes.hash(code)
+		taken := false
+		for _, k := range []string{hash, legacyHash(code)} {
+			var existing codeRecord
+			if err := tx.GetKV(bucketCodes, k, &existing); err == nil {
+				taken = true // by a live code (keyed or legacy)
+			} else if !notFound(err) {
+				return err
+			}
+		}
+		if taken {
+			continue
 		}
 		sealed, err := m.seal.seal(code, hash)
 		if err != nil {
 			return err
 		}
-		rec.Hash, rec.Sealed = hash, sealed
+		rec.Hash, rec.HashV, rec.Sealed = hash, hashKeyed, sealed
 		return nil
 	}
 	return fmt.Errorf("no unique code after 16 tries")

@@ -27,7 +27,10 @@ const auditActor = "guests"
 // codeRecord is one live code. Its key is Hash; the plaintext is only in
 // Sealed.
 type codeRecord struct {
-	Hash   string `json:"hash"`
+	Hash string `json:"hash"`
+	// HashV says how Hash was computed: hashKeyed, or hashLegacy for a
+	// record written before codes were keyed (the field is absent there).
+	HashV  int    `json:"hv,omitempty"`
 	Kind   string `json:"kind"`   // KindGuest | KindDayPass
 	Source string `json:"source"` // "b/<booking>/<visitor>" or "p/<member>/<location>"
 

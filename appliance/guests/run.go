@@ -13,7 +13,8 @@ import (
 // maxSleep bounds Run's sleep so clock jumps are noticed.
 const maxSleep = time.Minute
 
-// Run restores the live sessions, reconciles, and then follows the store's
+// Run re-keys legacy code records (RekeyLegacy), restores the live
+// sessions, reconciles, and then follows the store's
 // change feed (bookings, visitors, passes, members, resources, locations,
 // resyncs), ends sessions when their time is up (within a second), cleans up
 // ended codes at local midnight and sends queued SMS, until ctx ends. It
@@ -21,6 +22,9 @@ const maxSleep = time.Minute
 func (m *Manager) Run(ctx context.Context) error {
 	feed, cancel := m.st.Subscribe(256)
 	defer cancel()
+	if _, _, err := m.RekeyLegacy(ctx); err != nil {
+		m.log.Warn("guests re-key", "err", err)
+	}
 	if err := m.Restore(ctx); err != nil {
 		m.log.Warn("guests restore", "err", err)
 	}
@@ -249,7 +253,7 @@ func (m *Manager) purge(tx *store.Tx, fx *effects, r codeRecord, now time.Time) 
 
 // CodeInfo describes a live code for the operator (never the code itself).
 type CodeInfo struct {
-	Hint       string // first 8 hex digits of the code's SHA-256
+	Hint       string // first 8 hex digits of the code's stored (keyed) hash
 	Kind       string // KindGuest or KindDayPass
 	BookingID  string
 	VisitorID  string

@@ -92,6 +92,12 @@ type Config struct {
 	// created before a restart can no longer be re-sent (the guest keeps
 	// the code they already have).
 	SealKey []byte
+	// CodeKey (32 bytes) keys the HMAC-SHA256 under which codes are
+	// stored. Keep it outside the database (the daemon keeps it in
+	// data_dir/guest-codes.key): a copy of the database without it cannot
+	// check a single guess. When nil or malformed a random key is used and
+	// every code stops working at a restart.
+	CodeKey []byte
 	// KickMail, if set, is called after emails were queued.
 	KickMail func()
 }
