@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"fmt"
+	"github.com/deskgate/deskgate/internal/testepoch"
 	"io"
 	"log/slog"
 	"net/http"
@@ -162,7 +163,8 @@ type env struct {
 	res     *StaticResolver
 }
 
-var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+// t0 is the tests' start: DESKGATE_TEST_EPOCH, so the suite is rerun on other dates.
+var t0 = testepoch.Epoch()
 
 const publicURL = "http://portal.deskgate.lan"
 

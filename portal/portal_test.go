@@ -187,7 +187,12 @@ func TestLoginStatusLogout(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status page: %d", res.StatusCode)
 	}
-	for _, want := range []string{"You are online", "Hello Grace", "1 h 5 min", ">11:30</time>", `id="logout-form"`} {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := ">" + t0.Add(90*time.Minute).In(berlin).Format("15:04") + "</time>"
+	for _, want := range []string{"You are online", "Hello Grace", "1 h 5 min", ends, `id="logout-form"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("status page lacks %q:\n%s", want, html)
 		}

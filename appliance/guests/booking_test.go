@@ -3,6 +3,7 @@ package guests
 import (
 	"context"
 	"errors"
+	"github.com/deskgate/deskgate/internal/testepoch"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ import (
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
-var t0 = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+// t0 is the tests' start: DESKGATE_TEST_EPOCH, so the suite is rerun on other dates.
+var t0 = testepoch.Epoch()
 
 // meeting stores a 10:00-11:00 UTC booking of room r1 at loc1 with visitors.
 func meeting(e *env, visitors ...string) model.Booking {
