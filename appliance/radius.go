@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
@@ -138,7 +140,47 @@ func (a *App) newRadius() error {
 		return fmt.Errorf("radius: %w", err)
 	}
 	a.radius.srv = srv
+	if err := a.reg.Register(radiusCollector{srv}); err != nil {
+		return fmt.Errorf("radius: register metrics: %w", err)
+	}
 	return nil
+}
+
+// radiusCollector exports the RADIUS server's packet counters, read from
+// its atomics at scrape time.
+type radiusCollector struct{ srv *radius.Server }
+
+var (
+	descRadiusRequests = prometheus.NewDesc("deskgate_radius_requests_total",
+		"Well-formed RADIUS requests received, by port (auth, acct) and code. Malformed datagrams are under deskgate_radius_dropped_total{reason=\"malformed\"}.",
+		[]string{"port", "code"}, nil)
+	descRadiusResponses = prometheus.NewDesc("deskgate_radius_responses_total",
+		"RADIUS replies sent, by code (retransmissions answered from the duplicate cache included).", []string{"code"}, nil)
+	descRadiusDropped = prometheus.NewDesc("deskgate_radius_dropped_total",
+		"RADIUS datagrams dropped without an answer, by reason.", []string{"reason"}, nil)
+	descRadiusDuplicates = prometheus.NewDesc("deskgate_radius_duplicates_total",
+		"RADIUS retransmissions answered from, or waiting on, the duplicate cache.", nil, nil)
+)
+
+func (radiusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRadiusRequests
+	ch <- descRadiusResponses
+	ch <- descRadiusDropped
+	ch <- descRadiusDuplicates
+}
+
+func (c radiusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Stats().Counters()
+	for _, x := range st.Requests {
+		ch <- prometheus.MustNewConstMetric(descRadiusRequests, prometheus.CounterValue, float64(x.Count), x.Port, x.Code)
+	}
+	for _, x := range st.Responses {
+		ch <- prometheus.MustNewConstMetric(descRadiusResponses, prometheus.CounterValue, float64(x.Count), x.Code)
+	}
+	for _, r := range radius.DropReasons() {
+		ch <- prometheus.MustNewConstMetric(descRadiusDropped, prometheus.CounterValue, float64(st.Drops[r.String()]), r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descRadiusDuplicates, prometheus.CounterValue, float64(st.Duplicates))
 }
 
 func (a *App) runRadius(ctx context.Context) error {
@@ -235,6 +277,14 @@ func (a *App) radiusStatus() *admin.RADIUSStatus {
 	}
 	auth, acct := a.radius.srv.Addrs()
 	st := &admin.RADIUSStatus{NAS: len(a.Config().RADIUS.Clients), LiveSessions: len(a.radius.srv.Sessions(""))}
+	c := a.radius.srv.Stats().Counters()
+	for _, x := range c.Requests {
+		st.Requests = append(st.Requests, admin.RADIUSCount(x))
+	}
+	for _, x := range c.Responses {
+		st.Responses = append(st.Responses, admin.RADIUSCount(x))
+	}
+	st.Drops, st.Duplicates = c.Drops, c.Duplicates
 	for _, x := range auth {
 		st.AuthAddrs = append(st.AuthAddrs, x.String())
 	}

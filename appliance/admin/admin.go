@@ -64,6 +64,23 @@ type RADIUSStatus struct {
 	AcctAddrs    []string `json:"acctAddrs"`
 	NAS          int      `json:"nas"`
 	LiveSessions int      `json:"liveSessions"`
+	// Requests are the well-formed requests since start by port ("auth",
+	// "acct") and code; Responses the replies sent by code.
+	Requests  []RADIUSCount `json:"requests,omitempty"`
+	Responses []RADIUSCount `json:"responses,omitempty"`
+	// Drops are the datagrams dropped unanswered since start, by reason
+	// (malformed, unexpected_code, unknown_client, bad_authenticator,
+	// missing_message_authenticator, overloaded, error), zeros included.
+	Drops map[string]uint64 `json:"drops,omitempty"`
+	// Duplicates are retransmissions answered from the duplicate cache.
+	Duplicates uint64 `json:"duplicates"`
+}
+
+// RADIUSCount is one RADIUS counter by packet code.
+type RADIUSCount struct {
+	Port  string `json:"port,omitempty"`
+	Code  string `json:"code"`
+	Count uint64 `json:"count"`
 }
 
 // MemberRow is one line of GET /v1/members.

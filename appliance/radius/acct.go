@@ -155,15 +155,16 @@ var termCauses = map[uint32]string{
 // handleAcct answers one packet from the accounting socket after the
 // session change is durable; nil means no reply.
 func (s *Server) handleAcct(ctx context.Context, w *worker, b []byte, src netip.AddrPort) (out []byte) {
-	defer s.recoverPacket(src, &out)
+	defer s.finishPacket(src, &out)
 	s.stats.AcctRequests.Add(1)
 	r := &w.req
 	if err := r.parse(b); err != nil {
-		s.dropf(src, "", "malformed packet dropped", "err", err)
+		s.dropf(DropMalformed, src, "", "malformed packet dropped", "err", err)
 		return nil
 	}
-	if r.code != codeAcctRequest {
-		s.dropf(src, "", "unexpected packet code on accounting port dropped", "code", r.code)
+	s.stats.requests[PortAcct][r.code].Add(1)
+	if r.code != codeAcctRequest && r.code != codeStatusServer {
+		s.dropf(DropUnexpectedCode, src, "", "unexpected packet code on accounting port dropped", "code", r.code)
 		return nil
 	}
 	nas := s.clients.Load().match(src.Addr(), r)
@@ -171,12 +172,15 @@ func (s *Server) handleAcct(ctx context.Context, w *worker, b []byte, src netip.
 		s.unknownSource(src)
 		return nil
 	}
+	if r.code == codeStatusServer {
+		return s.acctStatusServer(w, nas, r, src)
+	}
 	if !w.c.validAcctAuthenticator(r.raw, nas.Secret) {
-		s.dropf(src, nas.Name, "accounting-request with invalid authenticator dropped (wrong shared secret?)")
+		s.dropf(DropBadAuthenticator, src, nas.Name, "accounting-request with invalid authenticator dropped (wrong shared secret?)")
 		return nil
 	}
 	if r.maOff >= 0 && !w.c.validMA(r, nas.Secret) {
-		s.dropf(src, nas.Name, "accounting-request with invalid message-authenticator dropped")
+		s.dropf(DropBadAuthenticator, src, nas.Name, "accounting-request with invalid message-authenticator dropped")
 		return nil
 	}
 	now := s.now()
@@ -201,6 +205,7 @@ func (s *Server) handleAcct(ctx context.Context, w *worker, b []byte, src netip.
 		// No response: the NAS retransmits and we try again.
 		s.acctDup.finish(key, auth, nil, now)
 		s.log.Error("accounting not recorded", "nas", nas.Name, "src", src.String(), "err", err)
+		s.stats.drop(DropError)
 		return nil
 	}
 	w.w.reset(w.out, codeAcctResponse, r.id, auth)
@@ -211,6 +216,27 @@ func (s *Server) handleAcct(ctx context.Context, w *worker, b []byte, src netip.
 	s.acctDup.finish(key, auth, out, now)
 	s.stats.AcctResponses.Add(1)
 	return out
+}
+
+// acctStatusServer answers a Status-Server on the accounting port with an
+// Accounting-Response (RFC 5997 3), as FreeRADIUS does: the request must
+// carry a valid Message-Authenticator, and the reply carries one,
+// computed over the request's authenticator as for an Access-Accept.
+// Nothing is recorded and nothing is cached.
+func (s *Server) acctStatusServer(w *worker, nas *nasState, r *request, src netip.AddrPort) []byte {
+	if r.maOff < 0 {
+		s.dropf(DropNoMessageAuthenticator, src, nas.Name, "status-server without message-authenticator dropped (rfc 5997)")
+		return nil
+	}
+	if !w.c.validMA(r, nas.Secret) {
+		s.dropf(DropBadAuthenticator, src, nas.Name, "status-server with invalid message-authenticator dropped (wrong shared secret?)")
+		return nil
+	}
+	w.w.reset(w.out, codeAcctResponse, r.id, r.authenticator())
+	for i := range min(r.nProxy, maxProxyStates) {
+		w.w.attr(attrProxyState, r.proxyStates[i])
+	}
+	return w.w.sign(w.c, nas.Secret, signReply)
 }
 
 // account applies one Accounting-Request to the index and the store.

@@ -53,15 +53,16 @@ func replyMessage(deny string) string {
 // handleAuth answers one packet from the authentication socket; nil means
 // no reply.
 func (s *Server) handleAuth(ctx context.Context, w *worker, b []byte, src netip.AddrPort) (out []byte) {
-	defer s.recoverPacket(src, &out)
+	defer s.finishPacket(src, &out)
 	s.stats.AuthRequests.Add(1)
 	r := &w.req
 	if err := r.parse(b); err != nil {
-		s.dropf(src, "", "malformed packet dropped", "err", err)
+		s.dropf(DropMalformed, src, "", "malformed packet dropped", "err", err)
 		return nil
 	}
+	s.stats.requests[PortAuth][r.code].Add(1)
 	if r.code != codeAccessRequest && r.code != codeStatusServer {
-		s.dropf(src, "", "unexpected packet code on auth port dropped", "code", r.code)
+		s.dropf(DropUnexpectedCode, src, "", "unexpected packet code on auth port dropped", "code", r.code)
 		return nil
 	}
 	nas := s.clients.Load().match(src.Addr(), r)
@@ -70,6 +71,13 @@ func (s *Server) handleAuth(ctx context.Context, w *worker, b []byte, src netip.
 		return nil
 	}
 	now := s.now()
+	// Authenticity before the duplicate cache: a copy of a request (same
+	// source, identifier and authenticator) with a bad or missing
+	// Message-Authenticator is a forgery, not a retransmission, and never
+	// gets the cached reply.
+	if !s.authAuthentic(w, nas, r, src, now) {
+		return nil
+	}
 	key := dedupKey{src: src, id: r.id}
 	auth := r.authenticator()
 	out, st := s.authDup.begin(key, auth, now, w.out)
@@ -92,50 +100,64 @@ func (s *Server) handleAuth(ctx context.Context, w *worker, b []byte, src netip.
 	return out
 }
 
-// recoverPacket turns a panic on one packet into a dropped packet and an
-// error log, so one bad packet cannot take the daemon down. Tests and the
-// fuzzer set panicOnBug to see the panic.
-func (s *Server) recoverPacket(src netip.AddrPort, out *[]byte) {
-	if s.panicOnBug {
-		return
+// finishPacket counts the reply by code, and turns a panic on one packet
+// into a dropped packet and an error log, so one bad packet cannot take
+// the daemon down. Tests and the fuzzer set panicOnBug to see the panic.
+func (s *Server) finishPacket(src netip.AddrPort, out *[]byte) {
+	if !s.panicOnBug {
+		if r := recover(); r != nil {
+			*out = nil
+			s.stats.drop(DropError)
+			s.log.Error("bug: panic while handling a packet, dropped", "src", src.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
 	}
-	if r := recover(); r != nil {
-		*out = nil
-		s.stats.Dropped.Add(1)
-		s.log.Error("bug: panic while handling a packet, dropped", "src", src.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if len(*out) > 0 {
+		s.stats.responses[(*out)[0]].Add(1)
 	}
 }
 
 func (s *Server) unknownSource(src netip.AddrPort) {
-	s.stats.UnknownSources.Add(1)
+	s.stats.drop(DropUnknownClient)
 	if s.unknown.allow(src.Addr(), s.now()) {
 		s.log.Warn("request from unknown client dropped", "src", src.String())
 	}
 }
 
-// authenticate checks the packet's authenticity, then the credentials and
-// the decision, and returns the signed reply (nil: drop).
-func (s *Server) authenticate(ctx context.Context, w *worker, nas *nasState, r *request, src netip.AddrPort, now time.Time) []byte {
+// authAuthentic checks an Access-Request's or Status-Server's
+// Message-Authenticator (required unless the NAS is legacy, and always on
+// Status-Server, RFC 5997 3) and the Proxy-State count; it counts and logs
+// a drop.
+func (s *Server) authAuthentic(w *worker, nas *nasState, r *request, src netip.AddrPort, now time.Time) bool {
 	if r.maOff < 0 {
+		if r.code == codeStatusServer {
+			s.dropf(DropNoMessageAuthenticator, src, nas.Name, "status-server without message-authenticator dropped (rfc 5997)")
+			return false
+		}
 		nas.noMessageAuthenticator(src, now, !nas.Legacy)
 		if !nas.Legacy {
-			s.dropf(src, nas.Name, "access-request without message-authenticator dropped (blastradius)")
-			return nil
+			s.dropf(DropNoMessageAuthenticator, src, nas.Name, "access-request without message-authenticator dropped (blastradius)")
+			return false
 		}
 		if r.nProxy > 0 {
 			// FreeRADIUS 3.2.5 limit_proxy_state: a NAS is not a proxy; a
 			// Proxy-State without Message-Authenticator is an attack shape.
-			s.dropf(src, nas.Name, "access-request with proxy-state but no message-authenticator dropped (blastradius)")
-			return nil
+			s.dropf(DropNoMessageAuthenticator, src, nas.Name, "access-request with proxy-state but no message-authenticator dropped (blastradius)")
+			return false
 		}
 	} else if !w.c.validMA(r, nas.Secret) {
-		s.dropf(src, nas.Name, "access-request with invalid message-authenticator dropped (wrong shared secret?)")
-		return nil
+		s.dropf(DropBadAuthenticator, src, nas.Name, "access-request with invalid message-authenticator dropped (wrong shared secret?)")
+		return false
 	}
 	if r.nProxy > maxProxyStates {
-		s.dropf(src, nas.Name, "too many proxy-state attributes, dropped", "count", r.nProxy)
-		return nil
+		s.dropf(DropMalformed, src, nas.Name, "too many proxy-state attributes, dropped", "count", r.nProxy)
+		return false
 	}
+	return true
+}
+
+// authenticate checks the credentials and the decision of an authentic
+// request and returns the signed reply (nil: drop).
+func (s *Server) authenticate(ctx context.Context, w *worker, nas *nasState, r *request, src netip.AddrPort, now time.Time) []byte {
 	if r.code == codeStatusServer {
 		w.w.reset(w.out, codeAccessAccept, r.id, r.authenticator())
 		return w.w.sign(w.c, nas.Secret, signReply)
@@ -148,6 +170,7 @@ func (s *Server) authenticate(ctx context.Context, w *worker, nas *nasState, r *
 	ev := evaluation{nas: nas, username: username, now: now}
 	s.evaluate(ctx, w, r, &ev)
 	if ev.drop {
+		s.stats.drop(DropError)
 		return nil
 	}
 	if ev.deny != "" {
@@ -189,8 +212,15 @@ func (s *Server) evaluate(ctx context.Context, w *worker, r *request, ev *evalua
 	switch {
 	case r.userPassword != nil:
 		ev.method = "pap"
-	case r.msChallenge != nil || r.msCHAP2Resp != nil:
+	case r.msCHAP2Resp != nil:
 		ev.method = "mschapv2"
+	case r.msCHAP1Resp != nil:
+		// radtest -t mschap sends this. It could be checked against the
+		// NT hash, but is not implemented: say so rather than answer
+		// "wrong password" to a right one.
+		ev.method = "mschapv1"
+		ev.deny, ev.detail = denyUnsupported, "MS-CHAPv1 is not supported; use PAP, MS-CHAPv2 or EAP (PEAP, EAP-TTLS, EAP-TLS)"
+		return
 	case r.eap:
 		ev.method = "eap"
 		ev.deny, ev.detail = denyUnsupported, "EAP is not supported by this server"
@@ -198,6 +228,10 @@ func (s *Server) evaluate(ctx context.Context, w *worker, r *request, ev *evalua
 	case r.chapPassword != nil:
 		ev.method = "chap"
 		ev.deny, ev.detail = denyUnsupported, "CHAP needs a cleartext password, which is not stored"
+		return
+	case r.msChallenge != nil:
+		ev.method = "mschap"
+		ev.deny, ev.detail = denyUnsupported, "MS-CHAP-Challenge without MS-CHAP-Response or MS-CHAP2-Response"
 		return
 	default:
 		ev.deny, ev.detail = denyUnsupported, "no credentials in request"
@@ -373,6 +407,7 @@ func (s *Server) encodeAccept(ctx context.Context, w *worker, nas *nasState, r *
 	ip, err := s.staticIP(ctx, ev, true)
 	if err != nil {
 		s.log.Error("static ip assignment failed, request dropped", "user", ev.username, "location", ev.location, "err", err)
+		s.stats.drop(DropError)
 		return nil
 	}
 	w.attrs, w.arena = appendDecisionAttrs(w.attrs, w.arena, nas.Vendor, ev.subj, ev.access, ev.location, ip, s.cfg.InterimInterval, ev.now)
@@ -391,6 +426,7 @@ func (s *Server) encodeAccept(ctx context.Context, w *worker, nas *nasState, r *
 	}
 	if w.w.err {
 		s.log.Error("reply too large, request dropped", "user", ev.username)
+		s.stats.drop(DropError)
 		return nil
 	}
 	return w.w.sign(w.c, nas.Secret, signReply)

@@ -41,7 +41,7 @@ func LocationFromContext(ctx context.Context) string {
 // MS-CHAPv2 plus the EAP-Success and the MPPE keys from the MSK.
 func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, r *request, src netip.AddrPort, now time.Time) []byte {
 	if r.nEAPParts > maxEAPParts {
-		s.dropf(src, nas.Name, "too many eap-message attributes, dropped", "count", r.nEAPParts)
+		s.dropf(DropMalformed, src, nas.Name, "too many eap-message attributes, dropped", "count", r.nEAPParts)
 		return nil
 	}
 	var msg []byte
@@ -68,6 +68,8 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 			w.w.attr(attrProxyState, r.proxyStates[i])
 		}
 		if w.w.err {
+			s.log.Error("eap challenge too large, request dropped", "nas", nas.Name)
+			s.stats.drop(DropError)
 			return nil
 		}
 		return w.w.sign(w.c, nas.Secret, signReply)
@@ -79,6 +81,7 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 			ev.deny = model.DenyUnknownUser
 		case err != nil:
 			s.log.Error("directory lookup failed, request dropped", "user", res.Identity, "err", err)
+			s.stats.drop(DropError)
 			return nil
 		default:
 			ev.subj = subj

@@ -292,7 +292,7 @@ func must[T any](v T, err error) T {
 
 // buildAccessRequest builds a PAP Access-Request with layeh.com/radius and
 // crypto/hmac (independently of the server's wire code).
-func buildAccessRequest(t *testing.T, secret []byte, id byte, user, password string, withMA bool, proxy [][]byte, extra ...func(*radius.Packet)) []byte {
+func buildAccessRequest(t testing.TB, secret []byte, id byte, user, password string, withMA bool, proxy [][]byte, extra ...func(*radius.Packet)) []byte {
 	t.Helper()
 	p := radius.New(radius.CodeAccessRequest, secret)
 	p.Identifier = id

@@ -175,7 +175,7 @@ func (s *Server) batchAuthLoop(ctx interface{ Err() error }, c *net.UDPConn, han
 		for i := range n {
 			b := m.packet(i)
 			if len(b) > maxPacketLen {
-				s.stats.Dropped.Add(1)
+				s.stats.drop(DropMalformed)
 				continue
 			}
 			w.out = outs[i]

@@ -50,19 +50,6 @@ type Server struct {
 // bbolt batch.
 const acctWorkers = 1024
 
-// Stats are the server's packet counters.
-type Stats struct {
-	AuthRequests   atomic.Uint64
-	Accepts        atomic.Uint64
-	Rejects        atomic.Uint64
-	AcctRequests   atomic.Uint64
-	AcctResponses  atomic.Uint64
-	Duplicates     atomic.Uint64
-	Dropped        atomic.Uint64
-	UnknownSources atomic.Uint64
-	AuditsDropped  atomic.Uint64
-}
-
 // worker is per-goroutine scratch state for the packet path.
 type worker struct {
 	buf   []byte
@@ -323,7 +310,7 @@ func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 			continue
 		}
 		if n > maxPacketLen {
-			s.stats.Dropped.Add(1)
+			s.stats.drop(DropMalformed)
 			continue
 		}
 		if !acct {
@@ -339,7 +326,7 @@ func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 		select {
 		case s.acctQ <- pkt:
 		default:
-			s.stats.Dropped.Add(1) // overloaded: the NAS retransmits
+			s.stats.drop(DropOverloaded) // the NAS retransmits
 		}
 	}
 }
@@ -522,9 +509,10 @@ func (c *dedupCache) sweep(now time.Time) {
 	}
 }
 
-// dropf logs a dropped packet once per source per minute.
-func (s *Server) dropf(src netip.AddrPort, nas string, msg string, args ...any) {
-	s.stats.Dropped.Add(1)
+// dropf counts a dropped packet under reason and logs it once per source
+// per minute.
+func (s *Server) dropf(reason DropReason, src netip.AddrPort, nas string, msg string, args ...any) {
+	s.stats.drop(reason)
 	if s.badAuth.allow(src.Addr(), s.now()) {
 		s.log.Warn(msg, append([]any{"src", src.String(), "nas", nas}, args...)...)
 	}

@@ -54,6 +54,7 @@ const (
 	vendorWISPr     = 14122
 	vendorMikroTik  = 14988
 
+	msCHAPResponse  = 1 // MS-CHAPv1 (RFC 2548 2.1.3)
 	msCHAPChallenge = 11
 	msCHAP2Response = 25
 	msCHAP2Success  = 26
@@ -107,6 +108,7 @@ type request struct {
 	chapPassword   []byte
 	msChallenge    []byte
 	msCHAP2Resp    []byte
+	msCHAP1Resp    []byte
 	nasIdentifier  []byte
 	calledStation  []byte
 	callingStation []byte
@@ -255,6 +257,8 @@ func (r *request) parseMicrosoft(v []byte) error {
 			r.msChallenge = val
 		case msCHAP2Response:
 			r.msCHAP2Resp = val
+		case msCHAPResponse:
+			r.msCHAP1Resp = val
 		}
 		v = v[v[1]:]
 	}

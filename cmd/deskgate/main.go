@@ -28,6 +28,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -341,6 +342,7 @@ func printStatus(out io.Writer, st admin.Status) {
 	if st.RADIUS != nil {
 		fmt.Fprintf(out, "radius     auth %s, acct %s, %d NAS, %d live sessions\n",
 			strings.Join(st.RADIUS.AuthAddrs, " "), strings.Join(st.RADIUS.AcctAddrs, " "), st.RADIUS.NAS, st.RADIUS.LiveSessions)
+		printRadiusCounters(out, st.RADIUS)
 	}
 	if len(st.Unmapped) > 0 {
 		fmt.Fprintf(out, "WARNING    plans without a mapping: %s\n", strings.Join(st.Unmapped, ", "))
@@ -348,6 +350,37 @@ func printStatus(out io.Writer, st admin.Status) {
 	if len(st.Unresolved) > 0 {
 		fmt.Fprintf(out, "WARNING    config locations not found in OfficeRnD: %s\n", strings.Join(st.Unresolved, ", "))
 	}
+}
+
+// printRadiusCounters prints the RADIUS packet counters since start: what
+// came in, what went out, and what was dropped and why.
+func printRadiusCounters(out io.Writer, r *admin.RADIUSStatus) {
+	var in, sent, dropped []string
+	for _, c := range r.Requests {
+		in = append(in, fmt.Sprintf("%s %s %d", c.Port, c.Code, c.Count))
+	}
+	for _, c := range r.Responses {
+		sent = append(sent, fmt.Sprintf("%s %d", c.Code, c.Count))
+	}
+	reasons := make([]string, 0, len(r.Drops))
+	for k := range r.Drops {
+		reasons = append(reasons, k)
+	}
+	slices.Sort(reasons)
+	for _, k := range reasons {
+		if n := r.Drops[k]; n > 0 {
+			dropped = append(dropped, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(out, "           requests: %s\n", none(in))
+	fmt.Fprintf(out, "           replies: %s; duplicates %d\n", none(sent), r.Duplicates)
+	fmt.Fprintf(out, "           dropped: %s\n", none(dropped))
 }
 
 func printMembers(out io.Writer, rows []admin.MemberRow) {
