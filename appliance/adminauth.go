@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/internal/atomicfile"
 )
@@ -249,4 +250,25 @@ func (a *App) AdminAddr() string {
 		return net.JoinHostPort(host, *p)
 	}
 	return ""
+}
+
+// adminCheck is doctor's line about the admin API: how TCP is protected,
+// and whether the token file is still private.
+func (a *App) adminCheck() admin.Check {
+	cfg := a.Config()
+	path := filepath.Join(cfg.DataDir, adminTokenFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return admin.Check{Name: "admin api", Detail: "token file: " + err.Error(), Fix: "restart deskgated to generate " + path}
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return admin.Check{Name: "admin api", Detail: fmt.Sprintf("token file %s has mode %04o: other users can read the admin token", path, m),
+			Fix: "chmod 600 " + path + ", then delete it and restart deskgated to get a new token (the old one may have leaked)"}
+	}
+	scheme := "http"
+	if a.adminAuth.tls.Load() {
+		scheme = "https"
+	}
+	return admin.Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s://%s wants the token from `deskgate admin token` (except /metrics, /healthz); socket %s (0600) needs none",
+		scheme, a.AdminAddr(), cfg.Admin.Socket)}
 }

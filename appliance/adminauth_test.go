@@ -177,6 +177,28 @@ func TestAdminAPIOverTCP(t *testing.T) {
 		t.Errorf("/v1/token over TCP: %d %.200s, want 403 without the token", code, body)
 	}
 
+	// doctor names the admin API's protection, and a token file others can
+	// read.
+	doctorAdmin := func() admin.Check {
+		for _, c := range h.app.Doctor(context.Background()) {
+			if c.Name == "admin api" {
+				return c
+			}
+		}
+		t.Fatal("doctor has no admin api check")
+		return admin.Check{}
+	}
+	if c := doctorAdmin(); !c.OK || !strings.Contains(c.Detail, "http://"+addr) || strings.Contains(c.Detail, token) {
+		t.Errorf("doctor admin api: %+v", c)
+	}
+	if err := os.Chmod(tokFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := doctorAdmin(); c.OK || !strings.Contains(c.Fix, "chmod 600 "+tokFile) {
+		t.Errorf("doctor with a readable token file: %+v", c)
+	}
+	os.Chmod(tokFile, 0o600)
+
 	// The socket needs no token.
 	sock := admin.Dial(h.app.Config().Admin.Socket)
 	if err := sock.Get(context.Background(), "/v1/members", url.Values{"q": {"lovelace"}}, &rows); err != nil || len(rows) != 1 {
