@@ -54,6 +54,8 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 
+	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
+
 	hookSecretMu stdsync.RWMutex
 	hookSecret   string
 	hookReg      webhookRegistration
@@ -66,8 +68,6 @@ type App struct {
 
 	profileKeyOnce  stdsync.Once
 	profileKeyBytes []byte
-
-	adminAuth adminAuth
 }
 
 // Options are test seams; zero values mean the real thing.

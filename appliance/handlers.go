@@ -38,8 +38,9 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("GET /v1/token", a.handleAdminToken)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	// The member pages also answer here, for setups (and the demo) whose
-	// onboarding_url points at the local API's address.
+	// The member pages also answer here, for setups whose onboarding_url
+	// points at the local API's address; over TCP they now want the admin
+	// token like every route here (members use the public listener).
 	a.memberPages(mux.ServeMux)
 	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
