@@ -15,7 +15,7 @@ import (
 )
 
 // sectionOrder is the order testConfig assembles top-level sections in.
-var sectionOrder = []string{"admin", "officernd", "sync", "users", "smtp", "groups", "plans", "locations", "roaming", "radius"}
+var sectionOrder = []string{"officernd", "sync", "users", "smtp", "groups", "plans", "locations", "roaming", "radius"}
 
 // baseSections is a minimal valid config, one top-level section each.
 var baseSections = map[string]string{
@@ -76,6 +76,11 @@ func testConfig(override map[string]string) string {
 		b.WriteString(s)
 	}
 	return b.String()
+}
+
+// withAdmin is the base config plus an admin section (after radius).
+func withAdmin(admin string) map[string]string {
+	return map[string]string{"radius": baseSections["radius"] + admin}
 }
 
 // lineOf returns the 1-based line of the first occurrence of sub in doc.
@@ -223,15 +228,15 @@ func TestMistakes(t *testing.T) {
 			"roaming.policy", "policy: single", `key "policy" appears twice`, "remove one"},
 		{"webhooks unverifiable", map[string]string{"sync": ""},
 			"sync.webhooks", "", "could not be verified", "webhook_public_url"},
-		{"admin listen on all addresses without tls", map[string]string{"admin": "admin:\n  listen: \":8417\"\n"},
+		{"admin listen on all addresses without tls", withAdmin("admin:\n  listen: \":8417\"\n"),
 			"admin.listen", "listen: \":8417\"", "exposes the admin API on all addresses without TLS", "tls_cert_file"},
-		{"admin listen on a LAN address without tls", map[string]string{"admin": "admin:\n  socket: /run/dg.sock\n  listen: 192.168.1.10:8417\n"},
+		{"admin listen on a LAN address without tls", withAdmin("admin:\n  socket: /run/dg.sock\n  listen: 192.168.1.10:8417\n"),
 			"admin.listen", "listen: 192.168.1.10", "exposes the admin API on 192.168.1.10 without TLS", "local agent"},
-		{"admin tls cert without key", map[string]string{"admin": "admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n"},
+		{"admin tls cert without key", withAdmin("admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n"),
 			"admin.tls_key_file", "admin:", "tls_cert_file and tls_key_file go together", "or neither"},
-		{"admin tls relative path", map[string]string{"admin": "admin:\n  tls_cert_file: admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n"},
+		{"admin tls relative path", withAdmin("admin:\n  tls_cert_file: admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n"),
 			"admin.tls_cert_file", "tls_cert_file: admin.pem", `"admin.pem" is not absolute`, "absolute path"},
-		{"admin allowed host with scheme", map[string]string{"admin": "admin:\n  allowed_hosts:\n    - gw.example.lan\n    - https://gw.example.lan:8417\n"},
+		{"admin allowed host with scheme", withAdmin("admin:\n  allowed_hosts:\n    - gw.example.lan\n    - https://gw.example.lan:8417\n"),
 			"admin.allowed_hosts[1]", "- https://gw", `bad host name "https://gw.example.lan:8417"`, "without port or scheme"},
 	}
 	for _, tt := range tests {
@@ -293,7 +298,7 @@ func TestAdminListenAccepted(t *testing.T) {
 		"admin:\n  listen: localhost:8417\n  allowed_hosts: [gw.example.lan, 10.0.0.1, \"fd00::1\"]\n",
 		"admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n",
 	} {
-		if _, err := Parse([]byte(testConfig(map[string]string{"admin": admin})), "deskgate.yaml"); err != nil {
+		if _, err := Parse([]byte(testConfig(withAdmin(admin))), "deskgate.yaml"); err != nil {
 			t.Errorf("%s: rejected: %v", admin, err)
 		}
 	}
