@@ -54,6 +54,8 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 
+	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
+
 	hookSecretMu stdsync.RWMutex
 	hookSecret   string
 	hookReg      webhookRegistration
@@ -100,6 +102,10 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.store = st
 	fpKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "fingerprint.key"))
 	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if a.adminAuth.token, err = loadOrCreateAdminToken(filepath.Join(cfg.DataDir, adminTokenFile)); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -275,13 +281,19 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	}
 }
 
-// listenAdmin opens the loopback TCP listener and the unix socket (0600)
-// of the local API.
+// listenAdmin opens the TCP listener (TLS when configured; token required,
+// see adminauth.go) and the unix socket (0600, no token) of the local API.
 func (a *App) listenAdmin(cfg *config.Config) (net.Listener, net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	tcp, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", cfg.Admin.Listen, err)
 	}
+	ln, err := adminTLSListener(cfg, tcp)
+	if err != nil {
+		tcp.Close()
+		return nil, nil, err
+	}
+	a.adminAuth.setListener(ln, ln != tcp)
 	_ = os.Remove(cfg.Admin.Socket)
 	if err := os.MkdirAll(filepath.Dir(cfg.Admin.Socket), 0o755); err != nil {
 		ln.Close()

@@ -149,6 +149,8 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 
 	// 8. RADIUS.
 	out = append(out, a.radiusChecks()...)
+	// 9. The admin API's exposure.
+	add(a.adminCheck())
 	return out
 }
 

@@ -19,8 +19,10 @@ import (
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
+// adminServer serves the local API on the TCP listener and on the unix
+// socket; adminGuard decides what each may do (see adminauth.go).
 func (a *App) adminServer() *http.Server {
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
 	mux.HandleFunc("GET /v1/explain", a.handleExplain)
@@ -33,12 +35,14 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("GET /v1/sessions", a.handleSessions)
 	mux.HandleFunc("GET /v1/net/plan", a.handleNetPlan)
 	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
+	mux.HandleFunc("GET /v1/token", a.handleAdminToken)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	// The member pages also answer here, for setups (and the demo) whose
-	// onboarding_url points at the local API's address.
-	a.memberPages(mux)
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	// The member pages also answer here, for setups whose onboarding_url
+	// points at the local API's address; over TCP they now want the admin
+	// token like every route here (members use the public listener).
+	a.memberPages(mux.ServeMux)
+	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 
 // publicServer serves what the LAN and OfficeRnD reach: the webhook and

@@ -43,6 +43,9 @@ users:
   username_format: email
   password_policy: generate
   welcome_email: true
+  # member pages (onboarding, device setup) on the public listener: the
+  # admin address wants the admin token.
+  onboarding_url: http://$HOOK_ADDR/onboard
 plans:
   - {plan: Hot Desk, group: standard}
   - {plan: Dedicated Desk, group: premium}
@@ -174,7 +177,9 @@ deskgate demo is running (Ctrl-C stops it).
                                 -d client_secret=deskgate-demo-secret http://$SIM_ADDR/oauth/token
   Welcome emails       $DEMO/mailbox/*.eml  (one per new WiFi account)
   Daemon log           $DEMO/deskgated.log
-  Metrics              curl -s http://$ADMIN_ADDR/metrics | grep ^deskgate_
+  Metrics              curl -s http://$ADMIN_ADDR/metrics | grep ^deskgate_   (no token needed)
+  Admin API over TCP   $BIN/deskgate -addr $ADMIN_ADDR -token-file $DEMO/data/admin.token status
+                       curl -s -H "Authorization: Bearer \$($CLI admin token)" http://$ADMIN_ADDR/v1/status
 
 Try the CLI:
   $CLI status

@@ -6,6 +6,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -136,11 +137,14 @@ type Check struct {
 
 // Client calls the daemon's local API.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string
 }
 
-// Dial returns a client for addr: a unix socket path, or host:port.
+// Dial returns a client for addr: a unix socket path, host:port (plain
+// HTTP, for loopback) or https://host:port. Over TCP the daemon wants the
+// admin token: see WithToken.
 func Dial(addr string) *Client {
 	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, ".") {
 		sock := addr
@@ -152,7 +156,24 @@ func Dial(addr string) *Client {
 			}},
 		}}
 	}
-	return &Client{base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Minute}}
+	base := "http://" + addr
+	if strings.HasPrefix(addr, "https://") || strings.HasPrefix(addr, "http://") {
+		base = strings.TrimSuffix(addr, "/")
+	}
+	return &Client{base: base, hc: &http.Client{Timeout: 10 * time.Minute}}
+}
+
+// SetTLSConfig sets the TLS settings (e.g. RootCAs for the daemon's own
+// certificate) used for an https:// address.
+func (c *Client) SetTLSConfig(tc *tls.Config) {
+	c.hc.Transport = &http.Transport{TLSClientConfig: tc}
+}
+
+// WithToken makes c send Authorization: Bearer token (the TCP admin API
+// requires it; the unix socket ignores it).
+func (c *Client) WithToken(token string) *Client {
+	c.token = strings.TrimSpace(token)
+	return c
 }
 
 // Get decodes GET path?q into out.
@@ -173,6 +194,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -78,6 +78,11 @@ func testConfig(override map[string]string) string {
 	return b.String()
 }
 
+// withAdmin is the base config plus an admin section (after radius).
+func withAdmin(admin string) map[string]string {
+	return map[string]string{"radius": baseSections["radius"] + admin}
+}
+
 // lineOf returns the 1-based line of the first occurrence of sub in doc.
 func lineOf(t *testing.T, doc, sub string) int {
 	t.Helper()
@@ -229,6 +234,16 @@ func TestMistakes(t *testing.T) {
 			"portal.budget_window", "budget_window: 10s", "budget_window 10s is out of range", `"1m" to "24h"`},
 		{"webhooks unverifiable", map[string]string{"sync": ""},
 			"sync.webhooks", "", "could not be verified", "webhook_public_url"},
+		{"admin listen on all addresses without tls", withAdmin("admin:\n  listen: \":8417\"\n"),
+			"admin.listen", "listen: \":8417\"", "exposes the admin API on all addresses without TLS", "tls_cert_file"},
+		{"admin listen on a LAN address without tls", withAdmin("admin:\n  socket: /run/dg.sock\n  listen: 192.168.1.10:8417\n"),
+			"admin.listen", "listen: 192.168.1.10", "exposes the admin API on 192.168.1.10 without TLS", "local agent"},
+		{"admin tls cert without key", withAdmin("admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n"),
+			"admin.tls_key_file", "admin:", "tls_cert_file and tls_key_file go together", "or neither"},
+		{"admin tls relative path", withAdmin("admin:\n  tls_cert_file: admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n"),
+			"admin.tls_cert_file", "tls_cert_file: admin.pem", `"admin.pem" is not absolute`, "absolute path"},
+		{"admin allowed host with scheme", withAdmin("admin:\n  allowed_hosts:\n    - gw.example.lan\n    - https://gw.example.lan:8417\n"),
+			"admin.allowed_hosts[1]", "- https://gw", `bad host name "https://gw.example.lan:8417"`, "without port or scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,6 +291,22 @@ func TestMistakes(t *testing.T) {
 			}
 			t.Errorf("no problem at %q with message %q; got:\n%v", path, tt.msg, err)
 		})
+	}
+}
+
+// TestAdminListenAccepted: loopback addresses need no TLS; any other
+// address is fine once the TCP API has a certificate.
+func TestAdminListenAccepted(t *testing.T) {
+	setTestEnv(t)
+	for _, admin := range []string{
+		"admin:\n  listen: 127.0.0.1:8417\n",
+		"admin:\n  listen: \"[::1]:8417\"\n",
+		"admin:\n  listen: localhost:8417\n  allowed_hosts: [gw.example.lan, 10.0.0.1, \"fd00::1\"]\n",
+		"admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n",
+	} {
+		if _, err := Parse([]byte(testConfig(withAdmin(admin))), "deskgate.yaml"); err != nil {
+			t.Errorf("%s: rejected: %v", admin, err)
+		}
 	}
 }
 

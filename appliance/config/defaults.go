@@ -95,6 +95,9 @@ func (c *Config) applyDefaults() {
 	setS(&c.Log.Format, "text")
 	setS(&c.Admin.Listen, DefaultAdminListen)
 	setS(&c.Admin.Socket, filepath.Join(c.DataDir, "deskgate.sock"))
+	if c.Admin.AllowedHosts == nil {
+		c.Admin.AllowedHosts = []string{}
+	}
 
 	o := &c.OfficeRnD
 	setS(&o.APIBase, DefaultAPIBase)

@@ -38,7 +38,15 @@ type Admin struct {
 	// listen: loopback address of the local HTTP API, default 127.0.0.1:8417.
 	Listen string `yaml:"listen"`
 	// socket: unix socket the CLI uses, default <data_dir>/deskgate.sock.
+	// It needs no token: its 0600 mode is the access control.
 	Socket string `yaml:"socket"`
+	// allowed_hosts: Host names the TCP API answers to besides the
+	// loopback literals 127.0.0.1, ::1 and localhost (DNS rebinding guard).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// tls_cert_file, tls_key_file: serve the TCP API over HTTPS. Required
+	// when listen is not a loopback address.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // Secret is a value read from a file or an environment variable. Inline

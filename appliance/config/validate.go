@@ -342,8 +342,45 @@ func (k *checker) general() {
 	if !filepath.IsAbs(c.Admin.Socket) {
 		k.add("admin.socket", "use an absolute path, e.g. /var/lib/deskgate/deskgate.sock", "admin.socket %q is not absolute", c.Admin.Socket)
 	}
+	k.admin()
 	k.enum("roaming.policy", c.Roaming.Policy, RoamSingle, RoamAll, RoamByPlan)
 }
+
+// admin checks the TCP API's exposure: off loopback it must speak TLS (the
+// bearer token would otherwise cross the network in clear text).
+func (k *checker) admin() {
+	a := &k.c.Admin
+	if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
+		path := "admin.tls_cert_file"
+		if a.TLSCertFile != "" {
+			path = "admin.tls_key_file"
+		}
+		k.add(path, "give both admin.tls_cert_file and admin.tls_key_file, or neither", "tls_cert_file and tls_key_file go together")
+	}
+	for _, f := range []struct{ path, v string }{{"admin.tls_cert_file", a.TLSCertFile}, {"admin.tls_key_file", a.TLSKeyFile}} {
+		if f.v != "" && !filepath.IsAbs(f.v) {
+			k.add(f.path, "use an absolute path, e.g. /etc/deskgate/admin.pem", "%s %q is not absolute", f.path, f.v)
+		}
+	}
+	if host, _, err := net.SplitHostPort(a.Listen); err == nil && !isLoopbackHost(host) && a.TLSCertFile == "" {
+		where := host
+		if where == "" {
+			where = "all addresses"
+		}
+		k.add("admin.listen", "keep the admin API on loopback (127.0.0.1:8417) and scrape /metrics with a local agent, "+
+			"or set admin.tls_cert_file and admin.tls_key_file; clients then need the token from `deskgate admin token`",
+			"admin.listen %q exposes the admin API on %s without TLS", a.Listen, where)
+	}
+	for i, h := range a.AllowedHosts {
+		if !hostNameRE.MatchString(h) {
+			if _, err := netip.ParseAddr(h); err != nil {
+				k.add(fmt.Sprintf("admin.allowed_hosts[%d]", i), `write a bare host name or IP address without port or scheme, e.g. "gw.example.lan"`, "bad host name %q", h)
+			}
+		}
+	}
+}
+
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 
 var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 

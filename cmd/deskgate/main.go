@@ -18,10 +18,16 @@
 //	deskgate net teardown           remove the network state deskgate owns
 //	deskgate config check <file>    validate a configuration file
 //	deskgate config example         print a commented example configuration
+//	deskgate admin token            print the token the TCP admin API wants
+//
+// Over the unix socket no token is needed. With -addr the CLI sends
+// Authorization: Bearer <token> from -token, -token-file or DESKGATE_TOKEN.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -45,7 +51,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: deskgate [-socket path | -addr host:port] [-json] <command>
+const usage = `usage: deskgate [-socket path | -addr host:port [-token T | -token-file F] [-cacert F]] [-json] <command>
 
 commands:
   status                    sync health, counts, webhook and RADIUS state
@@ -62,13 +68,19 @@ commands:
   net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
   config example            print a commented example configuration
+  admin token               print the admin API token (over the unix socket only)
+
+Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
 
 func run(args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("deskgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	socket := fs.String("socket", envOr("DESKGATE_SOCKET", "/var/lib/deskgate/deskgate.sock"), "daemon's unix socket")
-	addr := fs.String("addr", os.Getenv("DESKGATE_ADDR"), "daemon's local API host:port (instead of -socket)")
+	addr := fs.String("addr", os.Getenv("DESKGATE_ADDR"), "daemon's local API host:port or https://host:port (instead of -socket)")
+	token := fs.String("token", "", "admin token for -addr (default $DESKGATE_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the admin token for -addr")
+	caFile := fs.String("cacert", "", "PEM CA certificate to trust for an https:// -addr")
 	asJSON := fs.Bool("json", false, "print raw JSON")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprint(out, usage)
@@ -84,6 +96,24 @@ func run(args []string, out io.Writer) (int, error) {
 		target = *addr
 	}
 	c := admin.Dial(target)
+	if *addr != "" {
+		tok, err := adminToken(*token, *tokenFile)
+		if err != nil {
+			return 2, err
+		}
+		c.WithToken(tok)
+		if *caFile != "" {
+			pem, err := os.ReadFile(*caFile)
+			if err != nil {
+				return 2, fmt.Errorf("read -cacert: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return 2, fmt.Errorf("-cacert %s: no PEM certificate in it", *caFile)
+			}
+			c.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -287,12 +317,55 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 		fmt.Fprintf(out, "%s: OK\n", rest[2])
 		return 0, nil
+	case "admin":
+		if len(rest) < 2 || rest[1] != "token" {
+			return 2, fmt.Errorf("usage: deskgate admin token")
+		}
+		if *addr != "" {
+			return 2, fmt.Errorf("admin token: the daemon hands its token out only over the unix socket; run it on the box without -addr (or read <data_dir>/admin.token as root)")
+		}
+		var v struct {
+			Token string `json:"token"`
+			File  string `json:"file"`
+		}
+		if err := c.Get(ctx, "/v1/token", nil, &v); err != nil {
+			return 1, err
+		}
+		if *asJSON {
+			return show(v, nil)
+		}
+		fmt.Fprintln(out, v.Token)
+		return 0, nil
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return 0, nil
 	}
 	fmt.Fprint(out, usage)
 	return 2, fmt.Errorf("unknown command %q", rest[0])
+}
+
+// adminToken picks the token for -addr: -token, then -token-file, then
+// $DESKGATE_TOKEN. No token is not an error here: the daemon answers 401
+// with the hint, and /metrics and /healthz need none.
+func adminToken(flagTok, file string) (string, error) {
+	if flagTok != "" && file != "" {
+		return "", fmt.Errorf("give -token or -token-file, not both")
+	}
+	if flagTok != "" {
+		return strings.TrimSpace(flagTok), nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read -token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("-token-file %s is empty", file)
+		}
+		return tok, nil
+	}
+	return strings.TrimSpace(os.Getenv("DESKGATE_TOKEN")), nil
 }
 
 func envOr(k, def string) string {
