@@ -149,6 +149,9 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 
 	// 8. RADIUS.
 	out = append(out, a.radiusChecks()...)
+
+	// 9. Member pages.
+	out = append(out, a.memberChecks()...)
 	return out
 }
 

@@ -87,6 +87,8 @@ type Issued struct {
 	IssuedAt time.Time `json:"issuedAt,omitzero"`
 	NotAfter time.Time `json:"notAfter,omitzero"` // zero: issued before expiry was recorded
 	Revoked  time.Time `json:"revoked,omitzero"`
+	// Current is Live at the moment ListIssued or RevokeSerial answered (the CA's clock).
+	Current bool `json:"live"`
 }
 
 // Live reports whether the certificate is neither revoked nor expired at now.
@@ -356,9 +358,12 @@ func (a *Authority) ListIssued(identity string) []Issued {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []Issued
+	now := a.cfg.Now()
 	for sn, r := range a.issued {
 		if identity == "" || r.Identity == identity {
-			out = append(out, a.issuedLocked(sn, r))
+			i := a.issuedLocked(sn, r)
+			i.Current = i.Live(now)
+			out = append(out, i)
 		}
 	}
 	slices.SortFunc(out, func(x, y Issued) int {
@@ -387,7 +392,9 @@ func (a *Authority) RevokeSerial(serialHex string) (Issued, error) {
 			return Issued{}, fmt.Errorf("certs: revoke %s: %w", serialHex, err)
 		}
 	}
-	return a.issuedLocked(serialHex, r), nil
+	i := a.issuedLocked(serialHex, r)
+	i.Current = i.Live(a.cfg.Now())
+	return i, nil
 }
 
 // IssueServer issues a TLS server certificate for names (DNS names or IP addresses) from the local
