@@ -91,12 +91,12 @@ type harness struct {
 	// memberURL is the base of the member pages (/wifi, /onboard).
 	memberURL string
 	// logs holds everything the daemon logged.
-	logs logBuffer
-	admin   *officernd.Client // writes to the simulator like a person would
-	app     *App
-	cancel  context.CancelFunc
-	done    chan error
-	slept   atomic.Int64
+	logs   logBuffer
+	admin  *officernd.Client // writes to the simulator like a person would
+	app    *App
+	cancel context.CancelFunc
+	done   chan error
+	slept  atomic.Int64
 	// resolver gives portal clients on loopback a MAC (there is no ARP).
 	resolver *portal.StaticResolver
 }

@@ -447,4 +447,3 @@ func TestSetupPagesLostAccess(t *testing.T) {
 		t.Fatalf("member pages logged an ERROR:\n%s", h.logs.String())
 	}
 }
-
