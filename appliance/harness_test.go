@@ -88,17 +88,18 @@ type harness struct {
 	dir     string
 	cfgPath string
 	hookURL string
+	admin   *officernd.Client // writes to the simulator like a person would
+	app     *App
+	cancel  context.CancelFunc
+	done    chan error
+	slept   atomic.Int64
+	// resolver gives portal clients on loopback a MAC (there is no ARP).
+	resolver *portal.StaticResolver
+
 	// memberURL is the base of the member pages (/wifi, /onboard).
 	memberURL string
 	// logs holds everything the daemon logged.
-	logs   logBuffer
-	admin  *officernd.Client // writes to the simulator like a person would
-	app    *App
-	cancel context.CancelFunc
-	done   chan error
-	slept  atomic.Int64
-	// resolver gives portal clients on loopback a MAC (there is no ARP).
-	resolver *portal.StaticResolver
+	logs logBuffer
 }
 
 const testSecret = "sim-secret-for-tests"
