@@ -68,6 +68,7 @@ type App struct {
 
 	profileKeyOnce  stdsync.Once
 	profileKeyBytes []byte
+	profileKeyErr   error
 
 	ready atomic.Bool // see ready.go
 }
@@ -206,6 +207,16 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
+	memberLn, err := a.listenMembers(cfg)
+	if err != nil {
+		adminLn.Close()
+		sockLn.Close()
+		if hookLn != nil {
+			hookLn.Close()
+		}
+		return err
+	}
+
 	var wg stdsync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
@@ -225,6 +236,8 @@ func (a *App) Run(ctx context.Context) error {
 		pub := a.publicServer()
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
 	}
+	members := a.memberServer()
+	run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
 	run("notify", a.sender.Run)
 	run("sync", a.syncer.Run)
 	run("radius", a.runRadius)
@@ -235,7 +248,7 @@ func (a *App) Run(ctx context.Context) error {
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}
-	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String())
+	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", memberLn.Addr().String())
 	<-ctx.Done()
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -151,6 +151,9 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	out = append(out, a.radiusChecks()...)
 	// 9. The admin API's exposure.
 	add(a.adminCheck())
+
+	// 10. Member pages.
+	out = append(out, a.memberChecks()...)
 	return out
 }
 

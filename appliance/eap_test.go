@@ -163,16 +163,11 @@ func TestEAPTLSCertificateLifecycle(t *testing.T) {
 	auth, _ := app.radius.srv.Addrs()
 	m, ms := createMember(t, h, "Cert Holder", "cert.holder@example.com", "Dedicated Desk", "Downtown")
 	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
-	link := app.ProfileURL(m.Email)
-	u, _ := url.Parse(link)
-	resp, err := http.Get(u.Scheme + "://" + u.Host + "/wifi/client-cert.pem?" + u.RawQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(bundle), "PRIVATE KEY") {
-		t.Fatalf("client certificate download: %d", resp.StatusCode)
+	// The setup page's form, as a browser would POST it.
+	p := postClientCert(t, memberClient(t, app), app.ProfileURL(m.Email))
+	bundle := []byte(p.body)
+	if p.code != 200 || !strings.Contains(p.body, "PRIVATE KEY") {
+		t.Fatalf("client certificate download: %d", p.code)
 	}
 	pemFile := filepath.Join(t.TempDir(), "client.pem")
 	os.WriteFile(pemFile, bundle, 0o600)

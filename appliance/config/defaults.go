@@ -21,6 +21,8 @@ const (
 	DefaultPasswordProperty   = "wifiPassword"
 	DefaultPasswordLength     = 14
 	DefaultOnboardingLinkTTL  = 168 * time.Hour
+	DefaultSetupLinkTTL       = 168 * time.Hour
+	DefaultMembersListen      = ":8443"
 	DefaultSMTPPort           = 587
 	DefaultSMTPImplicitPort   = 465
 	DefaultSessionTimeout     = 12 * time.Hour
@@ -123,8 +125,10 @@ func (c *Config) applyDefaults() {
 	setS(&u.PasswordProperty, DefaultPasswordProperty)
 	setI(&u.PasswordLength, DefaultPasswordLength)
 	setB(&u.WelcomeEmail, true)
-	setS(&u.OnboardingURL, "http://"+c.Admin.Listen+"/onboard")
+	setS(&c.Members.Listen, DefaultMembersListen)
+	setS(&u.OnboardingURL, c.Members.BaseURL()+"/onboard")
 	setD(&u.OnboardingLinkTTL, DefaultOnboardingLinkTTL)
+	setD(&u.SetupLinkTTL, DefaultSetupLinkTTL)
 
 	for i := range c.Plans {
 		setB(&c.Plans[i].Enabled, true)

@@ -140,6 +140,7 @@ func (c *Config) validate() *ValidationError {
 	k.officernd()
 	k.sync()
 	k.users()
+	k.members()
 	groups := k.groups()
 	k.plans(groups)
 	locs := k.locations()
@@ -512,6 +513,29 @@ func (k *checker) users() {
 	}
 	if u.OnboardingLinkTTL < 10*time.Minute || u.OnboardingLinkTTL > 90*24*time.Hour {
 		k.add("users.onboarding_link_ttl", `use between "10m" and "90d" (default 7d)`, "onboarding_link_ttl %s out of range", u.OnboardingLinkTTL)
+	}
+	if u.SetupLinkTTL < time.Hour || u.SetupLinkTTL > 90*24*time.Hour {
+		k.add("users.setup_link_ttl", `use between "1h" and "90d" (default 7d)`, "setup_link_ttl %s out of range", u.SetupLinkTTL)
+	}
+}
+
+func (k *checker) members() {
+	m := k.c.Members
+	k.hostPort("members.listen", m.Listen)
+	if (m.TLSCertFile == "") != (m.TLSKeyFile == "") {
+		k.add("members.tls_cert_file", "give both tls_cert_file and tls_key_file, or neither (deskgate then issues a certificate from its EAP CA)", "tls_cert_file and tls_key_file go together")
+	}
+	if m.InsecureHTTP {
+		if host, _, err := net.SplitHostPort(m.Listen); err == nil && !isLoopbackHost(host) {
+			k.add("members.insecure_http", "serve the member pages over TLS (remove insecure_http), or listen on 127.0.0.1 for a demo",
+				"insecure_http on %q: member links and certificates would cross the network in clear text", m.Listen)
+		}
+		if m.TLSCertFile != "" {
+			k.add("members.insecure_http", "remove insecure_http or the certificate files", "insecure_http contradicts tls_cert_file")
+		}
+	}
+	if u, err := url.Parse(k.c.Users.OnboardingURL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		k.add("users.onboarding_url", "use https:// (the member pages serve TLS)", "onboarding_url %q sends members to plain http", k.c.Users.OnboardingURL)
 	}
 }
 
