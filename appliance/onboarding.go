@@ -260,7 +260,7 @@ func (a *App) profileSigner() (*profile.Signer, error) {
 	if !ok {
 		return nil, errors.New("profile signing key: not a signing key")
 	}
-	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs}, nil
+	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs, Now: a.now}, nil
 }
 
 func (a *App) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
