@@ -154,6 +154,11 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 
 	// 10. Member pages.
 	out = append(out, a.memberChecks()...)
+
+	// 11. The captive portal's RFC 8908 API.
+	if c, ok := portalAPICheck(cfg.Portal.Enabled, cfg.Portal.ListenTLS, cfg.Portal.CertFile, cfg.Portal.PublicURL); ok {
+		add(c)
+	}
 	return out
 }
 
@@ -161,4 +166,19 @@ var errStop = errors.New("stop")
 
 func (a *App) handleDoctor(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.Doctor(r.Context()))
+}
+
+// portalAPICheck: RFC 8908 (section 2) asks for the Captive Portal API and
+// the user portal over https; over plain http a client cannot trust what
+// it reads. It reports false when the portal is off.
+func portalAPICheck(enabled bool, listenTLS, certFile, publicURL string) (admin.Check, bool) {
+	if !enabled {
+		return admin.Check{}, false
+	}
+	if listenTLS != "" && certFile != "" {
+		return admin.Check{Name: "captive portal api", OK: true, Detail: "RFC 8908 API served over https on " + listenTLS}, true
+	}
+	return admin.Check{Name: "captive portal api", Warn: true,
+		Detail: "the RFC 8908 API (DHCP option 114) is announced as " + strings.TrimRight(publicURL, "/") + "/captive-portal/api over plain http; RFC 8908 requires https, and clients may ignore it",
+		Fix:    "set portal.listen_tls (e.g. :8443), portal.cert_file and portal.key_file with a certificate for the public_url host that guests' devices trust (a public CA); the API is then announced as https"}, true
 }
