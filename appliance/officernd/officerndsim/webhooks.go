@@ -57,6 +57,20 @@ func (s *Sim) payload(name string, d doc) doc {
 	return out
 }
 
+// v1Member gives a member payload the v1 status pair: calculatedStatus is
+// the live status, status the stored one, which in v1 lags behind (here:
+// the value before this change).
+func v1Member(obj, prev doc) {
+	st, ok := obj["status"]
+	if !ok {
+		return
+	}
+	obj["calculatedStatus"] = st
+	if old, changed := prev["status"]; changed && old != nil {
+		obj["status"] = old
+	}
+}
+
 // emit records an event for a write to collection name and queues its
 // deliveries. verb is created, updated or removed; prev holds the old
 // values of changed fields on updates. Callers hold s.mu.
@@ -74,6 +88,9 @@ func (s *Sim) emit(name, verb string, d, prev doc) {
 			PreviousAttributes: s.payload(name, prev),
 		},
 		CreatedAt: iso(now),
+	}
+	if s.v1 && name == "members" {
+		v1Member(env.Data.Object, prev)
 	}
 	if verb == "updated" && env.Data.PreviousAttributes == nil {
 		env.Data.PreviousAttributes = doc{}

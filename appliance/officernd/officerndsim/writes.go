@@ -582,6 +582,12 @@ func (s *Sim) Delete(name, id string) error {
 	return err
 }
 
+// CancelBooking cancels booking id as POST /bookings/{id}/cancel would.
+func (s *Sim) CancelBooking(id string) error {
+	_, err := s.direct("bookings", id, nil, "cancel")
+	return err
+}
+
 func (s *Sim) direct(name, id string, body doc, action string) (doc, error) {
 	res := resources[name]
 	if res == nil {
@@ -597,6 +603,8 @@ func (s *Sim) direct(name, id string, body doc, action string) (doc, error) {
 		out, aerr = s.update(a, body)
 	case "delete":
 		out, aerr = s.delete(a)
+	case "cancel":
+		out, aerr = s.cancelBooking(a)
 	}
 	if aerr != nil {
 		return nil, fmt.Errorf("officerndsim: %s %s: %d %v", action, name, aerr.code, aerr.msg)
