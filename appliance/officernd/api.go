@@ -22,7 +22,15 @@ type Query struct {
 	Filters url.Values
 	// Limit is the page size, at most MaxLimit (the default).
 	Limit int
+	// NoFullScan makes an endpoint that rejects the ModifiedSince filter
+	// an error (ErrModifiedUnsupported) instead of a complete listing, for
+	// callers that have a cheaper way to find the changes.
+	NoFullScan bool
 }
+
+// ErrModifiedUnsupported: the endpoint rejects the modifiedAt filter and
+// the Query asked for no full scan.
+var ErrModifiedUnsupported = errors.New("officernd: endpoint rejects the modifiedAt filter")
 
 // ListResult describes a completed list call.
 type ListResult struct {
@@ -52,6 +60,9 @@ func ListWithResult[T any](ctx context.Context, c *Client, resource string, q Qu
 	}
 	incremental := !q.ModifiedSince.IsZero()
 	if incremental && c.modifiedUnsupported(resource) {
+		if q.NoFullScan {
+			return res, fmt.Errorf("list %s: %w", resource, ErrModifiedUnsupported)
+		}
 		incremental = false
 		res.FullScan = true
 	}
@@ -74,6 +85,9 @@ func ListWithResult[T any](ctx context.Context, c *Client, resource string, q Qu
 		if err != nil && incremental && res.Pages == 0 && rejectsModified(err) {
 			c.log.Info("officernd endpoint rejects modifiedAt filter, falling back to full scans", "resource", resource)
 			c.setModifiedUnsupported(resource)
+			if q.NoFullScan {
+				return res, fmt.Errorf("list %s: %w", resource, ErrModifiedUnsupported)
+			}
 			incremental = false
 			res.FullScan = true
 			continue
