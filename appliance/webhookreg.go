@@ -22,6 +22,8 @@ var webhookEvents = []string{
 	"membership.created", "membership.updated", "membership.removed",
 	"booking.created", "booking.updated", "booking.removed",
 	"pass.created", "pass.updated",
+	// The occurrences of recurring bookings.
+	"occupancyslot.created", "occupancyslot.removed",
 }
 
 // webhookRegistration is what the registration attempt found, for status

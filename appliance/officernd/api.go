@@ -262,6 +262,37 @@ func (c *Client) Bookings(ctx context.Context, q Query) ([]Booking, ListResult, 
 	return ListAll[Booking](ctx, c, ResBookings, q)
 }
 
+// Occurrences lists the occurrences of bookings overlapping [from, to)
+// (GET /bookings/occurrences?start=&end=), narrowed by filters such as
+// booking=<id>. GET /bookings returns a recurring series once (its first
+// occurrence); this is where its later occurrences come from.
+func (c *Client) Occurrences(ctx context.Context, from, to time.Time, filters url.Values) ([]Occurrence, error) {
+	v := url.Values{}
+	for k, vs := range filters {
+		v[k] = append([]string(nil), vs...)
+	}
+	v.Set("start", from.UTC().Format(timeFilterFormat))
+	v.Set("end", to.UTC().Format(timeFilterFormat))
+	var out []Occurrence
+	seen := map[string]bool{}
+	for {
+		var page ListPage[Occurrence]
+		p := ResBookings + "/occurrences?" + v.Encode()
+		if err := c.do(ctx, http.MethodGet, ResBookings, p, nil, &page); err != nil {
+			return nil, fmt.Errorf("list booking occurrences: %w", err)
+		}
+		out = append(out, page.Results...)
+		if page.CursorNext == "" {
+			return out, nil
+		}
+		if seen[page.CursorNext] {
+			return nil, fmt.Errorf("list booking occurrences: cursor %q repeated", page.CursorNext)
+		}
+		seen[page.CursorNext] = true
+		v.Set("$cursorNext", page.CursorNext)
+	}
+}
+
 // Visitors lists visitors.
 func (c *Client) Visitors(ctx context.Context, q Query) ([]Visitor, ListResult, error) {
 	return ListAll[Visitor](ctx, c, ResVisitors, q)

@@ -181,6 +181,33 @@ type Booking struct {
 	ModifiedAt  time.Time      `json:"modifiedAt,omitzero"`
 }
 
+// Occurrence is one slot of a booking as GET /bookings/occurrences serves
+// it: the booking's fields with this occurrence's Start and End, and
+// Booking naming the booking (the series) it belongs to. The shape is not
+// documented; fields are decoded as tolerantly as a booking's.
+type Occurrence struct {
+	Booking
+	// Series is the id of the booking this occurrence belongs to.
+	Series string `json:"booking,omitempty"`
+}
+
+// UnmarshalJSON decodes an occurrence: a booking plus its "booking"
+// reference (an id or a populated object).
+func (o *Occurrence) UnmarshalJSON(b []byte) error {
+	var bk Booking
+	if err := json.Unmarshal(b, &bk); err != nil {
+		return fmt.Errorf("decode occurrence: %w", err)
+	}
+	var ref struct {
+		Series Ref `json:"booking"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return fmt.Errorf("decode occurrence: %w", err)
+	}
+	*o = Occurrence{Booking: bk, Series: string(ref.Series)}
+	return nil
+}
+
 // Recurrence is a booking's repeat rule.
 type Recurrence struct {
 	RRule   string   `json:"rrule,omitempty"`

@@ -107,7 +107,7 @@ func (s *Syncer) fullPass(ctx context.Context, rl *RunLog, actor string) error {
 			return err
 		}
 	}
-	return nil
+	return s.syncOccurrences(ctx, rl, "", actor)
 }
 
 // Poll fetches what changed since the last cursor of each polled resource.
@@ -166,7 +166,7 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 			return err
 		}
 	}
-	return nil
+	return s.syncOccurrences(ctx, rl, "", "poll")
 }
 
 // pollMembershipsOf finds membership changes without listing every
@@ -366,7 +366,14 @@ func forEachID(tx *store.Tx, kind string, fn func(string)) error {
 	case store.KindResource:
 		return tx.ForEachResource(func(v model.Resource) error { fn(v.ID); return nil })
 	case store.KindBooking:
-		return tx.ForEachBooking(func(v model.Booking) error { fn(v.ID); return nil })
+		// Occurrences are not listed by GET /bookings; syncOccurrences
+		// sweeps them.
+		return tx.ForEachBooking(func(v model.Booking) error {
+			if v.Series == "" {
+				fn(v.ID)
+			}
+			return nil
+		})
 	case store.KindVisitor:
 		return tx.ForEachVisitor(func(v model.Visitor) error { fn(v.ID); return nil })
 	case store.KindPass:

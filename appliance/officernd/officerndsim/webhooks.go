@@ -79,21 +79,26 @@ func (s *Sim) emit(name, verb string, d, prev doc) {
 	if res.event == "" {
 		return
 	}
+	obj := s.payload(name, s.view(name, d, nil))
+	prevP := s.payload(name, prev)
+	if s.v1 && name == "members" {
+		v1Member(obj, prev)
+	}
+	if verb == "updated" && prevP == nil {
+		prevP = doc{}
+	}
+	s.emitEvent(res.event+"."+verb, obj, prevP)
+}
+
+// emitEvent records an event of type eventType carrying obj (and prev)
+// and queues its deliveries. Callers hold s.mu.
+func (s *Sim) emitEvent(eventType string, obj, prev doc) {
 	now := s.nowLocked()
 	env := envelope{
 		Event:     randomHex(12),
-		EventType: res.event + "." + verb,
-		Data: envelopeData{
-			Object:             s.payload(name, s.view(name, d, nil)),
-			PreviousAttributes: s.payload(name, prev),
-		},
+		EventType: eventType,
+		Data:      envelopeData{Object: obj, PreviousAttributes: prev},
 		CreatedAt: iso(now),
-	}
-	if s.v1 && name == "members" {
-		v1Member(env.Data.Object, prev)
-	}
-	if verb == "updated" && env.Data.PreviousAttributes == nil {
-		env.Data.PreviousAttributes = doc{}
 	}
 	body, err := json.Marshal(env)
 	if err != nil {
