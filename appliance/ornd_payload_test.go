@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -65,4 +66,22 @@ func TestCancellationFromV1Payload(t *testing.T) {
 	}); err != nil || !bk.IsCancelled || bk.Resource != h.sim.Seeded().IDs["resource:Boardroom"] || bk.Title != "Investor demo" {
 		t.Fatalf("stored booking %+v (%v): want cancelled, Boardroom, \"Investor demo\"", bk, err)
 	}
+}
+
+// TestPopulatedEnvelopeRefs: data.member and data.company arrive as
+// populated objects instead of id strings; the delivery is accepted, not
+// answered 400.
+func TestPopulatedEnvelopeRefs(t *testing.T) {
+	h := newHarness(t, harnessOpts{seed: true, webhooks: true})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	h.waitWebhookRegistered()
+	id := h.sim.Seeded().IDs["member:hotdesk-downtown"]
+	body := []byte(`{"event":"6f0000000000000000000001","eventType":"member.paymentdetails.created","data":{"object":{"_id":"6f0000000000000000000002"},` +
+		`"member":{"_id":"` + id + `","name":"x"},"company":{"_id":"6f0000000000000000000003"}},"createdAt":"` + h.clock.Now().UTC().Format(time.RFC3339) + `"}`)
+	resp := post(t, h, body, app.webhookSecret(), h.clock.Now())
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("populated data.member answered %d, want 202", resp.StatusCode)
+	}
+	waitFor(t, 5*time.Second, "event handled", func() bool { return app.syncer.Status().WebhookStats.Ignored > 0 })
 }
