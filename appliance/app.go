@@ -59,6 +59,9 @@ type App struct {
 	hookSecretMu stdsync.RWMutex
 	hookSecret   string
 	hookReg      webhookRegistration
+	// autoRegDenied: OfficeRnD refused the webhook scopes (invalid_scope),
+	// so automatic registration is off.
+	autoRegDenied bool
 
 	radius radiusPart
 	net    netPart
@@ -111,13 +114,18 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		return nil, err
 	}
 	a.res = access.New(cfg)
+	scopes, readScopes := apiScopes(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
-		APIBase:        cfg.OfficeRnD.APIBase,
-		TokenURL:       cfg.OfficeRnD.TokenURL,
-		OrgSlug:        cfg.OfficeRnD.OrgSlug,
-		ClientID:       cfg.OfficeRnD.ClientID,
-		ClientSecret:   cfg.OfficeRnD.ClientSecret.Reveal(),
-		Scopes:         cfg.OfficeRnD.Scopes,
+		APIBase:      cfg.OfficeRnD.APIBase,
+		TokenURL:     cfg.OfficeRnD.TokenURL,
+		OrgSlug:      cfg.OfficeRnD.OrgSlug,
+		ClientID:     cfg.OfficeRnD.ClientID,
+		ClientSecret: cfg.OfficeRnD.ClientSecret.Reveal(),
+		Scopes:       scopes,
+		ReadScopes:   readScopes,
+		OnScopesReduced: func(refused error) {
+			a.autoRegOff(refused)
+		},
 		RequestTimeout: cfg.OfficeRnD.RequestTimeout,
 		MaxRetries:     cfg.OfficeRnD.MaxRetries,
 		Logger:         log.With("component", "officernd"),

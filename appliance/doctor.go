@@ -30,7 +30,13 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	switch {
 	case err == nil:
 		add(admin.Check{Name: "officernd credentials", OK: true, Detail: "token issued for client " + cfg.OfficeRnD.ClientID})
-		add(admin.Check{Name: "officernd scopes", OK: true, Detail: strings.Join(cfg.OfficeRnD.Scopes, " ")})
+		if a.api.ScopesReduced() {
+			add(admin.Check{Name: "officernd scopes", OK: true, Warn: true,
+				Detail: "OfficeRnD refused the webhook scopes (invalid_scope): syncing with read scopes only: " + strings.Join(a.api.Scopes(), " "),
+				Fix:    "grant the application flex.settings.webhooks.read, .create and .delete in OfficeRnD to let deskgate register its webhook, or create the webhook by hand (see the webhook check)"})
+		} else {
+			add(admin.Check{Name: "officernd scopes", OK: true, Detail: strings.Join(a.api.Scopes(), " ")})
+		}
 		add(admin.Check{Name: "officernd organization", OK: true, Detail: "organization " + cfg.OfficeRnD.OrgSlug + " answers"})
 	case errors.Is(err, officernd.ErrCredentials):
 		add(admin.Check{Name: "officernd credentials", Detail: err.Error(),
@@ -68,6 +74,15 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	switch {
 	case !webhooksOn:
 		add(admin.Check{Name: "webhook", OK: true, Warn: true, Detail: "realtime webhooks are off; changes arrive with the poll every " + cfg.Sync.Interval.String()})
+	case a.api.ScopesReduced() && autoRegister(cfg):
+		ok := a.webhookSecret() != ""
+		detail := "automatic registration is off: the OfficeRnD application is read-only"
+		if ok {
+			detail += "; a webhook secret is set, so deliveries are verified"
+		} else {
+			detail += "; no webhook secret: deliveries cannot be verified"
+		}
+		add(admin.Check{Name: "webhook", OK: ok, Warn: true, Detail: detail, Fix: ManualWebhookSteps(cfg.Sync.WebhookPublicURL)})
 	case a.webhookSecret() == "":
 		url := cfg.Sync.WebhookPublicURL
 		if url == "" {

@@ -101,7 +101,8 @@ func (a *App) status() (admin.Status, error) {
 	}
 	st.Outbox, _ = a.store.OutboxLen()
 	reg := a.registration()
-	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.webhookSecret() != ""}
+	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.webhookSecret() != "",
+		AutoRegister: a.autoRegActive(), ReadOnlyScopes: a.api.ScopesReduced()}
 	if st.Webhook.Registration == "" {
 		st.Webhook.Registration = "none"
 		if a.Config().Sync.WebhookSecret.IsSet() {

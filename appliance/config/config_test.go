@@ -403,7 +403,7 @@ func TestDefaults(t *testing.T) {
 		"admin.socket":        "/var/lib/deskgate/deskgate.sock",
 		"api_base":            "https://app.officernd.com/api/v2",
 		"token_url":           "https://identity.officernd.com/oauth/token",
-		"scopes":              11,
+		"scopes":              9,
 		"request_timeout":     30 * time.Second,
 		"max_retries":         6,
 		"interval":            15 * time.Minute,
@@ -449,10 +449,17 @@ func TestDefaults(t *testing.T) {
 		"flex.community.members.read", "flex.community.companies.read", "flex.community.memberships.read",
 		"flex.billing.plans.read", "flex.space.locations.read", "flex.space.resources.read",
 		"flex.space.bookings.read", "flex.community.visitors.read", "flex.space.passes.read",
-		"flex.settings.webhooks.read", "flex.settings.webhooks.create",
 	} {
 		if !containsString(c.OfficeRnD.Scopes, s) {
 			t.Errorf("default scopes lack %s", s)
+		}
+	}
+	// A read-only OfficeRnD application must be able to sync with the
+	// defaults: no write scope (the daemon adds the webhook scopes only
+	// while it registers its webhook itself).
+	for _, s := range c.OfficeRnD.Scopes {
+		if !strings.HasSuffix(s, ".read") || strings.HasPrefix(s, "flex.settings.webhooks.") {
+			t.Errorf("default scopes ask for %s", s)
 		}
 	}
 }

@@ -33,8 +33,11 @@ const (
 )
 
 // DefaultScopes are the OfficeRnD v2 scopes deskgate asks for when
-// officernd.scopes is not set: read access to what it syncs, plus webhook
-// read/create so it can register its own webhook.
+// officernd.scopes is not set: read access to what it syncs, nothing else.
+// OfficeRnD refuses a token that asks for an ungranted scope, so a
+// read-only application must be able to sync with these. The webhook
+// scopes (flex.settings.webhooks.read/create/delete) are added by the
+// daemon only while automatic webhook registration is on.
 var DefaultScopes = []string{
 	"flex.community.members.read",
 	"flex.community.companies.read",
@@ -45,8 +48,6 @@ var DefaultScopes = []string{
 	"flex.space.bookings.read",
 	"flex.community.visitors.read",
 	"flex.space.passes.read",
-	"flex.settings.webhooks.read",
-	"flex.settings.webhooks.create",
 }
 
 // Enumerated values.

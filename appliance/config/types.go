@@ -81,7 +81,10 @@ type OfficeRnD struct {
 	APIBase string `yaml:"api_base"`
 	// token_url: default https://identity.officernd.com/oauth/token
 	TokenURL string `yaml:"token_url"`
-	// scopes: default the read scopes deskgate needs plus webhooks create.
+	// scopes: default the read scopes deskgate needs. The daemon adds
+	// flex.settings.webhooks.read/create/delete while it registers its own
+	// webhook (webhook_public_url set), and falls back to the read scopes
+	// when OfficeRnD refuses those (invalid_scope).
 	Scopes []string `yaml:"scopes"`
 	// request_timeout: per request, default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
