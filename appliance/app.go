@@ -141,8 +141,9 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, fmt.Errorf("email templates: %w", err)
 	}
-	a.mailer = newMailer(cfg)
+	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
+	a.sender.Now = opts.Now
 	a.loadWebhookSecret()
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,14 +184,14 @@ func (a *App) Store() *store.Store { return a.store }
 // Syncer exposes the sync (tests).
 func (a *App) Syncer() *dsync.Syncer { return a.syncer }
 
-func newMailer(cfg *config.Config) notify.Mailer {
+func newMailer(cfg *config.Config, now func() time.Time) notify.Mailer {
 	if cfg.SMTP.MailboxDir != "" {
-		return notify.NewMailbox(cfg.SMTP.MailboxDir)
+		return notify.NewMailbox(cfg.SMTP.MailboxDir).WithClock(now)
 	}
 	return notify.NewSMTPMailer(notify.SMTPConfig{
 		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
 		Password: cfg.SMTP.Password.Reveal(), From: cfg.SMTP.From, TLS: cfg.SMTP.TLS,
-		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
+		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify, Now: now,
 	})
 }
 

@@ -3,6 +3,7 @@ package officernd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -233,7 +234,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.doer = cfg.HTTPClient
 		c.hc = cfg.HTTPClient
 	default:
-		c.hc = &http.Client{}
+		c.hc = &http.Client{Transport: clockTransport(c.now)}
 		c.doer = c.hc
 	}
 	c.cc = &clientcredentials.Config{
@@ -740,4 +741,13 @@ func (c *Client) waitRateLimit(ctx context.Context, kind string) error {
 	c.count(func(s *Stats) { s.RateLimitWaits++; s.RateLimitWaitTime += d })
 	c.log.Debug("officernd rate limit reached, waiting for reset", "bucket", kind, "wait", d)
 	return c.sleep(ctx, d)
+}
+
+// clockTransport is http.DefaultTransport with server certificates checked
+// against the client's clock (the daemon's one clock) instead of the wall
+// clock crypto/tls reads by default.
+func clockTransport(now func() time.Time) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{Time: now, MinVersion: tls.VersionTLS12}
+	return t
 }
