@@ -6,8 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DEMO=$ROOT/.demo
-BIN=$ROOT/bin
+DEMO=${DEMO_DIR:-$ROOT/.demo}
+BIN=${BIN:-$ROOT/bin}
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:8990}
 ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:8417}
 HOOK_ADDR=${HOOK_ADDR:-127.0.0.1:8418}
