@@ -74,6 +74,8 @@ type App struct {
 	profileKeyErr   error
 
 	ready atomic.Bool // see ready.go
+	// membersOff: no certificate for the member pages (see errNoMemberCert).
+	membersOff bool
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -217,6 +219,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 
 	memberLn, err := a.listenMembers(cfg)
+	if errors.Is(err, errNoMemberCert) {
+		a.log.Warn(err.Error())
+		a.membersOff, err = true, nil
+	}
 	if err != nil {
 		adminLn.Close()
 		sockLn.Close()
@@ -246,7 +252,9 @@ func (a *App) Run(ctx context.Context) error {
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
 	}
 	members := a.memberServer()
-	run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
+	if memberLn != nil {
+		run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
+	}
 	run("notify", a.sender.Run)
 	run("sync", a.syncer.Run)
 	run("radius", a.runRadius)
@@ -257,7 +265,7 @@ func (a *App) Run(ctx context.Context) error {
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}
-	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", memberLn.Addr().String())
+	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", listenAddr(memberLn))
 	<-ctx.Done()
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -351,4 +359,12 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// listenAddr is ln's address, or "off" for a listener not opened.
+func listenAddr(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
 }

@@ -40,6 +40,12 @@ func (a *App) listenMembers(cfg *config.Config) (net.Listener, error) {
 	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }
 
+// errNoMemberCert: neither a configured certificate nor the EAP CA to
+// issue one. The daemon then runs without member pages (a box that is not
+// set up yet must still start); doctor says what to do.
+var errNoMemberCert = errors.New("member pages off: no TLS certificate: set members.tls_cert_file and tls_key_file " +
+	"(deskgate issues one itself only from its EAP CA, which runs when radius.clients are configured and radius.eap is enabled)")
+
 func (a *App) memberCertificate(cfg *config.Config) (tls.Certificate, error) {
 	m := cfg.Members
 	if m.TLSCertFile != "" {
@@ -50,8 +56,7 @@ func (a *App) memberCertificate(cfg *config.Config) (tls.Certificate, error) {
 		return c, nil
 	}
 	if a.radius.ca == nil {
-		return tls.Certificate{}, errors.New("member pages: no TLS certificate: set members.tls_cert_file and tls_key_file " +
-			"(deskgate issues one itself only from its EAP CA, which runs when radius.clients are configured and radius.eap is enabled)")
+		return tls.Certificate{}, errNoMemberCert
 	}
 	var names []string
 	if u, err := url.Parse(a.publicBase()); err == nil && u.Hostname() != "" {
@@ -173,10 +178,19 @@ func (a *App) handleCertRevoke(w http.ResponseWriter, r *http.Request) {
 
 // memberChecks are doctor's checks of the member pages.
 func (a *App) memberChecks() []admin.Check {
+	var out []admin.Check
+	if a.membersOff {
+		out = append(out, admin.Check{Name: "member pages", Detail: errNoMemberCert.Error(),
+			Fix: "configure radius.clients (the EAP CA then issues the certificate) or members.tls_cert_file/tls_key_file, and restart deskgated"})
+	}
+	return append(out, a.setupKeyCheck())
+}
+
+func (a *App) setupKeyCheck() admin.Check {
 	path := a.profileKeyPath()
 	if _, err := a.profileKey(); err != nil {
-		return []admin.Check{{Name: "setup link key", Detail: "setup links are refused: " + err.Error(),
-			Fix: "move " + path + " aside (deskgated creates a new 32-byte key, mode 0600; links sent before stop working) and restart deskgated"}}
+		return admin.Check{Name: "setup link key", Detail: "setup links are refused: " + err.Error(),
+			Fix: "move " + path + " aside (deskgated creates a new 32-byte key, mode 0600; links sent before stop working) and restart deskgated"}
 	}
-	return []admin.Check{{Name: "setup link key", OK: true, Detail: path + " loaded; links valid for " + config.FormatDuration(a.Config().Users.SetupLinkTTL)}}
+	return admin.Check{Name: "setup link key", OK: true, Detail: path + " loaded; links valid for " + config.FormatDuration(a.Config().Users.SetupLinkTTL)}
 }
