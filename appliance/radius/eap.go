@@ -105,6 +105,11 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 		res.EAPMessage = fail
 	default:
 		ev.deny, ev.detail = model.DenyWrongPassword, res.Reason
+		if res.Unsupported {
+			// The peer insisted on a method the NT hash cannot verify
+			// (EAP-MD5, TTLS/CHAP): say so, as for MS-CHAPv1 and CHAP.
+			ev.deny = denyUnsupported
+		}
 	}
 	s.stats.Rejects.Add(1)
 	s.logReject(&ev, src)
