@@ -86,9 +86,9 @@ phase2="%s"`, eap, tb.caFile, testServerName, phase1, phase2)
 			if r.mppeOK != 1 || r.mppeBad != 0 || len(r.msks) != 1 || !bytes.Equal(r.msks[0], got.MSK) {
 				t.Fatalf("MPPE keys OK %d mismatch %d; eapol_test MSKs %x, server MSK %x", r.mppeOK, r.mppeBad, r.msks, got.MSK)
 			}
-			tls13 := strings.Contains(r.out, "TLSv1.3")
-			if tls13 != strings.HasPrefix(c.name, "tls1.3") {
-				t.Fatalf("TLS 1.3 seen in eapol_test output: %v, want %v", tls13, !tls13)
+			want := map[bool]string{true: "TLSv1.3", false: "TLSv1.2"}[strings.HasPrefix(c.name, "tls1.3")]
+			if v := tlsVersion(r.out); v != want {
+				t.Fatalf("eapol_test negotiated %q, want %s", v, want)
 			}
 			if strings.HasPrefix(got.Method, "peap") {
 				bound := strings.Contains(r.out, "EAP-PEAP: Valid cryptobinding TLV received")
