@@ -115,9 +115,12 @@ func (s *Server) step(ctx context.Context, c *conversation, p packet, req Reques
 				return s.startMethod(c, t)
 			}
 		}
-		r := c.reject(p.id, "unsupported_method: peer refused every offered method (%s) and asked for %s, "+
-			"which deskgate does not offer (EAP-MD5 and EAP-GTC outside a tunnel need the cleartext password)",
-			typeNames(s.methods), typeNames(p.data))
+		why := "which this server does not offer"
+		if slices.Contains(p.data, typeMD5) || slices.Contains(p.data, typeGTC) {
+			why = "which cannot be verified from the stored NT hash (EAP-MD5, and EAP-GTC outside a tunnel, need the cleartext password)"
+		}
+		r := c.reject(p.id, "unsupported_method: peer refused every offered method (%s) and asked for %s, %s",
+			typeNames(s.methods), typeNames(p.data), why)
 		r.Unsupported = true
 		return r
 	}
