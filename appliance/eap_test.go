@@ -79,14 +79,15 @@ func TestEAPThroughDaemon(t *testing.T) {
 		t.Fatal("PEAP with a wrong password succeeded")
 	}
 	// TTLS/CHAP cannot be verified from the NT hash: refused as
-	// unsupported_method in the audit log, not as a wrong password.
+	// unsupported_method, not as a wrong password, in the member's audit
+	// trail that explain shows (under the inner identity).
 	chap := strings.Replace(ttls, "auth=PAP", "auth=CHAP", 1)
 	if ok, out := eapol(t, h, auth[0].String(), chap); ok || !strings.Contains(out, "Reply-Message") {
 		t.Fatalf("EAP-TTLS/CHAP: success %v, want a refusal with a Reply-Message:\n%s", ok, tailLines(out, 20))
 	}
-	waitFor(t, 3*time.Second, "unsupported_method in the audit log", func() bool {
-		es, _ := app.Store().AuditTail(20)
-		for _, e := range es {
+	waitFor(t, 3*time.Second, "unsupported_method in explain's audit trail", func() bool {
+		ex, _ := app.Explain(ada, "")
+		for _, e := range ex.Audit {
 			if e.Action == "radius.reject" && strings.HasPrefix(e.Cause, "unsupported_method at ") && strings.Contains(e.Cause, "inner CHAP") {
 				return true
 			}

@@ -193,7 +193,7 @@ func (s *Server) tlsStep(ctx context.Context, c *conversation, p packet, req Req
 		r := st.res
 		if !r.ok {
 			res := c.reject(p.id, "%s", r.reason)
-			res.Unsupported = r.unsupported
+			res.Unsupported, res.Identity = r.unsupported, r.identity
 			return res
 		}
 		return Result{Action: Accept, EAPMessage: buildFinal(codeSuccess, p.id), Identity: r.identity,

@@ -74,6 +74,10 @@ phase2="%s"`, eap, tb.caFile, testServerName, phase1, phase2)
 					t.Fatalf("eapol_test success=%v, server %v unsupported=%v reason %q; want FAILURE, Reject, unsupported, reason containing %q\n%s",
 						r.success, got.Action, got.Unsupported, got.Reason, c.reason, tail(r.out, 40))
 				}
+				// The inner identity the tunnel got to names the refusal in the audit trail.
+				if wantID := map[bool]string{true: "", false: "alice@example.com"}[strings.HasPrefix(c.name, "md5")]; got.Identity != wantID {
+					t.Fatalf("refusal names identity %q, want %q", got.Identity, wantID)
+				}
 				t.Logf("refused: %s", got.Reason)
 				return
 			}

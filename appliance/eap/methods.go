@@ -503,7 +503,13 @@ func (r *tlsRun) peapResult(ok bool, cb *cryptoBinding) (bound bool, err error) 
 	return false, nil
 }
 
-func (s *Server) runPEAP(e *engine) outcome {
+func (s *Server) runPEAP(e *engine) (o outcome) {
+	var identity string // the inner identity, once known: a failure names it for the audit trail
+	defer func() {
+		if !o.ok {
+			o.identity = identity
+		}
+	}()
 	r := s.newTLSRun(e, s.tunnel)
 	if err := r.handshake(); err != nil {
 		return fail("peap: %v", err)
@@ -516,6 +522,7 @@ func (s *Server) runPEAP(e *engine) outcome {
 	cs := r.tc.ConnectionState()
 	if cs.DidResume {
 		if ent, ok := s.sessions.get(r.resumedID); ok && strings.HasPrefix(ent.method, "peap") {
+			identity = ent.identity
 			// Fast reconnect: skip phase 2, but the member must still be allowed.
 			if _, err := s.auth.NTHash(e.ctx, ent.identity); err != nil {
 				_, _ = r.peapResult(false, nil)
@@ -546,7 +553,7 @@ func (s *Server) runPEAP(e *engine) outcome {
 	if typ != typeIdentity {
 		return fail("peap: peer answered the inner identity request with type %d", typ)
 	}
-	identity := string(data)
+	identity = string(data)
 	in := r.innerAuth(innerIO{write: r.peapWrite, read: r.peapRead}, identity)
 	if !in.ok {
 		_, _ = r.peapResult(false, nil)
@@ -685,7 +692,13 @@ func innerEAPResponse(msg []byte) (uint8, []byte, error) {
 	return p.typ, p.data, nil
 }
 
-func (s *Server) runTTLS(e *engine) outcome {
+func (s *Server) runTTLS(e *engine) (o outcome) {
+	var identity string // the inner identity, once known: a failure names it for the audit trail
+	defer func() {
+		if !o.ok {
+			o.identity = identity
+		}
+	}()
 	r := s.newTLSRun(e, s.tunnel)
 	if err := r.handshake(); err != nil {
 		return fail("ttls: %v", err)
@@ -702,6 +715,7 @@ func (s *Server) runTTLS(e *engine) outcome {
 		if !ok || !strings.HasPrefix(ent.method, "ttls-") {
 			return fail("ttls: resumed session without a remembered inner identity")
 		}
+		identity = ent.identity
 		if _, err := s.auth.NTHash(e.ctx, ent.identity); err != nil {
 			return fail("ttls: resumed session for %q: %v", ent.identity, err)
 		}
@@ -716,7 +730,7 @@ func (s *Server) runTTLS(e *engine) outcome {
 	if err != nil {
 		return fail("ttls: parse AVPs: %v", err)
 	}
-	identity := string(avps[avpKey{0, avpUserName}])
+	identity = string(avps[avpKey{0, avpUserName}])
 	method := ""
 	switch {
 	case avps[avpKey{0, avpEAPMessage}] != nil:

@@ -81,7 +81,10 @@ type Result struct {
 	Action     Action // Challenge | Accept | Reject
 	EAPMessage []byte // the EAP packet to send (the caller splits into 253-byte EAP-Message attributes)
 	State      []byte // State attribute for a Challenge
-	Identity   string // inner identity on Accept (the one that decides access)
+	// Identity is the inner identity on Accept (the one that decides access). On a PEAP or TTLS Reject
+	// it is the inner identity the peer claimed, when the tunnel got that far: unauthenticated, for
+	// logs and the audit trail only.
+	Identity string
 	// Method is "peap" (PEAP/EAP-MSCHAPv2), "peap-gtc", "ttls-pap", "ttls-mschap", "ttls-mschapv2",
 	// "ttls-eap-mschapv2", "ttls-eap-gtc" or "tls".
 	Method string
