@@ -103,3 +103,15 @@ phase2="%s"`, eap, tb.caFile, testServerName, phase1, phase2)
 		})
 	}
 }
+
+// TestMethodNotOffered: a peer that asks only for a method the server is configured not to offer is
+// refused as unsupported, and the reason says it is not offered (not that it cannot be verified).
+func TestMethodNotOffered(t *testing.T) {
+	tb := newTestbed(t, func(c *Config) { c.Methods = []string{"peap"} })
+	r := runEapol(t, tb.front, ttlsNet(tb.caFile, "alice@example.com", "correct horse", "PAP"))
+	res := tb.front.all()
+	if r.success || len(res) != 1 || res[0].Action != Reject || !res[0].Unsupported ||
+		!strings.Contains(res[0].Reason, "asked for EAP-TTLS, which this server does not offer") {
+		t.Fatalf("eapol_test success=%v, results %+v; want FAILURE and an unsupported Reject naming EAP-TTLS", r.success, res)
+	}
+}
