@@ -32,6 +32,9 @@ func TestResumption(t *testing.T) {
 			if res[len(res)-2].Resumed || !res[len(res)-1].Resumed {
 				t.Fatalf("resumed flags %v %v, want false true", res[len(res)-2].Resumed, res[len(res)-1].Resumed)
 			}
+			if strings.Contains(c.name, "tls1.3") != (tlsVersion(r.out) == "TLSv1.3") {
+				t.Fatalf("eapol_test negotiated %s", tlsVersion(r.out))
+			}
 			if n := strings.Count(r.out, "EAP-PEAP: Valid cryptobinding TLV received"); strings.HasPrefix(c.method, "peap") && n != 2 {
 				t.Fatalf("eapol_test verified %d crypto bindings, want 2 (full login and fast reconnect)", n)
 			}
