@@ -26,7 +26,8 @@ import (
 )
 
 // memberClient is a browser: a cookie jar, and the deskgate CA trusted
-// for member pages served over TLS.
+// for member pages served over TLS; its clock is the daemon's, as a
+// device's on the box's network would be.
 func memberClient(t *testing.T, app *App) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
@@ -35,7 +36,7 @@ func memberClient(t *testing.T, app *App) *http.Client {
 		roots.AppendCertsFromPEM(b)
 	}
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Time: app.now}}}
 }
 
 type pageResp struct {
