@@ -179,6 +179,9 @@ func (m *manager) Allow(ctx context.Context, cl GuestClient) error {
 	if err := m.addClient(cl); err != nil {
 		return fmt.Errorf("netcfg allow %s: %w", key, err)
 	}
+	if err := m.applyBind(ctx); err != nil {
+		return fmt.Errorf("netcfg allow %s: bind to MAC: %w", key, err)
+	}
 	if !cl.Until.IsZero() {
 		m.kick()
 	}
@@ -191,16 +194,20 @@ func (m *manager) Revoke(ctx context.Context, mac net.HardwareAddr) error {
 	if m.cfg == nil {
 		return ErrNoConfig
 	}
-	return m.revokeLocked(mac.String())
+	return m.revokeLocked(ctx, mac.String())
 }
 
-func (m *manager) revokeLocked(key string) error {
+func (m *manager) revokeLocked(ctx context.Context, key string) error {
 	cl, ok := m.clients[key]
 	if !ok {
 		return nil
 	}
 	delete(m.clients, key)
-	if err := m.removeClient(cl, nil); err != nil {
+	err := m.removeClient(cl, nil)
+	if berr := m.applyBind(ctx); berr != nil {
+		err = errors.Join(err, fmt.Errorf("unbind MAC: %w", berr))
+	}
+	if err != nil {
 		return fmt.Errorf("netcfg revoke %s: %w", key, err)
 	}
 	return nil
@@ -322,7 +329,7 @@ func (m *manager) expireLocked() time.Time {
 			continue
 		}
 		if !now.Before(cl.Until) {
-			if err := m.revokeLocked(key); err != nil {
+			if err := m.revokeLocked(context.Background(), key); err != nil {
 				m.log.Error("netcfg expire", "mac", key, "err", err)
 			} else {
 				m.log.Info("netcfg client expired", "mac", key, "until", cl.Until)
@@ -362,11 +369,11 @@ func (m *manager) apply(ctx context.Context, c *Config, clients map[string]Guest
 		m.applySysctl,
 		m.applyLinks,
 		m.applySets,
-		func(ctx context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
-			return m.applyRules(ctx, m.ipt4, buildRules(c, false), note)
+		func(ctx context.Context, c *Config, clients map[string]GuestClient, note func(string, ...any)) error {
+			return m.applyRules(ctx, m.ipt4, buildRules(withClients(c, clients), false), note)
 		},
-		func(ctx context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
-			return m.applyRules(ctx, m.ipt6, buildRules(c, true), note)
+		func(ctx context.Context, c *Config, clients map[string]GuestClient, note func(string, ...any)) error {
+			return m.applyRules(ctx, m.ipt6, buildRules(withClients(c, clients), true), note)
 		},
 		m.dropGardenSets,
 		m.shape.apply,
@@ -381,6 +388,27 @@ func (m *manager) apply(ctx context.Context, c *Config, clients map[string]Guest
 		}
 	}
 	return changes, errors.Join(errs...)
+}
+
+// withClients returns c with the allowed clients as its Clients (the rules
+// bind each allowed address to its MAC).
+func withClients(c *Config, clients map[string]GuestClient) *Config {
+	rc := *c
+	rc.Clients = make([]GuestClient, 0, len(clients))
+	for _, cl := range clients {
+		rc.Clients = append(rc.Clients, cl)
+	}
+	return &rc
+}
+
+// applyBind rewrites the MAC binding chains after Allow or Revoke changed
+// the allowed clients (only the dg-bind chains differ, so only they are
+// restored).
+func (m *manager) applyBind(ctx context.Context) error {
+	rc := withClients(m.cfg, m.clients)
+	note := func(string, ...any) {}
+	return errors.Join(m.applyRules(ctx, m.ipt4, buildRules(rc, false), note),
+		m.applyRules(ctx, m.ipt6, buildRules(rc, true), note))
 }
 
 func (m *manager) applySysctl(_ context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {

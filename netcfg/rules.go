@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,9 @@ const (
 	SetGarden6 = "dg-garden6"
 	// IFBLink is the IFB device whose egress shapes guest uploads.
 	IFBLink = "dg-ifb0"
+	// ChainBind (in the nat and the filter table) binds each allowed
+	// guest address to its client's MAC.
+	ChainBind = "dg-bind"
 )
 
 // chain is one owned chain and its rules in order.
@@ -92,6 +96,23 @@ func buildRules(c *Config, v6 bool) ruleset {
 			to := portal.String()
 			capt.add("-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", to)
 		}
+		// The allow sets hold IP addresses only (this kernel may lack
+		// hash:ip,mac), so each allowed address is bound to its client's
+		// MAC here: a packet from an allowed address but another MAC (a
+		// second device spoofing it) is intercepted like any captive one
+		// and not forwarded.
+		natBind := r.chain("nat", ChainBind)
+		fwdBind := r.chain("filter", ChainBind)
+		for _, cl := range sortedClients(c.Clients) {
+			for _, a := range clientAddrs(cl) {
+				if a.Is6() != v6 {
+					continue
+				}
+				natBind.add("-s", a.String(), "-m", "mac", "--mac-source", cl.MAC.String(), "-j", "RETURN")
+				fwdBind.add("-s", a.String(), "-m", "mac", "--mac-source", cl.MAC.String(), "-j", "ACCEPT")
+			}
+		}
+		natBind.add("-j", "dg-captive")
 	}
 
 	in := r.chain("filter", "dg-input")
@@ -117,7 +138,7 @@ func buildRules(c *Config, v6 bool) ruleset {
 		in.add(cat(i, "-j", "DROP")...)
 
 		fwd.add("-o", gl, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
-		fwd.add(cat(cat(i, wanOut...), "-m", "set", "--match-set", set, "src", "-j", "ACCEPT")...)
+		fwd.add(cat(cat(i, wanOut...), "-m", "set", "--match-set", set, "src", "-j", ChainBind)...)
 		for _, p := range garden {
 			fwd.add(cat(i, "-d", p, "-j", "ACCEPT")...)
 		}
@@ -129,6 +150,7 @@ func buildRules(c *Config, v6 bool) ruleset {
 		fwd.add(cat(i, "-j", "DROP")...)
 		fwd.add("-o", gl, "-j", "DROP")
 
+		pre.add(cat(i, "-m", "set", "--match-set", set, "src", "-j", ChainBind)...)
 		pre.add(cat(i, "-m", "set", "!", "--match-set", set, "src", "-j", "dg-captive")...)
 		if c.WAN != "" && gaddr.IsValid() {
 			post.add("-s", gaddr.Masked().String(), "-o", c.WAN, "-j", "MASQUERADE")
@@ -163,6 +185,13 @@ func buildRules(c *Config, v6 bool) ruleset {
 		}
 	}
 	return r
+}
+
+// sortedClients orders clients by MAC, so generated rules are stable.
+func sortedClients(cs []GuestClient) []GuestClient {
+	out := slices.Clone(cs)
+	slices.SortFunc(out, func(a, b GuestClient) int { return strings.Compare(a.MAC.String(), b.MAC.String()) })
+	return out
 }
 
 func cat(a []string, b ...string) []string {
