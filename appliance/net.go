@@ -58,6 +58,11 @@ func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 		return nil, err
 	}
 	for _, l := range cfg.Locations {
+		if g.Trunk == "" {
+			// No trunk: the member VLANs are routed elsewhere (or not
+			// at all); this box routes the guest network only.
+			break
+		}
 		id, resolved := a.res.LocationID(l.Location)
 		if len(serve) > 0 && !serve[strings.ToLower(l.Location)] {
 			if !resolved || !serve[strings.ToLower(id)] {
