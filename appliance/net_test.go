@@ -99,7 +99,7 @@ func TestNetLoopDebounce(t *testing.T) {
 // remembered across a restart; a member without a static IP gets none.
 func TestDesiredNetShapingAndLeases(t *testing.T) {
 	nas := startTestNAS(t)
-	h := newHarness(t, harnessOpts{seed: true, extraYAML: radiusYAML(nas.port())})
+	h := newHarness(t, harnessOpts{seed: true, extraYAML: radiusYAML(nas.port()) + "gateway: {trunk: eth1, wan: eth0}\n"})
 	b, err := os.ReadFile(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +194,15 @@ func TestDesiredNetShapingAndLeases(t *testing.T) {
 	conf := string(netcfg.DnsmasqConfig(nc, netcfg.DnsmasqOptions{}))
 	if !strings.Contains(conf, "dhcp-host=02:ac:3e:00:00:02,set:downtown-secure,"+ip.String()) {
 		t.Errorf("dnsmasq config lacks the static lease:\n%s", conf)
+	}
+
+	// Without a trunk the box routes the guest network only.
+	noTrunk := *app.Config()
+	noTrunk.Gateway.Trunk = ""
+	if nc, err := app.desiredNet(&noTrunk); err != nil {
+		t.Error(err)
+	} else if len(nc.Networks) != 0 {
+		t.Errorf("without a trunk: %d member networks, want none", len(nc.Networks))
 	}
 
 	// The learned MAC is in the store: a restarted daemon still has it
