@@ -58,9 +58,10 @@ func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 		return nil, err
 	}
 	for _, l := range cfg.Locations {
-		if g.Trunk == "" {
-			// No trunk: the member VLANs are routed elsewhere (or not
-			// at all); this box routes the guest network only.
+		if g.Enabled && g.Trunk == "" {
+			// No trunk: the member VLANs are routed elsewhere; this box
+			// routes the guest network only. (The plan-only view still
+			// lists them, as it always has.)
 			break
 		}
 		id, resolved := a.res.LocationID(l.Location)

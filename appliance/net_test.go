@@ -198,7 +198,7 @@ func TestDesiredNetShapingAndLeases(t *testing.T) {
 
 	// Without a trunk the box routes the guest network only.
 	noTrunk := *app.Config()
-	noTrunk.Gateway.Trunk = ""
+	noTrunk.Gateway.Trunk, noTrunk.Gateway.Enabled = "", true
 	if nc, err := app.desiredNet(&noTrunk); err != nil {
 		t.Error(err)
 	} else if len(nc.Networks) != 0 {
