@@ -97,6 +97,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	}
 	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
 	a.guests.started = make(chan struct{})
+	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
@@ -288,6 +289,7 @@ func (a *App) Reload() error {
 		return fmt.Errorf("reload: rebuild rules: %w", err)
 	}
 	a.reloadRadius(cfg)
+	a.kickNet()
 	a.log.Info("configuration reloaded", "path", a.cfgPath)
 	go func() {
 		if err := a.syncer.ReconcileAll("reload", "configuration reloaded"); err != nil {

@@ -27,6 +27,8 @@ type radiusPart struct {
 	dir *radius.CachingDirectory
 	eap *eap.Server
 	ca  *certs.Authority
+	// pool holds static-IP assignments (the gateway's static leases).
+	pool *radius.StorePool
 }
 
 // directory answers the RADIUS server's lookups from the store and policy.
@@ -127,6 +129,10 @@ func (a *App) newRadius() error {
 	if err != nil {
 		return fmt.Errorf("radius: static IP pool: %w", err)
 	}
+	a.radius.pool = pool
+	if err := a.loadLeases(); err != nil {
+		return fmt.Errorf("radius: %w", err)
+	}
 	rc := a.radiusConfig(cfg)
 	if a.radius.eap, a.radius.ca, err = a.newEAP(); err != nil {
 		return err
@@ -134,7 +140,7 @@ func (a *App) newRadius() error {
 	if a.radius.eap != nil {
 		rc.EAP = a.radius.eap
 	}
-	srv, err := radius.New(rc, a.radius.dir, radius.NewStoreSessions(a.store), pool,
+	srv, err := radius.New(rc, a.radius.dir, leaseLearner{radius.NewStoreSessions(a.store), a}, pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)

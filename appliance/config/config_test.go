@@ -226,6 +226,8 @@ func TestMistakes(t *testing.T) {
 			"radius.clients[0].vendor", "vendor: aruba", `unknown value "aruba"`, "wispr, mikrotik, ubiquiti, cisco"},
 		{"nas duplicate address", map[string]string{"radius": "radius:\n  clients:\n    - address: 10.100.0.2\n      secret: {env: DG_TEST_NAS}\n    - address: 10.100.0.2/32\n      secret: {env: DG_TEST_NAS}\n"},
 			"radius.clients[1].address", "address: 10.100.0.2/32", "address 10.100.0.2/32 is listed twice", "radius.clients[0]"},
+		{"unknown network group", map[string]string{"locations": baseSections["locations"] + "    group: premim\n"},
+			"locations[0].group", "group: premim", `unknown group "premim"`, "groups"},
 		{"bad timezone", map[string]string{"locations": baseSections["locations"] + "    timezone: America/NewYork\n"},
 			"locations[0].timezone", "timezone:", `unknown timezone "America/NewYork"`, "IANA"},
 		{"negative group max_devices", map[string]string{"groups": "groups:\n  - name: standard\n    max_devices: -1\n  - name: premium\n"},

@@ -218,6 +218,10 @@ type LocationMapping struct {
 	StaticPool string `yaml:"static_pool"`
 	// timezone: overrides the location's timezone from OfficeRnD.
 	Timezone string `yaml:"timezone"`
+	// group: a group whose bandwidth_down / bandwidth_up shape the whole
+	// member network at the gateway (e.g. a VLAN for Dedicated Desk
+	// members: premium); empty leaves the network unshaped.
+	Group string `yaml:"group"`
 }
 
 // Roaming policies.

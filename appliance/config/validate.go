@@ -704,6 +704,11 @@ func (k *checker) locations() map[string]bool {
 		} else if staticPlan != "" {
 			k.add(p+".static_pool", "add static_pool: a CIDR inside subnet reserved for static addresses", "plan %q has static_ip but this location has no static_pool", staticPlan)
 		}
+		if l.Group != "" {
+			if _, ok := c.Group(l.Group); !ok {
+				k.add(p+".group", "name one of the groups under groups:", "unknown group %q", l.Group)
+			}
+		}
 		if l.Timezone != "" {
 			if _, err := time.LoadLocation(l.Timezone); err != nil || l.Timezone == "Local" {
 				k.add(p+".timezone", "use an IANA zone name such as America/New_York or Europe/London", "unknown timezone %q", l.Timezone)
