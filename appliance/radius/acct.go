@@ -268,6 +268,13 @@ func (s *Server) account(ctx context.Context, nas *nasState, r *request, src net
 		// the directory.
 		if subj, err := s.dir.Lookup(ctx, username); err == nil {
 			member = subj.Account.MemberID
+		} else if dd, ok := s.dir.(DeviceDirectory); ok {
+			// A registered device (PPSK) accounts under its MAC.
+			if mac, ok := normalizeMAC([]byte(username)); ok {
+				if _, subj, err := dd.LookupDevice(ctx, mac); err == nil {
+					member = subj.Account.MemberID
+				}
+			}
 		}
 	}
 
