@@ -42,6 +42,7 @@ func (a *App) adminServer() *http.Server {
 	// Certificate listing and revocation for the CLI; member pages are on
 	// the member listener only.
 	certRoutes(a, mux)
+	deviceRoutes(a, mux)
 	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 

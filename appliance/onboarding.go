@@ -398,7 +398,10 @@ func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := certLimit(req.Decision)
-	cert, key, serial, err := a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit)
+	// Registered PPSK devices take their slots of the device limit too.
+	var devs []model.Device
+	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
+	cert, key, serial, err := a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
 	if errors.Is(err, certs.ErrLimit) {
 		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
 			Text: fmt.Sprintf("You already hold %d certificates, as many as your plan allows for %d devices. Ask the front desk to revoke one you no longer use, then try again.", limit, limit)})

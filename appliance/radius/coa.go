@@ -54,6 +54,34 @@ func (s *Server) Reauthorize(ctx context.Context, memberID string) error {
 	return nil
 }
 
+// DisconnectMAC sends a Disconnect-Request for each live session of
+// member's device mac (aa:bb:cc:dd:ee:ff), as when a PPSK device is
+// removed; the member's other devices stay online.
+func (s *Server) DisconnectMAC(ctx context.Context, memberID, mac string) error {
+	t := s.clients.Load()
+	var errs []error
+	for _, sess := range s.idx.memberSessions(memberID) {
+		if sess.MAC != mac {
+			continue
+		}
+		nas := t.byName[sess.NAS]
+		if nas == nil || nas.CoA == CoANone {
+			continue
+		}
+		code, err := s.sendDynamic(ctx, nas, sess, codeDisconnectReq, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if code == codeDisconnectACK {
+			if err := s.closeWhere(ctx, s.now(), causeAdmin, func(x *Session) bool { return x.Key == sess.Key }); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (s *Server) reauthSession(ctx context.Context, t *clientTable, sess Session) error {
 	nas := t.byName[sess.NAS]
 	if nas == nil {
