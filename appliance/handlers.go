@@ -336,6 +336,8 @@ func (a *App) memberServer() *http.Server {
 	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
 	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
 	mux.HandleFunc("POST /wifi/client-cert.pem", a.handleClientCert)
+	mux.HandleFunc("POST /wifi/devices", a.handleMemberDevice)
+	mux.HandleFunc("POST /wifi/devices/remove", a.handleMemberDevice)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)
 	return &http.Server{

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -144,5 +145,82 @@ func TestPPSKDeviceLifecycle(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), pass) {
 		t.Error("the passphrase is in the log")
+	}
+}
+
+// TestMemberDeviceForm: a member registers a device on the setup page
+// (same-origin POST with the page's token and the browser's cookie) and
+// sees the passphrase; a POST without the cookie, with a forged token or
+// cross-origin registers nothing; bad input is refused with a message.
+func TestMemberDeviceForm(t *testing.T) {
+	nas := startTestNAS(t)
+	h := newHarness(t, harnessOpts{seed: true, webhooks: true, extraYAML: radiusYAML(nas.port())})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	m, _ := createMember(t, h, "Form Owner", "form.owner@example.com", "Hot Desk", "Downtown")
+	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
+	c := memberClient(t, app)
+	link := app.ProfileURL(m.Email)
+	addURL := h.memberURL + "/wifi/devices"
+	origin := map[string]string{"Origin": h.memberURL}
+
+	page := fetchPage(t, c, "GET", link, nil, nil)
+	form := formFields(page.body, `action="/wifi/devices"`)
+	if form == nil || form.Get("csrf") == "" {
+		t.Fatalf("setup page has no device form with a token:\n%.2000s", page.body)
+	}
+	form.Set("name", "Living room TV")
+	form.Set("mac", "a4:83:e7:12:34:56")
+	bad := url.Values{}
+	for k, v := range form {
+		bad[k] = v
+	}
+	bad.Set("csrf", strings.Repeat("A", len(form.Get("csrf"))))
+	for what, p := range map[string]pageResp{
+		"without the cookie": fetchPage(t, &http.Client{Transport: c.Transport}, "POST", addURL, form, origin),
+		"forged token":       fetchPage(t, c, "POST", addURL, bad, origin),
+		"cross-origin":       fetchPage(t, c, "POST", addURL, form, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}),
+	} {
+		if p.code != http.StatusForbidden {
+			t.Errorf("POST %s: %d, want 403", what, p.code)
+		}
+	}
+	badMAC := url.Values{}
+	for k, v := range form {
+		badMAC[k] = v
+	}
+	badMAC.Set("mac", "12:34")
+	if p := fetchPage(t, c, "POST", addURL, badMAC, origin); p.code != 400 || !strings.Contains(p.body, "not a MAC address") {
+		t.Errorf("bad MAC: %d %.300s", p.code, p.body)
+	}
+	if ds, _ := app.devices(m.ID); len(ds) != 0 {
+		t.Fatalf("refused POSTs registered %d devices", len(ds))
+	}
+
+	p := fetchPage(t, c, "POST", addURL, form, origin)
+	if p.code != 200 || !strings.Contains(p.body, "Device registered") {
+		t.Fatalf("register: %d %.500s", p.code, p.body)
+	}
+	ds, err := app.devices(m.ID)
+	if err != nil || len(ds) != 1 || ds[0].MAC != "a4:83:e7:12:34:56" || ds[0].AddedBy != "member" {
+		t.Fatalf("devices %+v %v", ds, err)
+	}
+	if !strings.Contains(p.body, ds[0].Passphrase) {
+		t.Error("the answer does not show the passphrase")
+	}
+	if n := auditCount(t, app, "device.registered", m.Email); n != 1 {
+		t.Errorf("%d device.registered audit entries, want 1", n)
+	}
+	// The setup page now lists it, with a remove form that works.
+	page = fetchPage(t, c, "GET", link, nil, nil)
+	if !strings.Contains(page.body, "Living room TV") || !strings.Contains(page.body, ds[0].Passphrase) {
+		t.Fatal("setup page does not list the device and passphrase")
+	}
+	rm := formFields(page.body, `action="/wifi/devices/remove"`)
+	if p := fetchPage(t, c, "POST", h.memberURL+"/wifi/devices/remove", rm, origin); p.code != 200 {
+		t.Fatalf("remove: %d %.300s", p.code, p.body)
+	}
+	if ds, _ := app.devices(m.ID); len(ds) != 0 {
+		t.Fatalf("after remove: %+v", ds)
 	}
 }
