@@ -224,3 +224,40 @@ func TestMemberDeviceForm(t *testing.T) {
 		t.Fatalf("after remove: %+v", ds)
 	}
 }
+
+// TestPPSKPrivateOffice: the members of a company listed under
+// radius.ppsk.offices share one passphrase, and their devices are put on
+// the office's VLAN; a member outside it has a passphrase of their own.
+func TestPPSKPrivateOffice(t *testing.T) {
+	nas := startTestNAS(t)
+	yaml := radiusYAML(nas.port()) + "  ppsk:\n    offices:\n      - {company: Acme Robotics, vlan: 310}\n"
+	h := newHarness(t, harnessOpts{seed: true, extraYAML: yaml})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	waitFor(t, 5*time.Second, "radius listening", func() bool { a, _ := app.radius.srv.Addrs(); return len(a) > 0 })
+	authAddrs, _ := app.radius.srv.Addrs()
+	c := admin.Dial(app.Config().Admin.Socket)
+	ctx := context.Background()
+	add := func(user, mac string) admin.Device {
+		t.Helper()
+		var v []admin.Device
+		if err := c.Post(ctx, "/v1/devices", url.Values{"user": {user}, "mac": {mac}, "name": {"printer"}}, &v); err != nil {
+			t.Fatalf("register %s for %s: %v", mac, user, err)
+		}
+		return v[0]
+	}
+	radia := add("radia.perlman@example.com", "02:ac:00:00:00:01")
+	ken := add("ken.thompson@example.com", "02:ac:00:00:00:02")
+	ada := add("ada.lovelace@example.com", "02:ad:00:00:00:01")
+	if !strings.HasPrefix(radia.Scope, "office:") || radia.Scope != ken.Scope || radia.Passphrase != ken.Passphrase || radia.VLAN != 310 {
+		t.Fatalf("office members' devices: %+v %+v", radia, ken)
+	}
+	if ada.Scope != "member:"+ada.Member || ada.Passphrase == radia.Passphrase {
+		t.Fatalf("a member outside the office: %+v", ada)
+	}
+	u := "02ac00000002"
+	out, ok := radclient(t, authAddrs[0].String(), fmt.Sprintf("User-Name = %q\nUser-Password = %q\nNAS-Identifier = \"downtown-ap\"\nMessage-Authenticator = 0x00\n", u, u))
+	if !ok || !strings.Contains(out, "Tunnel-Private-Group-Id:0 = \"310\"") || !strings.Contains(out, "Tunnel-Password:0 = \""+radia.Passphrase+"\"") {
+		t.Fatalf("office device's accept lacks the office VLAN or passphrase:\n%s", out)
+	}
+}
