@@ -337,6 +337,8 @@ func (a *App) memberServer() *http.Server {
 	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
 	mux.HandleFunc("POST /wifi/client-cert.pem", a.handleClientCert)
 	mux.HandleFunc("POST /wifi/devices", a.handleMemberDevice)
+	mux.HandleFunc("POST /wifi/eaptls", a.handleEAPTLSProfile)
+	mux.HandleFunc("GET /wifi/eaptls/profile.mobileconfig", a.handleEAPTLSDownload)
 	mux.HandleFunc("POST /wifi/devices/remove", a.handleMemberDevice)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)

@@ -324,6 +324,9 @@ you hold {{.Live}} of the {{.Limit}} your plan allows. It stops working when you
 {{if lt .Live .Limit}}<form method="post" action="/wifi/client-cert.pem">
 <input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <button type="submit">Create a certificate and key for a new device</button> (PEM; keep the file private)</form>
+<form method="post" action="/wifi/eaptls">
+<input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">iPhone, iPad, Mac: install a certificate profile</button> (one tap; the page shows its password once)</form>
 {{else}}<p>You hold as many certificates as your plan allows. Ask the front desk to revoke one you no longer use.</p>{{end}}
 <h2>Printers, TVs and other devices without a login</h2>
 <p>Devices that only take a WiFi password join with your personal passphrase once you register them here.
@@ -427,7 +430,12 @@ func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
 	// Registered PPSK devices take their slots of the device limit too.
 	var devs []model.Device
 	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
-	cert, key, serial, err := a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+	var cert, key []byte
+	var serial string
+	err = certs.ErrLimit
+	if limit-len(devs) > 0 { // 0 would mean "no limit" to the CA
+		cert, key, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+	}
 	if errors.Is(err, certs.ErrLimit) {
 		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
 			Text: fmt.Sprintf("You already hold %d certificates, as many as your plan allows for %d devices. Ask the front desk to revoke one you no longer use, then try again.", limit, limit)})
