@@ -223,6 +223,24 @@ func TestMemberDeviceForm(t *testing.T) {
 	if ds, _ := app.devices(m.ID); len(ds) != 0 {
 		t.Fatalf("after remove: %+v", ds)
 	}
+
+	// Devices take slots of the device limit (Hot Desk: 3): with three
+	// registered, neither a certificate nor a certificate profile is issued.
+	for _, mac := range []string{"02:00:00:00:aa:01", "02:00:00:00:aa:02", "02:00:00:00:aa:03"} {
+		if _, err := app.registerDevice(m.ID, mac, "tv", "cli"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := postClientCert(t, c, link); p.code != http.StatusConflict {
+		t.Errorf("certificate with the limit taken by devices: %d, want 409", p.code)
+	}
+	page = fetchPage(t, c, "GET", link, nil, nil)
+	if p := fetchPage(t, c, "POST", h.memberURL+"/wifi/eaptls", formFields(page.body, `action="/wifi/eaptls"`), origin); p.code != http.StatusConflict {
+		t.Errorf("certificate profile with the limit taken by devices: %d, want 409", p.code)
+	}
+	if n := len(app.radius.ca.ListIssued(m.Email)); n != 0 {
+		t.Errorf("%d certificates issued beyond the device limit", n)
+	}
 }
 
 // TestPPSKPrivateOffice: the members of a company listed under
