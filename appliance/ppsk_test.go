@@ -121,8 +121,8 @@ func TestPPSKDeviceLifecycle(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("Disconnect after %s, want within 1s", took)
 	}
-	if u, _ := nas.user.Load().(string); u != "aabbcc001122" {
-		t.Errorf("Disconnect-Request for %q, want the printer's MAC", u)
+	if u, _ := nas.user.Load().(string); u != "" {
+		t.Errorf("Disconnect-Request with User-Name %q; a MAC-authenticated device's is named by Acct-Session-Id and Calling-Station-Id only (hostapd's DAS finds no PSK station by User-Name)", u)
 	}
 	waitFor(t, 3*time.Second, "member no longer allowed", func() bool { return !h.allowed(m.Email) })
 	if out, ok := radclient(t, authAddrs[0].String(), macReq("aa:bb:cc:00:11:22")); ok || strings.Contains(out, pass) {

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
 )
 
 const testPassphrase = "k7mq-x3vh-9pr2-tc4w"
@@ -179,5 +182,51 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 3s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPPSKSessionWithoutAccess: an access point that lets a device back in
+// without asking (hostapd's MAC ACL cache) reports its Accounting-Start;
+// when the device's member has no access (or the MAC is no longer
+// registered) deskgate answers with a Disconnect-Request naming the
+// session by Acct-Session-Id and Calling-Station-Id, without User-Name.
+// A device with access is left alone.
+func TestPPSKSessionWithoutAccess(t *testing.T) {
+	t.Parallel()
+	nas := newTestNAS(t, func(int, *radius.Packet) radius.Code { return radius.CodeDisconnectACK })
+	cs := defaultClients()
+	cs[0].CoAPort = nas.port()
+	e := startServer(t, cs, nil)
+	e.dir.PutDevice("alice", Device{MAC: "aa:bb:cc:00:11:22", Name: "printer", Passphrase: testPassphrase, Scope: "member"})
+	e.dir.PutDevice("erin", Device{MAC: "aa:bb:cc:00:11:33", Name: "tv", Passphrase: "erin-pass-1234", Scope: "member"})
+	start := func(id byte, mac string) {
+		t.Helper()
+		p := radius.New(radius.CodeAccountingRequest, []byte(testSecret))
+		p.Identifier = id
+		_ = rfc2865.UserName_SetString(p, strings.ReplaceAll(mac, ":", ""))
+		_ = rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
+		_ = rfc2866.AcctSessionID_SetString(p, "s-"+mac)
+		_ = rfc2865.CallingStationID_SetString(p, strings.ToUpper(strings.ReplaceAll(mac, ":", "-")))
+		if sendRaw(t, e.acct, must(p.Encode()), 2*time.Second) == nil {
+			t.Fatalf("no Accounting-Response for %s", mac)
+		}
+	}
+	start(1, "aa:bb:cc:00:11:22") // alice: allowed
+	start(2, "aa:bb:cc:00:11:33") // erin: membership ended
+	select {
+	case p := <-nas.got:
+		if rfc2865.CallingStationID_GetString(p) != "AA-BB-CC-00-11-33" || rfc2866.AcctSessionID_GetString(p) != "s-aa:bb:cc:00:11:33" {
+			t.Fatalf("Disconnect-Request for %q/%q, want erin's TV", rfc2865.CallingStationID_GetString(p), rfc2866.AcctSessionID_GetString(p))
+		}
+		if _, err := rfc2865.UserName_Lookup(p); err == nil {
+			t.Error("Disconnect-Request for a MAC-authenticated device carries User-Name")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no Disconnect-Request for the device of a member without access")
+	}
+	select {
+	case p := <-nas.got:
+		t.Fatalf("a second Disconnect-Request (for %q): the allowed member's device was disconnected", rfc2865.CallingStationID_GetString(p))
+	case <-time.After(300 * time.Millisecond):
 	}
 }

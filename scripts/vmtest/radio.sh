@@ -1,5 +1,5 @@
 #!/bin/sh
-# Boots Debian's kernel under qemu (TCG, no NIC) with mac80211_hwsim (three
+# Boots Debian's kernel under qemu (TCG, no NIC) with mac80211_hwsim (four
 # simulated radios), hostapd and wpa_supplicant (copied in with their shared
 # libraries) and the appliance package's static test binary, runs the radio
 # test inside (deskgated's App as the RADIUS server, the OfficeRnD simulator
@@ -59,7 +59,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp
 for m in rfkill cfg80211 libarc4 mac80211 virtio_ring virtio ctr ccm cmac gcm; do insmod /lib/modules/\$m.ko || echo "insmod \$m failed"; done
-insmod /lib/modules/mac80211_hwsim.ko radios=3 || echo "insmod mac80211_hwsim failed"
+insmod /lib/modules/mac80211_hwsim.ko radios=4 || echo "insmod mac80211_hwsim failed"
 ip link set lo up
 cd /tmp
 PATH=/bin DG_VMTEST_GUEST=1 /appliance.test -test.run '$RUN' -test.v -test.count=1 >/tmp/out 2>&1
