@@ -69,7 +69,10 @@ type App struct {
 
 	portalResolver portal.ClientResolver
 
-	profileKeyOnce  stdsync.Once
+	profileKeyOnce stdsync.Once
+	// oneTime holds EAP-TLS profiles made on the setup page until their one
+	// download (appliance/eaptls.go).
+	oneTime         oneTimeProfiles
 	profileKeyBytes []byte
 	profileKeyErr   error
 

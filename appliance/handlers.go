@@ -42,6 +42,7 @@ func (a *App) adminServer() *http.Server {
 	// Certificate listing and revocation for the CLI; member pages are on
 	// the member listener only.
 	certRoutes(a, mux)
+	deviceRoutes(a, mux)
 	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 
@@ -335,6 +336,10 @@ func (a *App) memberServer() *http.Server {
 	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
 	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
 	mux.HandleFunc("POST /wifi/client-cert.pem", a.handleClientCert)
+	mux.HandleFunc("POST /wifi/devices", a.handleMemberDevice)
+	mux.HandleFunc("POST /wifi/eaptls", a.handleEAPTLSProfile)
+	mux.HandleFunc("GET /wifi/eaptls/profile.mobileconfig", a.handleEAPTLSDownload)
+	mux.HandleFunc("POST /wifi/devices/remove", a.handleMemberDevice)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)
 	return &http.Server{

@@ -34,8 +34,9 @@ import (
 
 // Domain separation of the HMACs made with the profile key.
 const (
-	setupLinkDomain = "deskgate setup link v2\x00"
-	certFormDomain  = "deskgate client-cert form v1\x00"
+	setupLinkDomain  = "deskgate setup link v2\x00"
+	certFormDomain   = "deskgate client-cert form v1\x00"
+	deviceFormDomain = "deskgate device form v1\x00"
 )
 
 // profileKeyPath is the key of the setup links' HMAC.
@@ -323,7 +324,23 @@ you hold {{.Live}} of the {{.Limit}} your plan allows. It stops working when you
 {{if lt .Live .Limit}}<form method="post" action="/wifi/client-cert.pem">
 <input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <button type="submit">Create a certificate and key for a new device</button> (PEM; keep the file private)</form>
+<form method="post" action="/wifi/eaptls">
+<input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">iPhone, iPad, Mac: install a certificate profile</button> (one tap; the page shows its password once)</form>
 {{else}}<p>You hold as many certificates as your plan allows. Ask the front desk to revoke one you no longer use.</p>{{end}}
+<h2>Printers, TVs and other devices without a login</h2>
+<p>Devices that only take a WiFi password join with your personal passphrase once you register them here.
+They count towards your plan's {{.Limit}} devices and stop working when your membership ends.</p>
+{{if .Devices}}<p>Passphrase: <code>{{.Passphrase}}</code></p>
+<ul>{{range .Devices}}<li>{{.Name}} <code>{{.MAC}}</code>
+<form method="post" action="/wifi/devices/remove" style="display:inline">
+<input type="hidden" name="u" value="{{$.User}}"><input type="hidden" name="e" value="{{$.Expires}}"><input type="hidden" name="s" value="{{$.Sig}}"><input type="hidden" name="csrf" value="{{$.DeviceCSRF}}">
+<input type="hidden" name="mac" value="{{.MAC}}"><button type="submit">Remove</button></form></li>{{end}}</ul>{{end}}
+<form method="post" action="/wifi/devices">
+<input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.DeviceCSRF}}">
+<label>Name <input name="name" maxlength="64" required placeholder="Office printer"></label>
+<label>MAC address <input name="mac" required placeholder="a4:83:e7:12:34:56"></label>
+<button type="submit">Register the device</button></form>
 <h2>Windows and Linux</h2>
 <p>Join <b>{{.SSID}}</b> with PEAP / MSCHAPv2 (or EAP-TTLS / PAP), identity <code>{{.User}}</code>. When asked about the server, check that it is <code>{{.Domain}}</code> and issued by the certificate at <a href="{{.CAPem}}">{{.CAPem}}</a>.</p>
 </body></html>`))
@@ -336,6 +353,12 @@ const csrfCookie = "dg_wifi_csrf"
 // browser's nonce cookie.
 func certFormToken(key []byte, req setupRequest, nonce string) string {
 	return macB64(key, certFormDomain+strings.ToLower(req.User)+"\x00"+strconv.FormatInt(req.Expires, 10)+"\x00"+nonce)
+}
+
+// deviceFormToken binds the device forms to the setup link and to the
+// browser's nonce cookie.
+func deviceFormToken(key []byte, req setupRequest, nonce string) string {
+	return macB64(key, deviceFormDomain+strings.ToLower(req.User)+"\x00"+strconv.FormatInt(req.Expires, 10)+"\x00"+nonce)
 }
 
 // certLimit is how many live client certificates a member may hold: the
@@ -359,12 +382,18 @@ func (a *App) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
 			Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
 	q := req.linkQuery()
+	devs, _ := a.devices(req.MemberID)
+	pass := ""
+	if len(devs) > 0 {
+		pass = devs[0].Passphrase
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = wifiTmpl.Execute(w, map[string]any{
 		"SSID": req.SSID, "User": req.User, "Domain": a.Config().RADIUS.EAP.ServerName,
 		"Profile": "/wifi/profile.mobileconfig?" + q.Encode(), "CACrt": "/wifi/ca.crt", "CAPem": "/wifi/ca.pem",
 		"Expires": req.Expires, "Sig": q.Get("s"), "CSRF": certFormToken(req.key, req, nonce),
 		"Live": a.radius.ca.LiveCount(req.User), "Limit": certLimit(req.Decision),
+		"DeviceCSRF": deviceFormToken(req.key, req, nonce), "Devices": devs, "Passphrase": pass,
 	})
 }
 
@@ -398,7 +427,15 @@ func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := certLimit(req.Decision)
-	cert, key, serial, err := a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit)
+	// Registered PPSK devices take their slots of the device limit too.
+	var devs []model.Device
+	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
+	var cert, key []byte
+	var serial string
+	err = certs.ErrLimit
+	if limit-len(devs) > 0 { // 0 would mean "no limit" to the CA
+		cert, key, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+	}
 	if errors.Is(err, certs.ErrLimit) {
 		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
 			Text: fmt.Sprintf("You already hold %d certificates, as many as your plan allows for %d devices. Ask the front desk to revoke one you no longer use, then try again.", limit, limit)})

@@ -83,6 +83,11 @@ func (a *App) radiusConfig(cfg *config.Config) radius.Config {
 		DedupWindow:     cfg.RADIUS.DedupWindow,
 		StaticPools:     map[string]netip.Prefix{},
 		Clients:         a.radiusClients(cfg),
+		PPSKUnknown:     cfg.RADIUS.PPSK.Unknown,
+		PPSKGuestVLAN:   cfg.RADIUS.PPSK.GuestVLAN,
+	}
+	if rc.PPSKGuestVLAN == 0 {
+		rc.PPSKGuestVLAN = cfg.Gateway.Guest.VLAN
 	}
 	for _, l := range cfg.Locations {
 		if l.StaticPool == "" {
@@ -407,7 +412,7 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 		}
 		for _, s := range sessions {
 			f := strings.Split(s.Class, ";")
-			if len(f) < 5 || f[0] != "dg1" || s.Username != acct.Username {
+			if len(f) < 5 || f[0] != "dg1" || (s.Username != acct.Username && !isDeviceOf(tx, s.Username, m)) {
 				changed = true // not issued by this decision scheme: re-check
 				return nil
 			}

@@ -80,11 +80,22 @@ func certForm(t *testing.T, c *http.Client, link string) url.Values {
 	if p.code != 200 {
 		t.Fatalf("setup page %d: %.300s", p.code, p.body)
 	}
-	if !strings.Contains(p.body, `action="/wifi/client-cert.pem"`) {
+	return formFields(p.body, `action="/wifi/client-cert.pem"`)
+}
+
+// formFields returns the hidden fields of the form with the given action
+// attribute in page (nil when there is none).
+func formFields(page, action string) url.Values {
+	i := strings.Index(page, action)
+	if i < 0 {
 		return nil
 	}
+	page = page[i:]
+	if j := strings.Index(page, "</form>"); j >= 0 {
+		page = page[:j]
+	}
 	f := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
 		f.Set(m[1], html.UnescapeString(m[2]))
 	}
 	return f

@@ -12,6 +12,10 @@ PKGS="$PKGS chromium"
 # External peers (eapol_test, wpa_supplicant) share the tests' clock
 # through libfaketime (internal/testepoch).
 PKGS="$PKGS faketime tzdata"
+# The radio test under qemu (mac80211_hwsim) copies hostapd, wpa_supplicant
+# and OpenSSL's legacy provider (MD4 for MS-CHAPv2) into the VM; openssl
+# also checks the PKCS#12 in EAP-TLS profiles.
+PKGS="$PKGS openssl"
 
 missing=""
 for p in $PKGS; do

@@ -230,3 +230,18 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 	}
 	return nil
 }
+
+// Device is a device registered for PPSK (GET/POST /v1/devices). The
+// passphrase is the member's (or their Private Office's): the operator
+// reads it to the member; it is stored sealed.
+type Device struct {
+	MAC        string    `json:"mac"`
+	Name       string    `json:"name"`
+	Member     string    `json:"member"`
+	Username   string    `json:"username,omitempty"`
+	AddedBy    string    `json:"addedBy"`
+	CreatedAt  time.Time `json:"createdAt"`
+	Scope      string    `json:"scope"` // member | office:<company>
+	VLAN       int       `json:"vlan,omitempty"`
+	Passphrase string    `json:"passphrase,omitempty"`
+}

@@ -56,6 +56,10 @@ const (
 	VendorMikroTik = "mikrotik"
 	VendorUbiquiti = "ubiquiti"
 	VendorCisco    = "cisco"
+	VendorHostapd  = "hostapd" // and OpenWrt
+	VendorAruba    = "aruba"
+	VendorRuckus   = "ruckus"
+	VendorFortinet = "fortinet"
 
 	CoADisconnect = "disconnect"
 	CoAFull       = "coa"
@@ -152,6 +156,10 @@ func (c *Config) applyDefaults() {
 	setI(&c.SMTP.Port, DefaultSMTPPort)
 
 	r := &c.RADIUS
+	if r.PPSK.Offices == nil {
+		r.PPSK.Offices = []PPSKOffice{}
+	}
+	setS(&r.PPSK.Unknown, "reject")
 	if r.AuthListen == nil {
 		r.AuthListen = []string{":1812"}
 	}

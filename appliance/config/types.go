@@ -264,6 +264,26 @@ type RADIUS struct {
 	// dedup_window: how long replies are cached for retransmissions, default 30s.
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	EAP         RADIUSEAP     `yaml:"eap"`
+	PPSK        PPSK          `yaml:"ppsk"`
+}
+
+// PPSK configures per-member passphrases for devices without 802.1X,
+// answered to the access points' MAC authentication.
+type PPSK struct {
+	// unknown: reject (default) | guest — what a MAC no member registered gets.
+	Unknown string `yaml:"unknown"`
+	// guest_vlan: the VLAN unknown devices go to with unknown: guest;
+	// default gateway.guest.vlan.
+	GuestVLAN int `yaml:"guest_vlan"`
+	// offices: companies (Private Offices) whose members' devices share one
+	// passphrase per office, on the office's own VLAN.
+	Offices []PPSKOffice `yaml:"offices,omitempty"`
+}
+
+// PPSKOffice is one Private Office with a shared PPSK passphrase.
+type PPSKOffice struct {
+	Company string `yaml:"company"` // OfficeRnD company name or id
+	VLAN    int    `yaml:"vlan"`    // 0: the location's VLAN
 }
 
 // RADIUSEAP configures WPA-Enterprise (EAP inside RADIUS).
@@ -294,7 +314,7 @@ type NAS struct {
 	Secret     Secret `yaml:"secret"`
 	Location   string `yaml:"location"`   // location name or id from locations
 	Identifier string `yaml:"identifier"` // NAS-Identifier that selects this NAS's location
-	Vendor     string `yaml:"vendor"`     // wispr (default) | mikrotik | ubiquiti | cisco
+	Vendor     string `yaml:"vendor"`     // wispr (default) | mikrotik | ubiquiti | cisco | hostapd | aruba | ruckus | fortinet
 	Legacy     bool   `yaml:"legacy"`     // accept Access-Request without Message-Authenticator
 	// coa: disconnect | coa | none, default disconnect.
 	CoA     string `yaml:"coa"`

@@ -761,6 +761,28 @@ func (k *checker) smtp() {
 func (k *checker) radius(locs map[string]bool) {
 	c := k.c
 	r := c.RADIUS
+	if r.PPSK.Unknown != "" {
+		k.enum("radius.ppsk.unknown", r.PPSK.Unknown, "reject", "guest")
+	}
+	if r.PPSK.GuestVLAN < 0 || r.PPSK.GuestVLAN > 4094 {
+		k.add("radius.ppsk.guest_vlan", "use 1..4094, or 0 for gateway.guest.vlan", "vlan %d out of range", r.PPSK.GuestVLAN)
+	}
+	if r.PPSK.Unknown == "guest" && r.PPSK.GuestVLAN == 0 && c.Gateway.Guest.VLAN == 0 {
+		k.add("radius.ppsk.unknown", "set radius.ppsk.guest_vlan (or gateway.guest.vlan), or use unknown: reject", "unknown: guest needs a guest VLAN")
+	}
+	seenOffice := map[string]bool{}
+	for i, o := range r.PPSK.Offices {
+		p := fmt.Sprintf("radius.ppsk.offices[%d]", i)
+		if strings.TrimSpace(o.Company) == "" {
+			k.add(p+".company", "name the company as in OfficeRnD (or its id)", "required key is missing")
+		} else if seenOffice[strings.ToLower(o.Company)] {
+			k.add(p+".company", "list each company once", "company %q is listed twice", o.Company)
+		}
+		seenOffice[strings.ToLower(o.Company)] = true
+		if o.VLAN < 0 || o.VLAN > 4094 {
+			k.add(p+".vlan", "use 1..4094, or 0 for the location's VLAN", "vlan %d out of range", o.VLAN)
+		}
+	}
 	if len(r.AuthListen) == 0 {
 		k.add("radius.auth_listen", `remove the key for the default [":1812"]`, "no auth listen address")
 	}
@@ -814,7 +836,7 @@ func (k *checker) radius(locs map[string]bool) {
 			}
 			k.add(p+".location", hint, "location %q is not in locations", n.Location)
 		}
-		k.enum(p+".vendor", n.Vendor, VendorWISPr, VendorMikroTik, VendorUbiquiti, VendorCisco)
+		k.enum(p+".vendor", n.Vendor, VendorWISPr, VendorMikroTik, VendorUbiquiti, VendorCisco, VendorHostapd, VendorAruba, VendorRuckus, VendorFortinet)
 		k.enum(p+".coa", n.CoA, CoADisconnect, CoAFull, CoANone)
 		if n.CoAPort < 1 || n.CoAPort > 65535 {
 			k.add(p+".coa_port", "use 1..65535 (default 3799)", "coa_port %d out of range", n.CoAPort)

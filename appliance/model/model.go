@@ -316,3 +316,14 @@ type Email struct {
 	NextTry   time.Time         `json:"nextTry,omitzero"`
 	LastError string            `json:"lastError,omitempty"`
 }
+
+// Device is a device without 802.1X (a printer, a TV) a member registered
+// for PPSK: the access point's MAC authentication gets the member's (or
+// their Private Office's) WPA passphrase for it.
+type Device struct {
+	MAC       string    `json:"mac"` // aa:bb:cc:dd:ee:ff
+	Name      string    `json:"name"`
+	MemberID  string    `json:"memberId"`
+	AddedBy   string    `json:"addedBy"` // member (setup page) | cli
+	CreatedAt time.Time `json:"createdAt"`
+}

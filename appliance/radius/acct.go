@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deskgate/deskgate/appliance/model"
 )
 
 // sessionIndex is the in-memory view of live sessions: auth checks the
@@ -268,6 +270,13 @@ func (s *Server) account(ctx context.Context, nas *nasState, r *request, src net
 		// the directory.
 		if subj, err := s.dir.Lookup(ctx, username); err == nil {
 			member = subj.Account.MemberID
+		} else if dd, ok := s.dir.(DeviceDirectory); ok {
+			// A registered device (PPSK) accounts under its MAC.
+			if mac, ok := normalizeMAC([]byte(username)); ok {
+				if _, subj, err := dd.LookupDevice(ctx, mac); err == nil {
+					member = subj.Account.MemberID
+				}
+			}
 		}
 	}
 
@@ -329,7 +338,57 @@ func (s *Server) account(ctx context.Context, nas *nasState, r *request, src net
 	if s.log.Enabled(ctx, -4) {
 		s.log.Debug("accounting", "nas", nas.Name, "status", statusName(r.statusType), "session", key, "user", username, "mac", sess.MAC)
 	}
+	if r.statusType == acctStatusStart && macUser(sess) {
+		s.checkDeviceSession(sess, now)
+	}
 	return nil
+}
+
+// checkDeviceSession disconnects a MAC-authenticated device's new session
+// that deskgate would not admit now. An access point may let a device back
+// in without asking: hostapd answers a re-association within 30 s from its
+// MAC ACL cache, so a device disconnected because its member's access
+// ended would otherwise stay on (the radio test under qemu shows it).
+func (s *Server) checkDeviceSession(sess Session, now time.Time) {
+	dd, ok := s.dir.(DeviceDirectory)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		t := s.clients.Load()
+		nas := t.byName[sess.NAS]
+		if nas == nil {
+			return
+		}
+		ev := evaluation{nas: nas, username: sess.MAC, now: now, method: "mac", mac: sess.MAC, location: nas.LocationID}
+		_, subj, err := dd.LookupDevice(WithLocation(ctx, ev.location), sess.MAC)
+		switch {
+		case errors.Is(err, ErrUnknownDevice):
+			ev.deny = denyUnknownDevice
+		case err != nil:
+			return // the directory hiccupped: no verdict
+		case subj.Account.Disabled:
+			ev.deny = model.DenyAccountDisabled
+		default:
+			ev.subj = subj
+			if d := subj.Decision; !d.Allowed {
+				ev.deny = d.Deny
+			} else if _, ok := d.At(ev.location); !ok {
+				ev.deny = model.DenyWrongLocation
+			} else if !d.ValidUntil.IsZero() && !now.Before(d.ValidUntil) {
+				ev.deny = model.DenyEnded
+			}
+		}
+		if ev.deny == "" {
+			return
+		}
+		s.log.Info("device online without access, disconnecting", "mac", sess.MAC, "nas", nas.Name, "reason", ev.deny, "session", sess.Key)
+		if err := s.reauthSession(ctx, t, sess); err != nil {
+			s.log.Warn("disconnect a device online without access", "mac", sess.MAC, "err", err)
+		}
+	}()
 }
 
 func statusName(t uint32) string {

@@ -60,7 +60,7 @@ type Client struct {
 	// prefix: it is matched against NAS-Identifier and against the MAC and
 	// SSID parts of Called-Station-Id.
 	Identifier string
-	Vendor     string // wispr (default) | mikrotik | ubiquiti | cisco
+	Vendor     string // wispr (default) | mikrotik | ubiquiti | cisco | hostapd | aruba | ruckus | fortinet
 	// Legacy accepts Access-Request without Message-Authenticator.
 	Legacy  bool
 	CoA     string // disconnect (default) | coa | none
@@ -85,6 +85,11 @@ type Config struct {
 	// EAP runs EAP conversations (PEAP, EAP-TTLS, EAP-TLS); nil rejects
 	// EAP as unsupported.
 	EAP EAPHandler
+	// PPSKUnknown is what a MAC-authentication request for a MAC no member
+	// registered gets: PPSKReject (default) or PPSKGuest, an accept onto
+	// PPSKGuestVLAN without a passphrase of its own.
+	PPSKUnknown   string
+	PPSKGuestVLAN int
 }
 
 // Session is one device's accounting session at one NAS.

@@ -166,6 +166,11 @@ func (s *Server) authenticate(ctx context.Context, w *worker, nas *nasState, r *
 	if r.eap && s.cfg.EAP != nil {
 		return s.authenticateEAP(ctx, w, nas, r, src, now)
 	}
+	if dd, ok := s.dir.(DeviceDirectory); ok {
+		if mac, ok := s.macAuth(w, nas, r); ok {
+			return s.authenticateDevice(ctx, w, nas, r, src, now, dd, mac)
+		}
+	}
 	username := string(r.userName)
 	ev := evaluation{nas: nas, username: username, now: now}
 	s.evaluate(ctx, w, r, &ev)
@@ -202,6 +207,7 @@ type evaluation struct {
 	mschapID byte
 	peerChal []byte
 	eapRes   *eap.Result // an EAP login's result, for the Accept's EAP-Message and keys
+	device   *Device     // a registered device's MAC authentication (PPSK)
 }
 
 func (s *Server) evaluate(ctx context.Context, w *worker, r *request, ev *evaluation) {
@@ -420,6 +426,9 @@ func (s *Server) encodeAccept(ctx context.Context, w *worker, nas *nasState, r *
 	}
 	if ev.eapRes != nil {
 		s.eapSuccess(w, nas, r, ev.eapRes)
+	}
+	if ev.device != nil {
+		s.ppskAttrs(w, nas, r, ev.device)
 	}
 	for i := range min(r.nProxy, maxProxyStates) {
 		w.w.attr(attrProxyState, r.proxyStates[i])

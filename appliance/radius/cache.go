@@ -63,6 +63,17 @@ func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject
 	return subj, err
 }
 
+// LookupDevice implements DeviceDirectory when the inner Directory does;
+// device lookups are not cached (MAC authentication happens once per
+// association, not per EAP round).
+func (c *CachingDirectory) LookupDevice(ctx context.Context, mac string) (Device, Subject, error) {
+	dd, ok := c.inner.(DeviceDirectory)
+	if !ok {
+		return Device{}, Subject{}, ErrUnknownDevice
+	}
+	return dd.LookupDevice(ctx, mac)
+}
+
 // Invalidate forgets one username (at every location).
 func (c *CachingDirectory) Invalidate(username string) {
 	prefix := strings.ToLower(username) + "\x00"

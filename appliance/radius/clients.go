@@ -67,7 +67,7 @@ func newClientTable(cs []Client, prev *clientTable) (*clientTable, error) {
 		switch c.Vendor {
 		case "":
 			c.Vendor = VendorWISPr
-		case VendorWISPr, VendorMikroTik, VendorUbiquiti, VendorCisco:
+		case VendorWISPr, VendorMikroTik, VendorUbiquiti, VendorCisco, VendorHostapd, VendorAruba, VendorRuckus, VendorFortinet:
 		case "unifi":
 			c.Vendor = VendorUbiquiti
 		default:

@@ -166,12 +166,43 @@ func (p *MemIPPool) Release(_ context.Context, loc, member string) error {
 // MapDirectory is a Directory over a map, for tests and the load
 // generator. Keys are lower-cased usernames.
 type MapDirectory struct {
-	mu sync.RWMutex
-	m  map[string]Subject
+	mu      sync.RWMutex
+	m       map[string]Subject
+	devices map[string]mapDevice // MAC -> device and its member's username
+}
+
+type mapDevice struct {
+	dev  Device
+	user string
 }
 
 // NewMapDirectory returns an empty MapDirectory.
-func NewMapDirectory() *MapDirectory { return &MapDirectory{m: map[string]Subject{}} }
+func NewMapDirectory() *MapDirectory {
+	return &MapDirectory{m: map[string]Subject{}, devices: map[string]mapDevice{}}
+}
+
+// PutDevice registers a device (d.MAC as aa:bb:cc:dd:ee:ff) to the
+// account username.
+func (d *MapDirectory) PutDevice(username string, dev Device) {
+	d.mu.Lock()
+	d.devices[dev.MAC] = mapDevice{dev: dev, user: strings.ToLower(username)}
+	d.mu.Unlock()
+}
+
+// LookupDevice implements DeviceDirectory.
+func (d *MapDirectory) LookupDevice(_ context.Context, mac string) (Device, Subject, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	md, ok := d.devices[mac]
+	if !ok {
+		return Device{}, Subject{}, ErrUnknownDevice
+	}
+	s, ok := d.m[md.user]
+	if !ok {
+		return Device{}, Subject{}, ErrUnknownDevice
+	}
+	return md.dev, s, nil
+}
 
 // Put adds or replaces a subject under its account's username.
 func (d *MapDirectory) Put(s Subject) {

@@ -16,6 +16,9 @@
 //	deskgate sessions               live RADIUS sessions
 //	deskgate certs [user]           EAP-TLS client certificates issued
 //	deskgate certs revoke <user|serial>
+//	deskgate devices [user]         devices registered for PPSK
+//	deskgate devices add <user> <mac> <name>
+//	deskgate devices remove <mac>
 //	                                revoke one certificate, or all of a member's
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -69,6 +72,9 @@ commands:
   sessions [member]         live RADIUS sessions
   certs [user]              EAP-TLS client certificates issued (all, or a member's)
   certs revoke <user|serial>  revoke one certificate, or every one of a member
+  devices [user]            devices without 802.1X registered for PPSK, with their passphrase
+  devices add <user> <mac> <name>  register a device for a member (counts against their device limit)
+  devices remove <mac>      forget a device and disconnect it
   net plan                  the gateway's desired network state (VLANs, rules, shaping)
   net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
@@ -331,6 +337,33 @@ func run(args []string, out io.Writer) (int, error) {
 			return 1, err
 		}
 		return show(v, func() { printCerts(out, v) })
+	case "devices":
+		var v []admin.Device
+		var err error
+		switch {
+		case len(rest) >= 2 && rest[1] == "add":
+			if len(rest) < 5 {
+				return 2, fmt.Errorf("usage: deskgate devices add <user> <mac> <name>")
+			}
+			err = c.Post(ctx, "/v1/devices", url.Values{"user": {rest[2]}, "mac": {rest[3]}, "name": {strings.Join(rest[4:], " ")}}, &v)
+		case len(rest) >= 2 && rest[1] == "remove":
+			if len(rest) != 3 {
+				return 2, fmt.Errorf("usage: deskgate devices remove <mac>")
+			}
+			err = c.Post(ctx, "/v1/devices/remove", url.Values{"mac": {rest[2]}}, &v)
+		case len(rest) > 2:
+			return 2, fmt.Errorf("usage: deskgate devices [user] | devices add <user> <mac> <name> | devices remove <mac>")
+		default:
+			q := url.Values{}
+			if len(rest) == 2 {
+				q.Set("user", rest[1])
+			}
+			err = c.Get(ctx, "/v1/devices", q, &v)
+		}
+		if err != nil {
+			return 1, err
+		}
+		return show(v, func() { printDevices(out, v) })
 	case "config":
 		if len(rest) >= 2 && rest[1] == "example" {
 			_, err := out.Write(config.Example())
@@ -393,6 +426,27 @@ func adminToken(flagTok, file string) (string, error) {
 		return tok, nil
 	}
 	return strings.TrimSpace(os.Getenv("DESKGATE_TOKEN")), nil
+}
+
+func printDevices(out io.Writer, ds []admin.Device) {
+	if len(ds) == 0 {
+		fmt.Fprintln(out, "no devices")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tNAME\tUSER\tKEY\tVLAN\tPASSPHRASE\tADDED")
+	for _, d := range ds {
+		vlan := "-"
+		if d.VLAN > 0 {
+			vlan = fmt.Sprint(d.VLAN)
+		}
+		pass := d.Passphrase
+		if pass == "" {
+			pass = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.MAC, d.Name, d.Username, d.Scope, vlan, pass, d.CreatedAt.Local().Format("2006-01-02")+" by "+d.AddedBy)
+	}
+	tw.Flush()
 }
 
 func printCerts(out io.Writer, certs []admin.ClientCert) {

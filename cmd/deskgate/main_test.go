@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,5 +185,53 @@ func TestCLICerts(t *testing.T) {
 	}
 	if code, err := run([]string{"-addr", addr, "certs", "revoke"}, &out); code != 2 || err == nil {
 		t.Fatalf("certs revoke without a target: %d %v", code, err)
+	}
+}
+
+// TestCLIDevices: deskgate devices lists a member's PPSK devices with the
+// passphrase, devices add sends user, MAC and the whole name, devices
+// remove sends the MAC, and wrong arguments are a usage error (the
+// daemon's side is TestPPSKDeviceLifecycle in package appliance).
+func TestCLIDevices(t *testing.T) {
+	var added, removed url.Values
+	at := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode([]admin.Device{{MAC: "aa:bb:cc:00:11:22", Name: "Office printer", Username: r.URL.Query().Get("user"),
+			Scope: "member:m1", Passphrase: "k7mq-x3vh-9pr2-tc4w", AddedBy: "member", CreatedAt: at}})
+	})
+	mux.HandleFunc("POST /v1/devices", func(w http.ResponseWriter, r *http.Request) {
+		added = r.URL.Query()
+		json.NewEncoder(w).Encode([]admin.Device{{MAC: added.Get("mac"), Name: added.Get("name"), Passphrase: "p", CreatedAt: at}})
+	})
+	mux.HandleFunc("POST /v1/devices/remove", func(w http.ResponseWriter, r *http.Request) {
+		removed = r.URL.Query()
+		json.NewEncoder(w).Encode([]admin.Device{{MAC: removed.Get("mac")}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var out bytes.Buffer
+	if code, err := run([]string{"-addr", addr, "devices", "ada@example.com"}, &out); code != 0 || err != nil {
+		t.Fatalf("devices: %d %v", code, err)
+	}
+	for _, want := range []string{"aa:bb:cc:00:11:22", "Office printer", "ada@example.com", "k7mq-x3vh-9pr2-tc4w", "2030-01-02 by member"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("devices output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code, err := run([]string{"-addr", addr, "devices", "add", "ada@example.com", "AA-BB-CC-00-11-23", "Living", "room", "TV"}, &out); code != 0 || err != nil {
+		t.Fatalf("devices add: %d %v", code, err)
+	}
+	if added.Get("user") != "ada@example.com" || added.Get("mac") != "AA-BB-CC-00-11-23" || added.Get("name") != "Living room TV" {
+		t.Errorf("devices add sent %v", added)
+	}
+	if code, err := run([]string{"-addr", addr, "devices", "remove", "aa:bb:cc:00:11:23"}, &out); code != 0 || err != nil || removed.Get("mac") != "aa:bb:cc:00:11:23" {
+		t.Fatalf("devices remove: %d %v, daemon got %v", code, err, removed)
+	}
+	for _, bad := range [][]string{{"devices", "add", "ada"}, {"devices", "remove"}, {"devices", "a", "b"}} {
+		if code, err := run(append([]string{"-addr", addr}, bad...), &out); code != 2 || err == nil {
+			t.Errorf("%v: %d %v, want a usage error", bad, code, err)
+		}
 	}
 }

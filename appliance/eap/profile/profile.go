@@ -31,6 +31,13 @@ type WiFi struct {
 	OuterIdentity string            // e.g. "anonymous"; optional
 	CA            *x509.Certificate // trusted CA for the server certificate
 	ServerNames   []string          // TLSTrustedServerNames, e.g. "radius.example.com"
+	// Identity is the member's EAP-TLS client certificate and key as a
+	// password-protected PKCS#12 file; with it the profile carries a
+	// com.apple.security.pkcs12 payload the WiFi payload names as its
+	// PayloadCertificateUUID, and the device asks for the password when
+	// installing (it is not in the profile).
+	Identity     []byte
+	IdentityName string // the payload's display name, default "WiFi certificate"
 }
 
 // Signer signs profiles.
@@ -103,6 +110,24 @@ func Plist(w WiFi) ([]byte, error) {
 	if w.OuterIdentity != "" {
 		eap["OuterIdentity"] = w.OuterIdentity
 	}
+	var idPayload dict
+	if len(w.Identity) > 0 {
+		idUUID := newUUID()
+		eap["PayloadCertificateUUID"] = idUUID
+		name := w.IdentityName
+		if name == "" {
+			name = "WiFi certificate"
+		}
+		idPayload = dict{
+			"PayloadType":                "com.apple.security.pkcs12",
+			"PayloadVersion":             1,
+			"PayloadIdentifier":          w.Identifier + ".identity",
+			"PayloadUUID":                idUUID,
+			"PayloadDisplayName":         name,
+			"PayloadCertificateFileName": "wifi-identity.p12",
+			"PayloadContent":             w.Identity,
+		}
+	}
 	ca := dict{
 		"PayloadType":                "com.apple.security.root",
 		"PayloadVersion":             1,
@@ -131,6 +156,9 @@ func Plist(w WiFi) ([]byte, error) {
 		"PayloadUUID":        profUUID,
 		"PayloadDisplayName": w.DisplayName,
 		"PayloadContent":     []any{ca, wifi},
+	}
+	if idPayload != nil {
+		root["PayloadContent"] = []any{ca, idPayload, wifi}
 	}
 	if w.Organization != "" {
 		root["PayloadOrganization"] = w.Organization

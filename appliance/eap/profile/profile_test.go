@@ -250,3 +250,46 @@ func TestSigned(t *testing.T) {
 		t.Fatalf("tampered profile verified:\n%s", res)
 	}
 }
+
+// TestPlistIdentity: with an Identity the profile carries it as a
+// com.apple.security.pkcs12 payload (the bytes as given, no password),
+// and the WiFi payload's EAP-TLS configuration names it by
+// PayloadCertificateUUID; without one there is no such payload.
+func TestPlistIdentity(t *testing.T) {
+	ca := testAuthority(t)
+	p12 := []byte{0x30, 0x82, 0x01, 0x02, 0xde, 0xad}
+	w := WiFi{SSID: "hub-secure", Identifier: "com.example.deskgate.hub", EAPTypes: []string{"tls"}, UserName: "alice@example.com",
+		CA: ca.TrustAnchor(), ServerNames: []string{ca.ServerName()}, Identity: p12}
+	for _, withID := range []bool{true, false} {
+		if !withID {
+			w.Identity = nil
+		}
+		b, err := Generate(w, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := parsePlist(b)
+		if err != nil {
+			t.Fatalf("parse: %v\n%s", err, b)
+		}
+		byType := map[string]map[string]any{}
+		for _, p := range v.(map[string]any)["PayloadContent"].([]any) {
+			m := p.(map[string]any)
+			byType[m["PayloadType"].(string)] = m
+		}
+		id, wifi := byType["com.apple.security.pkcs12"], byType["com.apple.wifi.managed"]
+		eap := wifi["EAPClientConfiguration"].(map[string]any)
+		if !withID {
+			if id != nil || eap["PayloadCertificateUUID"] != nil {
+				t.Fatal("a profile without an identity has a pkcs12 payload or a PayloadCertificateUUID")
+			}
+			continue
+		}
+		if id == nil || !bytes.Equal(id["PayloadContent"].([]byte), p12) || id["Password"] != nil {
+			t.Fatalf("pkcs12 payload %v", id)
+		}
+		if eap["PayloadCertificateUUID"] != id["PayloadUUID"] || fmt.Sprint(eap["AcceptEAPTypes"]) != "[13]" {
+			t.Fatalf("EAP configuration %v, identity UUID %v", eap, id["PayloadUUID"])
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package appliance
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sync"
+	"time"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/deskgate/deskgate/appliance/eap/certs"
+	"github.com/deskgate/deskgate/appliance/eap/profile"
+	"github.com/deskgate/deskgate/appliance/model"
+	"github.com/deskgate/deskgate/appliance/store"
+)
+
+// iOS EAP-TLS in one profile: the setup page's button issues the member a
+// client certificate (through the same POST, token and device limit as
+// the PEM download), wraps it with its key in a PKCS#12 encrypted with a
+// one-time passphrase, and puts that in a .mobileconfig whose WiFi payload
+// uses it for EAP-TLS. The passphrase is shown once on the answer page
+// (it is not in the profile, so the device asks for it); the profile can
+// be downloaded once, within 10 minutes, and is then forgotten.
+
+// oneTimeProfiles holds profiles until their single download.
+type oneTimeProfiles struct {
+	mu sync.Mutex
+	m  map[string]oneTimeProfile
+}
+
+type oneTimeProfile struct {
+	body     []byte
+	filename string
+	expires  time.Time
+}
+
+const oneTimeTTL = 10 * time.Minute
+
+func (o *oneTimeProfiles) put(p oneTimeProfile, now time.Time) string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[string]oneTimeProfile{}
+	}
+	for k, v := range o.m {
+		if !now.Before(v.expires) {
+			delete(o.m, k)
+		}
+	}
+	o.m[tok] = p
+	return tok
+}
+
+func (o *oneTimeProfiles) take(tok string, now time.Time) (oneTimeProfile, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.m[tok]
+	delete(o.m, tok)
+	return p, ok && now.Before(p.expires)
+}
+
+var eapTLSTmpl = template.Must(template.New("eaptls").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Certificate profile for {{.SSID}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:1.5rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}
+a.button{display:inline-block;background:#1d4ed8;color:#fff;padding:.7rem 1rem;border-radius:8px;text-decoration:none;font-weight:600}
+code{background:#eef0f3;padding:.2rem .4rem;border-radius:4px;font-size:1.15rem}</style></head>
+<body><h1>Your certificate profile</h1>
+<p>Certificate password (shown only now; the device asks for it when installing):</p>
+<p><code>{{.Passphrase}}</code></p>
+<p><a class="button" href="{{.Download}}">Install the profile</a></p>
+<p>The download works once, within 10 minutes. Then Settings → Profile Downloaded → Install, and enter the password above.
+The device then joins <b>{{.SSID}}</b> with its certificate, no WiFi password needed.</p>
+</body></html>`))
+
+// handleEAPTLSProfile answers the setup page's "certificate profile"
+// button (POST /wifi/eaptls).
+func (a *App) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := crossOrigin.Check(r); err != nil {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: "Certificates are issued only from your setup page."})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
+		return
+	}
+	req, err := a.setupLink(r)
+	if err != nil {
+		memberError(w, err)
+		return
+	}
+	c, cerr := r.Cookie(csrfCookie)
+	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(certFormToken(req.key, req, c.Value))) != 1 {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
+			Text: "This form has expired. Open your setup link again and use the button on that page."})
+		return
+	}
+	limit := certLimit(req.Decision)
+	var devs []model.Device
+	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
+	var certPEM, keyPEM []byte
+	var serial string
+	err = certs.ErrLimit
+	if limit-len(devs) > 0 {
+		certPEM, keyPEM, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+	}
+	if errors.Is(err, certs.ErrLimit) {
+		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
+			Text: fmt.Sprintf("Your plan allows %d devices and you have them all. Ask the front desk to revoke a certificate or remove a device you no longer use, then try again.", limit)})
+		return
+	}
+	if err != nil {
+		a.log.Error("issue client certificate", "user", req.User, "err", err)
+		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
+		return
+	}
+	pass, body, err := a.eapTLSProfile(req, certPEM, keyPEM)
+	if err != nil {
+		a.log.Error("build EAP-TLS profile", "user", req.User, "err", err)
+		if _, rerr := a.radius.ca.RevokeSerial(serial); rerr != nil {
+			a.log.Error("revoke the unused certificate", "serial", serial, "err", rerr)
+		}
+		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "The profile cannot be made now; please try again later."})
+		return
+	}
+	a.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS certificate profile (PKCS#12) on the setup page (serial "+serial+")")
+	tok := a.oneTime.put(oneTimeProfile{body: body, filename: req.SSID + "-certificate.mobileconfig", expires: a.now().Add(oneTimeTTL)}, a.now())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = eapTLSTmpl.Execute(w, map[string]string{"SSID": req.SSID, "Passphrase": pass, "Download": "/wifi/eaptls/profile.mobileconfig?t=" + tok})
+}
+
+// eapTLSProfile builds the .mobileconfig with the identity as PKCS#12.
+// The PKCS#12 uses go-pkcs12's LegacyDES (3DES, HMAC-SHA-1): iOS and
+// macOS before 18/15 cannot read the AES (PBES2) form; the one-time
+// passphrase (79 random bits) is what protects it, and the file travels
+// over TLS once.
+func (a *App) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, []byte, error) {
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return "", nil, errors.New("issued certificate or key is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse issued certificate: %w", err)
+	}
+	key, err := parsePrivateKey(kb.Bytes)
+	if err != nil {
+		return "", nil, err
+	}
+	pass, err := store.NewPassphrase()
+	if err != nil {
+		return "", nil, err
+	}
+	p12, err := pkcs12.LegacyDES.Encode(key, cert, nil, pass)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode pkcs12: %w", err)
+	}
+	signer, err := a.profileSigner()
+	if err != nil {
+		a.log.Error("profile signing", "err", err)
+	}
+	cfg := a.Config()
+	body, err := profile.Generate(profile.WiFi{
+		SSID: req.SSID, Identifier: "lan.deskgate." + cfg.OfficeRnD.OrgSlug + ".tls", Organization: cfg.OfficeRnD.OrgSlug,
+		DisplayName: req.SSID + " WiFi (certificate)", EAPTypes: []string{"tls"}, UserName: req.User,
+		CA: a.radius.ca.TrustAnchor(), ServerNames: []string{cfg.RADIUS.EAP.ServerName},
+		Identity: p12, IdentityName: "WiFi certificate for " + req.User,
+	}, signer)
+	if err != nil {
+		return "", nil, fmt.Errorf("build profile: %w", err)
+	}
+	return pass, body, nil
+}
+
+func parsePrivateKey(der []byte) (any, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("issued key: not PKCS#8, EC or PKCS#1")
+}
+
+// handleEAPTLSDownload serves a profile made by handleEAPTLSProfile, once.
+func (a *App) handleEAPTLSDownload(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.oneTime.take(r.URL.Query().Get("t"), a.now())
+	if !ok {
+		memberError(w, &pageError{Code: http.StatusNotFound, Title: "Download expired",
+			Text: "This download works once, within 10 minutes. Open your setup link again to make a new certificate profile."})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+p.filename+`"`)
+	w.Write(p.body)
+}
