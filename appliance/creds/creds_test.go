@@ -1,9 +1,9 @@
 package creds
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
-	"bytes"
 	"strings"
 	"testing"
 
