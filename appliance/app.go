@@ -30,6 +30,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
 	dsync "github.com/deskgate/deskgate/appliance/sync"
 	"github.com/deskgate/deskgate/portal"
@@ -53,6 +54,7 @@ type App struct {
 	sender *notify.Sender
 	mailer notify.Mailer
 	reg    *prometheus.Registry
+	fleet  *peer.Node
 
 	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
 
@@ -109,6 +111,14 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
+	a.fleet, err = peer.New(peer.Options{
+		Store: st, DataDir: cfg.DataDir, Listen: cfg.Fleet.Listen, Advertise: cfg.Fleet.Advertise,
+		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Now: opts.Now, Log: log.With("component", "fleet"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
 	a.res = access.New(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
 		APIBase:        cfg.OfficeRnD.APIBase,
@@ -157,6 +167,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		SpaceName:      cfg.OfficeRnD.OrgSlug,
 		ServerName:     cfg.RADIUS.EAP.ServerName,
 		ProfileURL:     func(u string) string { return a.ProfileURL(u) },
+		Fleet:          a.fleet,
 	})
 	if err := a.newRadius(); err != nil {
 		st.Close()
@@ -231,6 +242,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
+	run("fleet", a.fleet.Run)
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)

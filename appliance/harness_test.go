@@ -78,6 +78,7 @@ type harnessOpts struct {
 	passwordPol string
 	simOpts     func(*officerndsim.Options)
 	usernameFmt string
+	simOf       *harness // share this harness's simulator (a fleet of boxes)
 }
 
 type harness struct {
@@ -117,9 +118,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.simOpts != nil {
 		o.simOpts(&so)
 	}
-	h.sim = officerndsim.New(so)
-	h.simSrv = httptest.NewServer(h.sim)
-	t.Cleanup(h.simSrv.Close)
+	if o.simOf != nil {
+		h.sim, h.simSrv = o.simOf.sim, o.simOf.simSrv
+	} else {
+		h.sim = officerndsim.New(so)
+		h.simSrv = httptest.NewServer(h.sim)
+		t.Cleanup(h.simSrv.Close)
+	}
 
 	secretFile := filepath.Join(h.dir, "officernd.secret")
 	if err := os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600); err != nil {

@@ -1,0 +1,205 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/peer"
+)
+
+// fleetBox is one daemon of a test fleet.
+type fleetBox struct {
+	*harness
+	id  string
+	cli *admin.Client // the CLI's client, over the unix socket
+}
+
+// startFleet runs three daemons against one simulator and joins them the
+// way an operator would (fleet init, invite, join over the admin API):
+// box-a and box-b serve Downtown, box-c Uptown.
+func startFleet(t *testing.T, o harnessOpts) []*fleetBox {
+	t.Helper()
+	nas := startTestNAS(t)
+	o.seed = true
+	var boxes []*fleetBox
+	for i, loc := range []string{"Downtown", "Downtown", "Uptown"} {
+		bo := o
+		if i > 0 {
+			bo.simOf, bo.clock = boxes[0].harness, boxes[0].clock
+		}
+		bo.extraYAML = radiusYAML(nas.port()) + fmt.Sprintf("fleet:\n  listen: %s\n  locations: [%s]\n", freePort(t), loc)
+		h := newHarness(t, bo)
+		h.start()
+		boxes = append(boxes, &fleetBox{harness: h, id: "box-" + string(rune('a'+i)), cli: admin.Dial(filepath.Join(h.dir, "deskgate.sock"))})
+	}
+	ctx := context.Background()
+	for _, b := range boxes {
+		b.waitImport(30 * time.Second)
+	}
+	var id peer.Identity
+	if err := boxes[0].cli.PostJSON(ctx, "/v1/fleet/init", map[string]string{"box": "box-a"}, &id); err != nil {
+		t.Fatalf("fleet init: %v", err)
+	}
+	for _, b := range boxes[1:] {
+		var inv struct{ Token string }
+		if err := boxes[0].cli.PostJSON(ctx, "/v1/fleet/invite", map[string]string{"ttl": "10m"}, &inv); err != nil {
+			t.Fatalf("fleet invite: %v", err)
+		}
+		if err := b.cli.PostJSON(ctx, "/v1/fleet/join", map[string]string{"token": inv.Token, "box": b.id}, &id); err != nil {
+			t.Fatalf("fleet join %s: %v", b.id, err)
+		}
+	}
+	waitFor(t, 5*time.Second, "every link up", func() bool {
+		for _, b := range boxes {
+			var st peer.Status
+			if err := b.cli.Get(ctx, "/v1/fleet/status", nil, &st); err != nil {
+				return false
+			}
+			up := 0
+			for _, p := range st.Peers {
+				if p.Link == "up" {
+					up++
+				}
+			}
+			if up != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	return boxes
+}
+
+// syncAll makes every box poll OfficeRnD now and waits until each has an
+// account for email.
+func syncAll(t *testing.T, boxes []*fleetBox, email string) {
+	t.Helper()
+	for _, b := range boxes {
+		b.app.syncer.SyncNow(false)
+	}
+	for _, b := range boxes {
+		waitFor(t, 10*time.Second, b.id+" imports "+email, func() bool {
+			ex, err := b.app.Explain(email, "")
+			return err == nil && ex.Account != nil
+		})
+	}
+}
+
+// welcomes returns the welcome emails to email in every box's mailbox.
+func welcomes(t *testing.T, boxes []*fleetBox, email string) []string {
+	t.Helper()
+	var out []string
+	for _, b := range boxes {
+		if err := b.app.sender.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(b.dir + "/mailbox/*.eml")
+		for _, f := range files {
+			body := qpDecode(readFile(t, f))
+			if strings.Contains(body, "<"+email+">") || strings.Contains(body, "To: "+email) {
+				out = append(out, b.id+": "+body)
+			}
+		}
+	}
+	return out
+}
+
+func papAccepted(t *testing.T, b *fleetBox, user, pw string) bool {
+	t.Helper()
+	auth, _ := b.app.radius.srv.Addrs()
+	out, ok := radclient(t, auth[0].String(), fmt.Sprintf("User-Name = %q\nUser-Password = %q\nNAS-Identifier = \"downtown-ap\"\nCalling-Station-Id = \"AA-BB-CC-DD-EE-07\"\nMessage-Authenticator = 0x00\n", user, pw))
+	if !ok && !strings.Contains(out, "Access-Reject") {
+		t.Fatalf("radclient at %s: %s", b.id, out)
+	}
+	return ok
+}
+
+// TestFleetOneWelcomeOnePassword: three daemons in a fleet; a member
+// created in the simulator gets exactly one welcome email across the
+// fleet, and the password in it authenticates (radclient PAP) at all
+// three boxes.
+func TestFleetOneWelcomeOnePassword(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	email := "mary.fleetwood@example.net"
+	createMember(t, boxes[2].harness, "Mary Fleetwood", email, "Hot Desk", "Downtown")
+	syncAll(t, boxes, email)
+	time.Sleep(300 * time.Millisecond) // let any stray email be queued
+	mails := welcomes(t, boxes, email)
+	if len(mails) != 1 {
+		t.Fatalf("%d welcome emails across the fleet, want 1:\n%s", len(mails), strings.Join(mails, "\n----\n"))
+	}
+	if !strings.HasPrefix(mails[0], "box-a: ") {
+		t.Errorf("welcome sent by %s, want box-a (lowest id serving Downtown)", strings.SplitN(mails[0], ":", 2)[0])
+	}
+	var pw string
+	for _, l := range strings.Split(mails[0], "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Password:"); ok {
+			pw = strings.TrimSpace(v)
+		}
+	}
+	if pw == "" {
+		t.Fatal("no password in the welcome email")
+	}
+	for _, b := range boxes {
+		if !papAccepted(t, b, email, pw) {
+			t.Errorf("the emailed password is rejected at %s", b.id)
+		}
+		if papAccepted(t, b, email, pw+"x") {
+			t.Errorf("a wrong password is accepted at %s", b.id)
+		}
+	}
+}
+
+var onboardLinkRe = regexp.MustCompile(`http://[^\s"<>]+/onboard\?t=[A-Za-z0-9_=\-]+`)
+
+// TestFleetMemberPasswordEverywhere: with member-chosen passwords, the
+// password a member sets on box A's onboarding page works at box C within
+// a second (the NT hash replicates; the plaintext never leaves A).
+func TestFleetMemberPasswordEverywhere(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{passwordPol: "member"})
+	email := "dorothy.fleetwood@example.net"
+	createMember(t, boxes[0].harness, "Dorothy Fleetwood", email, "Hot Desk", "Downtown")
+	syncAll(t, boxes, email)
+	mails := welcomes(t, boxes, email)
+	if len(mails) != 1 {
+		t.Fatalf("%d welcome emails across the fleet, want 1", len(mails))
+	}
+	link := onboardLinkRe.FindString(mails[0])
+	u, err := url.Parse(link)
+	if err != nil || link == "" {
+		t.Fatalf("no onboarding link in %s", mails[0])
+	}
+	pw := "Correct-Horse-Battery-42"
+	set := time.Now()
+	resp, err := http.PostForm("http://"+u.Host+"/onboard", url.Values{"t": {u.Query().Get("t")}, "password": {pw}, "password2": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("onboarding: %s", resp.Status)
+	}
+	if !papAccepted(t, boxes[0], email, pw) {
+		t.Fatal("the chosen password fails at box-a itself")
+	}
+	c := boxes[2]
+	waitFor(t, time.Second, "password at box-c", func() bool {
+		ex, err := c.app.Explain(email, "")
+		return err == nil && ex.Account != nil && ex.Account.PasswordSource == "member" && ex.Account.PasswordSet
+	})
+	took := time.Since(set)
+	t.Logf("member-chosen password set at box-a → usable at box-c after %s", took)
+	for _, b := range boxes[1:] {
+		if !papAccepted(t, b, email, pw) {
+			t.Errorf("the chosen password is rejected at %s", b.id)
+		}
+	}
+}
