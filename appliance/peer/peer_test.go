@@ -558,7 +558,9 @@ func TestFleetPartitionHeals(t *testing.T) {
 	}
 	acct := model.Account{Username: "both@example.com", MemberID: "m-both", NTHash: creds.NTHash("set at b"), PasswordSource: model.PasswordMember, CreatedAt: now}
 	putAccount(t, b.st, acct)
-	waitFor(t, 3*time.Second, "a and b agree while c is away", func() bool { return regDump(t, a.st) == regDump(t, b.st) && strings.Contains(regDump(t, a.st), "pw/m299") })
+	waitFor(t, 3*time.Second, "a and b agree while c is away", func() bool {
+		return regDump(t, a.st) == regDump(t, b.st) && strings.Contains(regDump(t, a.st), "pw/m299")
+	})
 	// While cut off, c's own member sets a password on c (written to its
 	// store before the node runs again).
 	st, err := store.Open(filepath.Join(c.dir, "deskgate.db"), store.Options{Now: a.now})
