@@ -83,6 +83,9 @@ type Options struct {
 	// PortalResolver finds a portal client's MAC; nil reads the kernel's
 	// neighbour table (tests on loopback have none).
 	PortalResolver portal.ClientResolver
+	// FleetTakeoverEvery is how often the fleet looks for welcome emails
+	// to take over (default 15s).
+	FleetTakeoverEvery time.Duration
 }
 
 // New opens the store and builds every part; it does not contact
@@ -114,6 +117,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.fleet, err = peer.New(peer.Options{
 		Store: st, DataDir: cfg.DataDir, Listen: cfg.Fleet.Listen, Advertise: cfg.Fleet.Advertise,
 		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Now: opts.Now, Log: log.With("component", "fleet"),
+		Takeover:      func(m string) error { _, err := a.syncer.TakeOverWelcome(m); return err },
+		TakeoverEvery: opts.FleetTakeoverEvery,
 	})
 	if err != nil {
 		st.Close()

@@ -203,3 +203,52 @@ func TestFleetMemberPasswordEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetWelcomeTakeover: the owner box (box-a, lowest id serving
+// Downtown) is down when a Downtown member is created; after 10 minutes
+// box-b takes over and sends the one welcome email (with the password
+// every box holds), and box-a, back up, never sends a second one.
+func TestFleetWelcomeTakeover(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a := boxes[0]
+	a.stop()
+	email := "hedy.fleetwood@example.net"
+	createMember(t, boxes[1].harness, "Hedy Fleetwood", email, "Hot Desk", "Downtown")
+	syncAll(t, boxes[1:], email)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(welcomes(t, boxes[1:], email)); n != 0 {
+		t.Fatalf("%d welcome emails while the owner may still send it", n)
+	}
+	boxes[1].clock.Jump(11 * time.Minute)
+	var mails []string
+	waitFor(t, 3*time.Second, "takeover email", func() bool { mails = welcomes(t, boxes[1:], email); return len(mails) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	if mails = welcomes(t, boxes[1:], email); len(mails) != 1 || !strings.HasPrefix(mails[0], "box-b: ") {
+		t.Fatalf("want one welcome email from box-b, got %d:\n%s", len(mails), strings.Join(mails, "\n----\n"))
+	}
+	var pw string
+	for _, l := range strings.Split(mails[0], "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Password:"); ok {
+			pw = strings.TrimSpace(v)
+		}
+	}
+	for _, b := range boxes[1:] {
+		if !papAccepted(t, b, email, pw) {
+			t.Errorf("the taken-over email's password is rejected at %s", b.id)
+		}
+	}
+	// The owner comes back, hears of the mark and imports the member.
+	a.start()
+	waitFor(t, 5*time.Second, "box-a relinked", func() bool {
+		var st peer.Status
+		return a.cli.Get(context.Background(), "/v1/fleet/status", nil, &st) == nil && len(st.Peers) == 2 && st.Peers[0].Link == "up" && st.Peers[1].Link == "up"
+	})
+	syncAll(t, boxes[:1], email)
+	time.Sleep(300 * time.Millisecond)
+	if mails = welcomes(t, boxes, email); len(mails) != 1 {
+		t.Fatalf("%d welcome emails after the owner came back, want 1", len(mails))
+	}
+	if !papAccepted(t, a, email, pw) {
+		t.Error("the password is rejected at box-a")
+	}
+}

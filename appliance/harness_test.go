@@ -240,7 +240,7 @@ func (h *harness) start() *App {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver})
+	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("new app: %v", err)

@@ -28,6 +28,9 @@ import (
 type Identity struct {
 	BoxID   string `json:"boxId"`
 	FleetID string `json:"fleetId"`
+	// Joined is when the box joined (or created) the fleet: accounts
+	// created before are not the fleet's to welcome.
+	Joined time.Time `json:"joined,omitzero"`
 }
 
 // files holds the paths of the fleet's files under <data_dir>/fleet.

@@ -42,6 +42,12 @@ type Options struct {
 	Now          func() time.Time
 	Log          *slog.Logger
 	PingInterval time.Duration // default 5s
+	// Takeover queues a member's welcome email on this box; the node
+	// calls it for accounts whose owner box has not sent it after
+	// TakeoverAfter (default 10m), checking every TakeoverEvery (15s).
+	Takeover      func(memberID string) error
+	TakeoverAfter time.Duration
+	TakeoverEvery time.Duration
 }
 
 // Node is this box's member of the fleet.
@@ -78,6 +84,12 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = 5 * time.Second
+	}
+	if opts.TakeoverAfter <= 0 {
+		opts.TakeoverAfter = 10 * time.Minute
+	}
+	if opts.TakeoverEvery <= 0 {
+		opts.TakeoverEvery = 15 * time.Second
 	}
 	n := &Node{
 		opts: opts, st: opts.Store, log: opts.Log, now: opts.Now,
@@ -177,7 +189,7 @@ func (n *Node) Init(boxID string) (Identity, error) {
 	if _, err := randRead(secret); err != nil {
 		return Identity{}, err
 	}
-	k := &keys{id: Identity{BoxID: boxID, FleetID: fleetID}, ca: ca, caKey: caKey, boxCert: boxCert, boxKey: boxKey, secret: secret}
+	k := &keys{id: Identity{BoxID: boxID, FleetID: fleetID, Joined: now}, ca: ca, caKey: caKey, boxCert: boxCert, boxKey: boxKey, secret: secret}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet init: %w", err)
 	}
@@ -370,6 +382,90 @@ func (n *Node) ClaimWelcome(tx *store.Tx, memberID, location string) (bool, erro
 	return true, nil
 }
 
+// TakeOverWelcome decides, inside tx, whether this box queues member's
+// welcome email in place of an owner that did not: never when a box has
+// marked it; the owner itself always; otherwise only when the owner is
+// not linked and this box is the lowest id among the live boxes. A
+// takeover originates the mark, so no box sends it again.
+func (n *Node) TakeOverWelcome(tx *store.Tx, memberID, location string) (bool, error) {
+	k, rep := n.current()
+	if k == nil {
+		return false, nil
+	}
+	if _, ok, err := register(tx, KindWelcome, memberID); err != nil || ok {
+		return false, err
+	}
+	all, _, err := boxes(tx)
+	if err != nil {
+		return false, err
+	}
+	self := k.id.BoxID
+	live := append(n.livePeers(), self)
+	owner := ""
+	for id, b := range all {
+		if location != "" && slices.Contains(b.Locations, location) && (owner == "" || id < owner) {
+			owner = id
+		}
+	}
+	switch {
+	case owner == self:
+	case owner != "" && slices.Contains(live, owner):
+		return false, nil
+	default:
+		live = slices.DeleteFunc(live, func(id string) bool { return id == owner })
+		if slices.Min(live) != self {
+			return false, nil
+		}
+	}
+	if _, err := rep.originate(tx, KindWelcome, memberID, WelcomeValue{Box: self}); err != nil {
+		return false, err
+	}
+	n.log.Info("fleet: taking over a welcome email", "member", memberID, "owner", owner)
+	return true, nil
+}
+
+// takeovers periodically offers Options.Takeover the accounts created
+// since this box joined whose welcome nobody marked within TakeoverAfter.
+func (n *Node) takeovers(ctx context.Context, k *keys) {
+	if n.opts.Takeover == nil {
+		return
+	}
+	t := time.NewTicker(n.opts.TakeoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := n.now()
+		var due []string
+		err := n.st.View(func(tx *store.Tx) error {
+			marked, err := registers(tx, KindWelcome)
+			if err != nil {
+				return err
+			}
+			return tx.ForEachAccount(func(a model.Account) error {
+				age := now.Sub(a.CreatedAt)
+				// A week on, a welcome nobody could send is given up.
+				if _, ok := marked[a.MemberID]; !ok && a.CreatedAt.After(k.id.Joined) && age >= n.opts.TakeoverAfter && age < 7*24*time.Hour {
+					due = append(due, a.MemberID)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			n.log.Error("fleet: scan for welcome takeovers", "err", err)
+			continue
+		}
+		for _, m := range due {
+			if err := n.opts.Takeover(m); err != nil {
+				n.log.Error("fleet: welcome takeover", "member", m, "err", err)
+			}
+		}
+	}
+}
+
 func (n *Node) livePeers() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -525,7 +621,8 @@ func (n *Node) Run(ctx context.Context) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); n.takeovers(ctx, k) }()
 	go func() { defer wg.Done(); n.watch(ctx) }()
 	go func() { defer wg.Done(); n.dialAll(ctx, k) }()
 	<-ctx.Done()
@@ -861,7 +958,7 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 	if len(jr.Secret) != 32 {
 		return Identity{}, errors.New("fleet join: the answer carries no fleet secret")
 	}
-	k := &keys{id: Identity{BoxID: boxID, FleetID: jr.FleetID}, ca: ca, boxCert: cert, boxKey: key, secret: jr.Secret}
+	k := &keys{id: Identity{BoxID: boxID, FleetID: jr.FleetID, Joined: n.now()}, ca: ca, boxCert: cert, boxKey: key, secret: jr.Secret}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet join: %w", err)
 	}
