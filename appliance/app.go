@@ -119,6 +119,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Now: opts.Now, Log: log.With("component", "fleet"),
 		Takeover:      func(m string) error { _, err := a.syncer.TakeOverWelcome(m); return err },
 		TakeoverEvery: opts.FleetTakeoverEvery,
+		RadiusName:    cfg.RADIUS.EAP.ServerName,
 	})
 	if err != nil {
 		st.Close()

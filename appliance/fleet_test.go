@@ -57,6 +57,14 @@ func startFleet(t *testing.T, o harnessOpts) []*fleetBox {
 			t.Fatalf("fleet join %s: %v", b.id, err)
 		}
 	}
+	waitLinks(t, boxes)
+	return boxes
+}
+
+// waitLinks waits until every box reports both of its links up.
+func waitLinks(t *testing.T, boxes []*fleetBox) {
+	t.Helper()
+	ctx := context.Background()
 	waitFor(t, 5*time.Second, "every link up", func() bool {
 		for _, b := range boxes {
 			var st peer.Status
@@ -75,7 +83,6 @@ func startFleet(t *testing.T, o harnessOpts) []*fleetBox {
 		}
 		return true
 	})
-	return boxes
 }
 
 // syncAll makes every box poll OfficeRnD now and waits until each has an
@@ -154,6 +161,24 @@ func TestFleetOneWelcomeOnePassword(t *testing.T) {
 		}
 		if papAccepted(t, b, email, pw+"x") {
 			t.Errorf("a wrong password is accepted at %s", b.id)
+		}
+	}
+	// PEAP-MSCHAPv2 with one supplicant configuration for every box: the
+	// fleet CA and the shared server name (each box restarted after
+	// joining, to present its fleet-signed RADIUS certificate).
+	for _, b := range boxes {
+		b.stop()
+		b.start()
+	}
+	waitLinks(t, boxes)
+	ca := filepath.Join(boxes[0].dir, "data", "fleet", "ca.crt")
+	name := boxes[0].app.Config().RADIUS.EAP.ServerName
+	peap := fmt.Sprintf("key_mgmt=IEEE8021X\neap=PEAP\nidentity=%q\nanonymous_identity=\"anonymous\"\npassword=%q\nca_cert=%q\ndomain_match=%q\nphase1=\"peaplabel=0\"\nphase2=\"auth=MSCHAPV2\"", email, pw, ca, name)
+	for _, b := range boxes {
+		waitFor(t, 5*time.Second, "radius listening", func() bool { a, _ := b.app.radius.srv.Addrs(); return len(a) > 0 })
+		auth, _ := b.app.radius.srv.Addrs()
+		if ok, out := eapol(t, b.harness, auth[0].String(), peap); !ok {
+			t.Errorf("PEAP at %s with the fleet CA and name failed:\n%s", b.id, tailLines(out, 30))
 		}
 	}
 }

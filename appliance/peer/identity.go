@@ -45,7 +45,69 @@ const (
 	fileBoxCert  = "box.crt"
 	fileBoxKey   = "box.key"
 	fileSecret   = "fleet.secret"
+	// The RADIUS/EAP server certificate for the fleet's shared server
+	// name, signed by the fleet CA (leaf only, like the local one).
+	fileRadiusCert = "radius.pem"
+	fileRadiusKey  = "radius.key"
 )
+
+// RadiusFiles returns the fleet-signed RADIUS server certificate, its key
+// and the fleet CA under dataDir, when the box is in a fleet that issued
+// one; the EAP server then presents it, so one device profile (fleet CA +
+// shared server name) works at every box.
+func RadiusFiles(dataDir string) (cert, key, ca string, ok bool) {
+	f := files{dir: filepath.Join(dataDir, "fleet")}
+	cert, key, ca = f.path(fileRadiusCert), f.path(fileRadiusKey), f.path(fileCACert)
+	for _, p := range []string{cert, key, ca, f.path(fileIdentity)} {
+		if _, err := os.Stat(p); err != nil {
+			return "", "", "", false
+		}
+	}
+	return cert, key, ca, true
+}
+
+// signRadius issues the RADIUS server certificate for name over pub.
+func signRadius(ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, pub any, now time.Time) (*x509.Certificate, error) {
+	if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("sign radius certificate: key is %T, want ECDSA P-256", pub)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(0, 0, 825),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign radius certificate for %s: %w", name, err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// saveRadius writes the RADIUS certificate and key (0600).
+func (f files) saveRadius(cert *x509.Certificate, key *ecdsa.PrivateKey) error {
+	kp, err := pemKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", f.dir, err)
+	}
+	if err := atomicfile.Write(f.path(fileRadiusKey), kp, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", fileRadiusKey, err)
+	}
+	if err := atomicfile.Write(f.path(fileRadiusCert), pemCert(cert), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", fileRadiusCert, err)
+	}
+	return nil
+}
 
 var boxIDRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 

@@ -48,6 +48,9 @@ type Options struct {
 	Takeover      func(memberID string) error
 	TakeoverAfter time.Duration
 	TakeoverEvery time.Duration
+	// RadiusName is the EAP server name every box of the fleet shares
+	// (radius.eap.server_name); "" = no fleet RADIUS certificate.
+	RadiusName string
 }
 
 // Node is this box's member of the fleet.
@@ -190,6 +193,19 @@ func (n *Node) Init(boxID string) (Identity, error) {
 		return Identity{}, err
 	}
 	k := &keys{id: Identity{BoxID: boxID, FleetID: fleetID, Joined: now}, ca: ca, caKey: caKey, boxCert: boxCert, boxKey: boxKey, secret: secret}
+	if n.opts.RadiusName != "" {
+		rkey, err := newKey()
+		if err != nil {
+			return Identity{}, err
+		}
+		rcert, err := signRadius(ca, caKey, n.opts.RadiusName, &rkey.PublicKey, now)
+		if err != nil {
+			return Identity{}, err
+		}
+		if err := n.files.saveRadius(rcert, rkey); err != nil {
+			return Identity{}, fmt.Errorf("fleet init: %w", err)
+		}
+	}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet init: %w", err)
 	}
@@ -738,14 +754,18 @@ type joinRequest struct {
 	Secret  []byte `json:"secret"`
 	BoxID   string `json:"boxId"`
 	CSR     []byte `json:"csr"`
+	// RadiusCSR asks for the RADIUS server certificate of RadiusName.
+	RadiusCSR  []byte `json:"radiusCsr,omitempty"`
+	RadiusName string `json:"radiusName,omitempty"`
 }
 
 type joinResponse struct {
-	Cert    []byte   `json:"cert"`
-	CA      []byte   `json:"ca"`
-	Secret  []byte   `json:"secret"`
-	FleetID string   `json:"fleetId"`
-	Peers   []string `json:"peers"`
+	Cert       []byte   `json:"cert"`
+	RadiusCert []byte   `json:"radiusCert,omitempty"`
+	CA         []byte   `json:"ca"`
+	Secret     []byte   `json:"secret"`
+	FleetID    string   `json:"fleetId"`
+	Peers      []string `json:"peers"`
 }
 
 var errJoinRefused = errors.New("join refused")
@@ -759,7 +779,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
 		http.Error(w, "malformed join request", http.StatusBadRequest)
 		return
 	}
-	cert, reason, err := n.admit(k, req)
+	cert, rcert, reason, err := n.admit(k, req)
 	if err != nil {
 		n.log.Error("fleet join", "err", err)
 		http.Error(w, "join failed", http.StatusInternalServerError)
@@ -785,7 +805,11 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
 	})
 	n.log.Info("fleet box joined", "box", req.BoxID, "token", req.TokenID, "remote", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(joinResponse{Cert: pemCert(cert), CA: pemCert(k.ca), Secret: k.secret, FleetID: k.id.FleetID, Peers: peers})
+	resp := joinResponse{Cert: pemCert(cert), CA: pemCert(k.ca), Secret: k.secret, FleetID: k.id.FleetID, Peers: peers}
+	if rcert != nil {
+		resp.RadiusCert = pemCert(rcert)
+	}
+	_ = json.NewEncoder(w).Encode(resp)
 }
 
 func safeID(s string) string {
@@ -797,25 +821,34 @@ func safeID(s string) string {
 
 // admit checks a join request and signs its CSR, marking the token used
 // in the same transaction. A non-empty reason means refused.
-func (n *Node) admit(k *keys, req joinRequest) (*x509.Certificate, string, error) {
+func (n *Node) admit(k *keys, req joinRequest) (*x509.Certificate, *x509.Certificate, string, error) {
 	if k.caKey == nil {
-		return nil, "this box holds no fleet CA key", nil
+		return nil, nil, "this box holds no fleet CA key", nil
 	}
 	if err := CheckBoxID(req.BoxID); err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
 	if req.BoxID == k.id.BoxID {
-		return nil, "box id " + req.BoxID + " is taken", nil
+		return nil, nil, "box id " + req.BoxID + " is taken", nil
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
 	if err != nil {
-		return nil, "malformed certificate request", nil
+		return nil, nil, "malformed certificate request", nil
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, "certificate request signature invalid", nil
+		return nil, nil, "certificate request signature invalid", nil
+	}
+	var rcsr *x509.CertificateRequest
+	if len(req.RadiusCSR) > 0 || req.RadiusName != "" {
+		if req.RadiusName != n.opts.RadiusName || n.opts.RadiusName == "" {
+			return nil, nil, fmt.Sprintf("radius.eap.server_name %.100q differs from the fleet's %q: every box must use the same", req.RadiusName, n.opts.RadiusName), nil
+		}
+		if rcsr, err = x509.ParseCertificateRequest(req.RadiusCSR); err != nil || rcsr.CheckSignature() != nil {
+			return nil, nil, "malformed RADIUS certificate request", nil
+		}
 	}
 	now := n.now()
-	var cert *x509.Certificate
+	var cert, rcert *x509.Certificate
 	var reason string
 	err = n.st.Update(func(tx *store.Tx) error {
 		var inv invite
@@ -869,13 +902,19 @@ func (n *Node) admit(k *keys, req joinRequest) (*x509.Certificate, string, error
 			reason = err.Error()
 			return nil
 		}
+		if rcsr != nil {
+			if rcert, err = signRadius(k.ca, k.caKey, n.opts.RadiusName, rcsr.PublicKey, now); err != nil {
+				reason = err.Error()
+				return nil
+			}
+		}
 		inv.UsedBy = req.BoxID
 		return tx.PutKV(bucketInvites, req.TokenID, inv)
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("admit %s: %w", req.BoxID, err)
+		return nil, nil, "", fmt.Errorf("admit %s: %w", req.BoxID, err)
 	}
-	return cert, reason, nil
+	return cert, rcert, reason, nil
 }
 
 // Join asks the box named in token for a certificate and makes this box
@@ -920,7 +959,18 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 			return nil
 		},
 	}
-	body, _ := json.Marshal(joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr})
+	jreq := joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr}
+	var rkey *ecdsa.PrivateKey
+	if n.opts.RadiusName != "" {
+		if rkey, err = newKey(); err != nil {
+			return Identity{}, err
+		}
+		jreq.RadiusName = n.opts.RadiusName
+		if jreq.RadiusCSR, err = x509.CreateCertificateRequest(randReader, &x509.CertificateRequest{Subject: pkixName(n.opts.RadiusName), DNSNames: []string{n.opts.RadiusName}}, rkey); err != nil {
+			return Identity{}, fmt.Errorf("fleet join: RADIUS certificate request: %w", err)
+		}
+	}
+	body, _ := json.Marshal(jreq)
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: false}}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+tok.Addr+"/fleet/v1/join", bytesReader(body))
@@ -959,6 +1009,15 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 		return Identity{}, errors.New("fleet join: the answer carries no fleet secret")
 	}
 	k := &keys{id: Identity{BoxID: boxID, FleetID: jr.FleetID, Joined: n.now()}, ca: ca, boxCert: cert, boxKey: key, secret: jr.Secret}
+	if rkey != nil {
+		rcert, err := parseCertPEM(jr.RadiusCert)
+		if err != nil || rcert.CheckSignatureFrom(ca) != nil || !slices.Contains(rcert.DNSNames, n.opts.RadiusName) {
+			return Identity{}, errors.New("fleet join: the answer carries no valid RADIUS certificate")
+		}
+		if err := n.files.saveRadius(rcert, rkey); err != nil {
+			return Identity{}, fmt.Errorf("fleet join: %w", err)
+		}
+	}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet join: %w", err)
 	}

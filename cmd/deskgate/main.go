@@ -583,7 +583,7 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 			return 1, err
 		}
 		return show(v, func() {
-			fmt.Fprintf(out, "fleet %s created; this box is %s. Next: deskgate fleet invite\n", v.FleetID, v.BoxID)
+			fmt.Fprintf(out, "fleet %s created; this box is %s. Restart deskgated so RADIUS presents the fleet certificate. Next: deskgate fleet invite\n", v.FleetID, v.BoxID)
 		})
 	case sub == "invite" && len(pos) == 0:
 		var v struct {
@@ -601,7 +601,9 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 		if err := c.PostJSON(ctx, "/v1/fleet/join", map[string]string{"token": pos[0], "box": *id}, &v); err != nil {
 			return 1, err
 		}
-		return show(v, func() { fmt.Fprintf(out, "joined fleet %s as %s\n", v.FleetID, v.BoxID) })
+		return show(v, func() {
+			fmt.Fprintf(out, "joined fleet %s as %s; restart deskgated so RADIUS presents the fleet certificate\n", v.FleetID, v.BoxID)
+		})
 	case sub == "remove" && len(pos) == 1:
 		if err := c.PostJSON(ctx, "/v1/fleet/remove", map[string]string{"box": pos[0]}, nil); err != nil {
 			return 1, err
