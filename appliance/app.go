@@ -9,6 +9,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -120,6 +121,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Takeover:      func(m string) error { _, err := a.syncer.TakeOverWelcome(m); return err },
 		TakeoverEvery: opts.FleetTakeoverEvery,
 		RadiusName:    cfg.RADIUS.EAP.ServerName,
+		OnHint:        func(box string, body []byte) { a.syncer.RelayedEvent(box, body) },
 	})
 	if err != nil {
 		st.Close()
@@ -174,6 +176,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		ServerName:     cfg.RADIUS.EAP.ServerName,
 		ProfileURL:     func(u string) string { return a.ProfileURL(u) },
 		Fleet:          a.fleet,
+		Relay:          func(body []byte) { a.fleet.Relay(bytes.TrimSpace(body)) },
 	})
 	if err := a.newRadius(); err != nil {
 		st.Close()

@@ -33,7 +33,8 @@ func startFleet(t *testing.T, o harnessOpts) []*fleetBox {
 	for i, loc := range []string{"Downtown", "Downtown", "Uptown"} {
 		bo := o
 		if i > 0 {
-			bo.simOf, bo.clock = boxes[0].harness, boxes[0].clock
+			// Only box-a has a public webhook URL (the others are behind NAT).
+			bo.simOf, bo.clock, bo.webhooks = boxes[0].harness, boxes[0].clock, false
 		}
 		bo.extraYAML = radiusYAML(nas.port()) + fmt.Sprintf("fleet:\n  listen: %s\n  locations: [%s]\n", freePort(t), loc)
 		h := newHarness(t, bo)
@@ -275,5 +276,27 @@ func TestFleetWelcomeTakeover(t *testing.T) {
 	}
 	if !papAccepted(t, a, email, pw) {
 		t.Error("the password is rejected at box-a")
+	}
+}
+
+// TestFleetWebhookRelay: OfficeRnD delivers webhooks only to box-a; box-a
+// relays the verified deliveries, and box-c (polling once an hour) has
+// the new member within a second.
+func TestFleetWebhookRelay(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{webhooks: true})
+	boxes[0].waitWebhookRegistered()
+	c := boxes[2]
+	if c.app.Config().Sync.Interval < time.Hour {
+		t.Fatalf("box-c polls every %s", c.app.Config().Sync.Interval)
+	}
+	email := "ada.relay@example.net"
+	createMember(t, boxes[0].harness, "Ada Relay", email, "Hot Desk", "Uptown")
+	took := waitFor(t, time.Second, "box-c allows the member", func() bool { return c.allowed(email) })
+	t.Logf("OfficeRnD change → applied at box-c (relayed by box-a) in %s", took)
+	if st := c.app.syncer.Status().WebhookStats; st.Applied == 0 {
+		t.Errorf("box-c applied no relayed webhook: %+v", st)
+	}
+	if runs, _ := c.app.syncer.RunLogs(10); len(runs) > 1 {
+		t.Logf("box-c sync runs: %d", len(runs))
 	}
 }

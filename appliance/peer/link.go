@@ -279,6 +279,11 @@ func (l *link) handle(m Message) error {
 		l.theirVV = m.VV
 		l.mu.Unlock()
 		return nil
+	case m.Type == TypeHint:
+		if l.n.opts.OnHint != nil {
+			l.n.opts.OnHint(l.peer, m.Hint)
+		}
+		return nil
 	case m.Type == TypeEntries:
 		vv, err := l.n.applyEntries(m.Entries)
 		if err != nil {
@@ -622,4 +627,28 @@ func (n *Node) Status() (Status, error) {
 		st.Peers = append(st.Peers, ps)
 	}
 	return st, nil
+}
+
+// Relay sends a verified OfficeRnD webhook body to every linked peer (best
+// effort: a hint, not replicated; the peers re-read the entity and the
+// poll repairs anything missed). It returns how many peers it went to.
+func (n *Node) Relay(body []byte) int {
+	if len(body) == 0 || len(body) > MaxHintBytes || body[0] != '{' {
+		return 0
+	}
+	n.mu.Lock()
+	var ls []*link
+	for _, l := range n.links {
+		if l.up() {
+			ls = append(ls, l)
+		}
+	}
+	n.mu.Unlock()
+	sent := 0
+	for _, l := range ls {
+		if l.send(Message{Type: TypeHint, Hint: body}) {
+			sent++
+		}
+	}
+	return sent
 }

@@ -23,7 +23,11 @@ const (
 	TypeHello   = "hello"   // first frame each way: box id and version vector
 	TypeEntries = "entries" // a batch of log entries
 	TypeVV      = "vv"      // the sender's version vector (after applying a batch)
+	TypeHint    = "hint"    // a verified OfficeRnD webhook delivery, relayed (not logged)
 )
+
+// MaxHintBytes bounds a relayed webhook body; larger ones are left to the poll.
+const MaxHintBytes = 256 << 10
 
 // Entry is one replicated log entry.
 type Entry struct {
@@ -41,6 +45,7 @@ type Message struct {
 	Box     string            `json:"box,omitempty"`
 	VV      map[string]uint64 `json:"vv,omitempty"`
 	Entries []Entry           `json:"entries,omitempty"`
+	Hint    json.RawMessage   `json:"hint,omitempty"`
 }
 
 // known record kinds; an entry of another kind is malformed.
@@ -87,6 +92,13 @@ func (m *Message) check() error {
 	case TypeVV:
 		if len(m.Entries) > 0 {
 			return errors.New("vv: carries entries")
+		}
+	case TypeHint:
+		if len(m.Entries) > 0 || len(m.VV) > 0 {
+			return errors.New("hint: carries entries or a vector")
+		}
+		if len(m.Hint) == 0 || len(m.Hint) > MaxHintBytes || m.Hint[0] != '{' {
+			return fmt.Errorf("hint: want a JSON object of 1..%d bytes", MaxHintBytes)
 		}
 	case TypeEntries:
 		if len(m.Entries) == 0 || len(m.Entries) > maxBatch {

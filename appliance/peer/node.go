@@ -51,6 +51,8 @@ type Options struct {
 	// RadiusName is the EAP server name every box of the fleet shares
 	// (radius.eap.server_name); "" = no fleet RADIUS certificate.
 	RadiusName string
+	// OnHint receives a webhook body relayed by peer box.
+	OnHint func(box string, body []byte)
 }
 
 // Node is this box's member of the fleet.

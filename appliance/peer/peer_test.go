@@ -357,6 +357,7 @@ func TestFleetBadMessagesCloseLink(t *testing.T) {
 		{"bad value", "malformed message", mustJSON(Message{Type: TypeEntries, Entries: []Entry{good, bad}})},
 		{"not json", "malformed message", []byte(`{"type":"entries",`)},
 		{"unknown type", "malformed message", []byte(`{"type":"gossip"}`)},
+		{"hint not an object", "malformed message", []byte(`{"type":"hint","hint":[1,2]}`)},
 		{"oversized", "oversized message", bytes.Repeat([]byte("x"), MaxMessageBytes+10)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -491,6 +492,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 1, Time: HLC{t0, 0}, Kind: KindPassword, Key: "m", Value: json.RawMessage(`{"nt":"AAAAAAAAAAAAAAAAAAAAAA=="}`)}}}))
 	f.Add([]byte(`{"type":"entries","entries":[{"o":"x","s":1}]}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"type":"hint","hint":{"event":"member.created","data":{}}}`))
+	f.Add([]byte(`{"type":"hint","hint":"x"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

@@ -49,6 +49,9 @@ type Options struct {
 	ServerName string // RADIUS server certificate name for the welcome email
 	// Fleet, when set, makes account creation fleet-aware (docs/fleet.md).
 	Fleet Fleet
+	// Relay, when set, passes each verified, new webhook body on to the
+	// fleet's other boxes.
+	Relay func(body []byte)
 }
 
 // Fleet is what account creation asks the fleet (appliance/peer).
