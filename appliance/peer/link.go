@@ -131,8 +131,9 @@ func (n *Node) acceptLink(ctx context.Context, k *keys, w http.ResponseWriter, r
 }
 
 // runLink registers l (one link per pair), exchanges hellos and runs the
-// link until it ends.
-func (n *Node) runLink(ctx context.Context, k *keys, l *link) {
+// link until it ends. It reports whether the link came up (hellos
+// exchanged).
+func (n *Node) runLink(ctx context.Context, k *keys, l *link) bool {
 	if ok, why := n.register(k, l); !ok {
 		l.once.Do(func() {
 			close(l.done)
@@ -140,7 +141,7 @@ func (n *Node) runLink(ctx context.Context, k *keys, l *link) {
 			_ = l.conn.Close()
 		})
 		n.log.Debug("fleet: duplicate link dropped", "peer", l.peer, "reason", why)
-		return
+		return false
 	}
 	defer n.unregister(l)
 	n.log.Info("fleet link up", "peer", l.peer, "dialed_by", l.dialer)
@@ -160,6 +161,9 @@ func (n *Node) runLink(ctx context.Context, k *keys, l *link) {
 	l.readLoop(3 * n.opts.PingInterval)
 	l.close("connection ended")
 	wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.helloed
 }
 
 func (n *Node) register(k *keys, l *link) (bool, string) {
@@ -167,6 +171,9 @@ func (n *Node) register(k *keys, l *link) (bool, string) {
 	defer n.mu.Unlock()
 	if n.removed[l.peer] {
 		return false, "box was removed from the fleet"
+	}
+	if n.cut[l.peer] {
+		return false, "partitioned (test)"
 	}
 	old := n.links[l.peer]
 	if old != nil {
@@ -506,7 +513,7 @@ func (n *Node) dialLoop(ctx context.Context, k *keys, u string) {
 	jitter := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (0.5 + rand.Float64())) }
 	failing := false
 	for ctx.Err() == nil {
-		if id := n.boxAt(u); id != "" && (n.linked(id) || n.isRemoved(id)) {
+		if id := n.boxAt(u); id != "" && (n.linked(id) || n.isRemoved(id) || n.isCut(id)) {
 			if !wait(jitter(500 * time.Millisecond)) {
 				return
 			}
@@ -546,10 +553,8 @@ func (n *Node) dialLoop(ctx context.Context, k *keys, u string) {
 		n.mu.Lock()
 		n.urlBox[u] = peer
 		n.mu.Unlock()
-		start := time.Now()
-		n.runLink(ctx, k, newLink(n, peer, k.id.BoxID, conn))
-		if time.Since(start) > 10*time.Second {
-			backoff = minBackoff
+		if n.runLink(ctx, k, newLink(n, peer, k.id.BoxID, conn)) {
+			backoff = minBackoff // it worked: the next failure starts afresh
 		}
 		if !wait(jitter(backoff)) {
 			return

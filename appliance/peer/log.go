@@ -294,6 +294,27 @@ func boxes(tx *store.Tx) (map[string]BoxValue, map[string]bool, error) {
 	return out, removed, nil
 }
 
+// accountDiffers reports whether member's account hash differs from the
+// password register (what reconcileAccount would act on).
+func accountDiffers(tx *store.Tx, member string) (bool, error) {
+	acct, err := tx.AccountOfMember(member)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	reg, ok, err := register(tx, KindPassword, member)
+	if err != nil || !ok {
+		return len(acct.NTHash) == 16 && acct.PasswordSource == model.PasswordMember, err
+	}
+	var v PasswordValue
+	if err := json.Unmarshal(reg.Value, &v); err != nil {
+		return false, fmt.Errorf("decode password register of %s: %w", member, err)
+	}
+	return !bytes.Equal(acct.NTHash, v.NTHash), nil
+}
+
 // reconcileAccount keeps member's account and the password register in
 // step: a local member-chosen password that differs from the register is
 // originated; otherwise a register the account lacks is applied.

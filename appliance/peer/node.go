@@ -72,6 +72,7 @@ type Node struct {
 	urlBox  map[string]string // dialed URL -> box id seen there
 	dialing map[string]bool
 	lastErr map[string]string // peer URL -> last dial error
+	cut     map[string]bool   // fault injection (tests): boxes this box refuses
 	addr    string            // the fleet listener's address once listening
 
 	started   chan struct{}
@@ -100,7 +101,7 @@ func New(opts Options) (*Node, error) {
 		opts: opts, st: opts.Store, log: opts.Log, now: opts.Now,
 		files: files{dir: filepath.Join(opts.DataDir, "fleet")}, clk: &clock{now: opts.Now},
 		removed: map[string]bool{}, links: map[string]*link{}, urlBox: map[string]string{},
-		dialing: map[string]bool{}, lastErr: map[string]string{}, started: make(chan struct{}),
+		dialing: map[string]bool{}, lastErr: map[string]string{}, cut: map[string]bool{}, started: make(chan struct{}),
 	}
 	k, err := n.files.load()
 	if err != nil {
@@ -353,6 +354,21 @@ func (n *Node) isRemoved(box string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.removed[box]
+}
+
+// RecordPassword originates, inside the transaction that stores it, a
+// member-chosen password (its NT hash) for the fleet, so the write gets
+// its HLC stamp at once and a concurrent remote write is merged against
+// it. Outside a fleet it does nothing.
+func (n *Node) RecordPassword(tx *store.Tx, memberID string, ntHash []byte) error {
+	k, rep := n.current()
+	if k == nil {
+		return nil
+	}
+	if _, err := rep.originate(tx, KindPassword, memberID, PasswordValue{NTHash: ntHash}); err != nil {
+		return fmt.Errorf("fleet: record password of %s: %w", memberID, err)
+	}
+	return nil
 }
 
 // DerivePassword returns member's WiFi password derived from the fleet
@@ -701,9 +717,7 @@ func (n *Node) watch(ctx context.Context) {
 			case c.Kind == store.KindResync:
 				n.reconcileAll(rep)
 			case c.Kind == store.KindAccount && !c.Deleted && c.Member != "":
-				if err := n.st.Update(func(tx *store.Tx) error { _, err := rep.reconcileAccount(tx, c.Member); return err }); err != nil {
-					n.log.Error("fleet: reconcile account", "member", c.Member, "err", err)
-				}
+				n.reconcile(rep, c.Member)
 			}
 			n.nudgeAll()
 		}
@@ -716,9 +730,24 @@ func (n *Node) reconcileAll(rep *replica) {
 		return tx.ForEachAccount(func(a model.Account) error { members = append(members, a.MemberID); return nil })
 	})
 	for _, m := range members {
-		if err := n.st.Update(func(tx *store.Tx) error { _, err := rep.reconcileAccount(tx, m); return err }); err != nil {
-			n.log.Error("fleet: reconcile account", "member", m, "err", err)
-		}
+		n.reconcile(rep, m)
+	}
+}
+
+// reconcile runs reconcileAccount for member, writing only when a read
+// shows the account and the password register disagree.
+func (n *Node) reconcile(rep *replica, member string) {
+	differ := false
+	err := n.st.View(func(tx *store.Tx) error {
+		var err error
+		differ, err = accountDiffers(tx, member)
+		return err
+	})
+	if err == nil && differ {
+		err = n.st.Update(func(tx *store.Tx) error { _, err := rep.reconcileAccount(tx, member); return err })
+	}
+	if err != nil {
+		n.log.Error("fleet: reconcile account", "member", member, "err", err)
 	}
 }
 
@@ -1057,4 +1086,30 @@ func (n *Node) seeds() []string {
 	var out []string
 	_ = json.Unmarshal(b, &out)
 	return out
+}
+
+// setCut makes this box refuse and close links to boxes (a partition, for
+// tests); setCut() heals.
+func (n *Node) setCut(boxes ...string) {
+	n.mu.Lock()
+	n.cut = map[string]bool{}
+	for _, b := range boxes {
+		n.cut[b] = true
+	}
+	var drop []*link
+	for id, l := range n.links {
+		if n.cut[id] {
+			drop = append(drop, l)
+		}
+	}
+	n.mu.Unlock()
+	for _, l := range drop {
+		l.close("partitioned (test)")
+	}
+}
+
+func (n *Node) isCut(box string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut[box]
 }
