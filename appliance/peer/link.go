@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -362,7 +363,7 @@ func (l *link) sendSome() (bool, error) {
 		l.mu.Unlock()
 		return false, nil
 	}
-	cursor := maps_clone(l.cursor)
+	cursor := maps.Clone(l.cursor)
 	l.mu.Unlock()
 	var batches [][]Entry
 	more := false
@@ -409,14 +410,6 @@ func (l *link) sendSome() (bool, error) {
 	}
 	l.mu.Unlock()
 	return more, nil
-}
-
-func maps_clone(m map[string]uint64) map[string]uint64 {
-	c := make(map[string]uint64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // dialAll keeps a dialer running for every known peer URL.

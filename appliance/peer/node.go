@@ -799,8 +799,6 @@ type joinResponse struct {
 	Peers      []string `json:"peers"`
 }
 
-var errJoinRefused = errors.New("join refused")
-
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
 	var req joinRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
