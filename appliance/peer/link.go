@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -36,6 +37,8 @@ type link struct {
 	done   chan struct{}
 	once   sync.Once
 	since  time.Time
+
+	bytesIn, bytesOut atomic.Int64 // message payload bytes
 
 	mu      sync.Mutex
 	helloed bool
@@ -218,6 +221,7 @@ func (l *link) writeLoop(ping time.Duration) {
 				l.close("write: " + err.Error())
 				return
 			}
+			l.bytesOut.Add(int64(len(b)))
 		case <-t.C:
 			if err := l.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
 				l.close("ping: " + err.Error())
@@ -244,6 +248,7 @@ func (l *link) readLoop(idle time.Duration) {
 			return
 		}
 		extend()
+		l.bytesIn.Add(int64(len(b)))
 		m, err := Decode(b)
 		if err != nil {
 			l.n.log.Warn("fleet: malformed message, closing link; nothing applied", "peer", l.peer, "err", err)
@@ -568,6 +573,9 @@ type PeerStatus struct {
 	// confirmed.
 	Lag       uint64 `json:"lag"`
 	LastError string `json:"lastError,omitempty"`
+	// BytesIn and BytesOut count message bytes on the current link.
+	BytesIn  int64 `json:"bytesIn,omitempty"`
+	BytesOut int64 `json:"bytesOut,omitempty"`
 }
 
 // Status is the fleet as this box sees it.
@@ -614,6 +622,7 @@ func (n *Node) Status() (Status, error) {
 		ps := PeerStatus{Box: id, URL: all[id].URL, Locations: all[id].Locations, Link: "down", LastError: n.lastErr[all[id].URL]}
 		if l := n.links[id]; l != nil && l.up() {
 			ps.Link, ps.DialedBy, ps.Since = "up", l.dialer, l.since
+			ps.BytesIn, ps.BytesOut = l.bytesIn.Load(), l.bytesOut.Load()
 			l.mu.Lock()
 			for o, s := range st.VV {
 				if s > l.theirVV[o] {

@@ -31,10 +31,16 @@ type logBuf struct {
 	t  testing.TB
 }
 
+// quietLogs keeps node logs out of the test output (benchmarks print
+// every b.Log line).
+var quietLogs bool
+
 func (l *logBuf) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.t.Log(strings.TrimSpace(string(p)))
+	if !quietLogs {
+		l.t.Log(strings.TrimSpace(string(p)))
+	}
 	return l.b.Write(p)
 }
 
@@ -58,14 +64,14 @@ func testClock() func() time.Time {
 	return func() time.Time { return epoch.Add(time.Since(base)) }
 }
 
-func startNode(t *testing.T, now func() time.Time, locations ...string) *testNode {
+func startNode(t testing.TB, now func() time.Time, locations ...string) *testNode {
 	t.Helper()
 	return startNodeIn(t, t.TempDir(), "127.0.0.1:0", now, locations...)
 }
 
 // startNodeIn runs a node on the store and fleet files in dir (a restart
 // when dir held a node before), listening on listen.
-func startNodeIn(t *testing.T, dir, listen string, now func() time.Time, locations ...string) *testNode {
+func startNodeIn(t testing.TB, dir, listen string, now func() time.Time, locations ...string) *testNode {
 	t.Helper()
 	st, err := store.Open(filepath.Join(dir, "deskgate.db"), store.Options{Now: now})
 	if err != nil {
@@ -130,7 +136,7 @@ func (n *testNode) linkUp(peer string) bool {
 
 // fleet3 makes a fleet of a (init, serves Downtown), b (Downtown) and c
 // (Uptown), all linked.
-func fleet3(t *testing.T) (a, b, c *testNode) {
+func fleet3(t testing.TB) (a, b, c *testNode) {
 	now := testClock()
 	a, b, c = startNode(t, now, "Downtown"), startNode(t, now, "Downtown"), startNode(t, now, "Uptown")
 	if _, err := a.Init("box-a"); err != nil {
@@ -154,7 +160,7 @@ func fleet3(t *testing.T) (a, b, c *testNode) {
 	return a, b, c
 }
 
-func putAccount(t *testing.T, st *store.Store, acct model.Account) {
+func putAccount(t testing.TB, st *store.Store, acct model.Account) {
 	t.Helper()
 	if err := st.Update(func(tx *store.Tx) error { return tx.PutAccount(acct) }); err != nil {
 		t.Fatal(err)
@@ -522,7 +528,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // regDump renders a node's merged registers and version vector.
-func regDump(t *testing.T, st *store.Store) string {
+func regDump(t testing.TB, st *store.Store) string {
 	t.Helper()
 	var b strings.Builder
 	err := st.View(func(tx *store.Tx) error {
@@ -600,7 +606,7 @@ func TestFleetPartitionHeals(t *testing.T) {
 
 // setPassword is what the onboarding page does: store the account and
 // originate the password in one transaction.
-func setPassword(t *testing.T, n *testNode, member, pw string) {
+func setPassword(t testing.TB, n *testNode, member, pw string) {
 	t.Helper()
 	err := n.st.Update(func(tx *store.Tx) error {
 		a := model.Account{Username: member + "@example.com", MemberID: member, NTHash: creds.NTHash(pw), PasswordSource: model.PasswordMember, CreatedAt: n.now()}
@@ -615,7 +621,7 @@ func setPassword(t *testing.T, n *testNode, member, pw string) {
 }
 
 // allEntries returns every log entry a node holds.
-func allEntries(t *testing.T, st *store.Store) []Entry {
+func allEntries(t testing.TB, st *store.Store) []Entry {
 	t.Helper()
 	var out []Entry
 	err := st.View(func(tx *store.Tx) error {
