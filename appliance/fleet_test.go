@@ -164,6 +164,15 @@ func TestFleetOneWelcomeOnePassword(t *testing.T) {
 			t.Errorf("a wrong password is accepted at %s", b.id)
 		}
 	}
+	// Members imported before the fleet existed (each box emailed its own
+	// password then) keep the password of the box that created the fleet.
+	ada := "ada.lovelace@example.com"
+	adaPW := passwordFromMailbox(t, boxes[0].harness, ada)
+	waitFor(t, 2*time.Second, "box-a's passwords adopted fleet-wide", func() bool {
+		auth, _ := boxes[2].app.radius.srv.Addrs()
+		_, ok := radclient(t, auth[0].String(), fmt.Sprintf("User-Name = %q\nUser-Password = %q\nNAS-Identifier = \"downtown-ap\"\nMessage-Authenticator = 0x00\n", ada, adaPW))
+		return ok
+	})
 	// PEAP-MSCHAPv2 with one supplicant configuration for every box: the
 	// fleet CA and the shared server name (each box restarted after
 	// joining, to present its fleet-signed RADIUS certificate).

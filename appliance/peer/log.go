@@ -37,6 +37,9 @@ type BoxValue struct {
 // PasswordValue is a KindPassword register.
 type PasswordValue struct {
 	NTHash []byte `json:"nt"`
+	// Source is the account's password source (model.Password*); empty
+	// means member (chosen on the onboarding page).
+	Source string `json:"src,omitempty"`
 }
 
 // WelcomeValue is a KindWelcome register.
@@ -69,6 +72,9 @@ func checkValue(kind string, raw json.RawMessage) error {
 		err = dec.Decode(&v)
 		if err == nil && len(v.NTHash) != 16 {
 			err = errors.New("NT hash is not 16 bytes")
+		}
+		if err == nil && v.Source != "" && v.Source != model.PasswordGenerated && v.Source != model.PasswordMember && v.Source != model.PasswordProperty {
+			err = fmt.Errorf("unknown password source %.32q", v.Source)
 		}
 	case KindWelcome:
 		var v WelcomeValue
@@ -215,13 +221,14 @@ func (r *replica) merge(tx *store.Tx, e Entry) error {
 		if err := json.Unmarshal(e.Value, &v); err != nil {
 			return fmt.Errorf("merge %s: %w", k, err)
 		}
-		return r.applyPassword(tx, e.Key, v.NTHash, e.Origin)
+		return r.applyPassword(tx, e.Key, v, e.Origin)
 	}
 	return nil
 }
 
 // applyPassword sets member's account to the replicated NT hash.
-func (r *replica) applyPassword(tx *store.Tx, member string, nt []byte, origin string) error {
+func (r *replica) applyPassword(tx *store.Tx, member string, v PasswordValue, origin string) error {
+	nt := v.NTHash
 	acct, err := tx.AccountOfMember(member)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // applied when the account is created (see reconcileAccount)
@@ -233,13 +240,20 @@ func (r *replica) applyPassword(tx *store.Tx, member string, nt []byte, origin s
 		return nil
 	}
 	now := r.now()
-	acct.NTHash, acct.PasswordSource = bytes.Clone(nt), model.PasswordMember
+	src, cause := v.Source, "member-chosen password replicated from box "+origin
+	if src == "" {
+		src = model.PasswordMember
+	}
+	if src != model.PasswordMember {
+		cause = "the fleet's password (from box " + origin + ", made before the fleet existed) adopted"
+	}
+	acct.NTHash, acct.PasswordSource = bytes.Clone(nt), src
 	acct.OnboardTokenHash, acct.OnboardExpires, acct.UpdatedAt = nil, time.Time{}, now
 	if err := tx.PutAccount(acct); err != nil {
 		return fmt.Errorf("apply password of %s: %w", member, err)
 	}
 	return tx.Audit(model.AuditEntry{Time: now, Actor: "fleet", Action: "account.password_set", Member: member,
-		Subject: acct.Username, Cause: "member-chosen password replicated from box " + origin})
+		Subject: acct.Username, Cause: cause})
 }
 
 // register reads the winning entry of kind/key.
@@ -330,14 +344,13 @@ func (r *replica) reconcileAccount(tx *store.Tx, member string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var regHash []byte
+	var regVal PasswordValue
 	if ok {
-		var v PasswordValue
-		if err := json.Unmarshal(reg.Value, &v); err != nil {
+		if err := json.Unmarshal(reg.Value, &regVal); err != nil {
 			return false, fmt.Errorf("decode password register of %s: %w", member, err)
 		}
-		regHash = v.NTHash
 	}
+	regHash := regVal.NTHash
 	if bytes.Equal(acct.NTHash, regHash) {
 		return false, nil
 	}
@@ -346,9 +359,35 @@ func (r *replica) reconcileAccount(tx *store.Tx, member string) (bool, error) {
 		return err == nil, err
 	}
 	if ok {
-		return false, r.applyPassword(tx, member, regHash, reg.Origin)
+		return false, r.applyPassword(tx, member, regVal, reg.Origin)
 	}
 	return false, nil
+}
+
+// adoptAccounts makes the accounts this box holds when it creates a fleet
+// the fleet's: their password hashes become registers (so boxes that
+// join later use the same passwords) and their welcome emails count as
+// sent. One transaction.
+func (r *replica) adoptAccounts(tx *store.Tx) (int, error) {
+	var accts []model.Account
+	if err := tx.ForEachAccount(func(a model.Account) error { accts = append(accts, a); return nil }); err != nil {
+		return 0, err
+	}
+	for _, a := range accts {
+		if len(a.NTHash) == 16 {
+			src := a.PasswordSource
+			if src == "" {
+				src = model.PasswordGenerated
+			}
+			if _, err := r.originate(tx, KindPassword, a.MemberID, PasswordValue{NTHash: a.NTHash, Source: src}); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := r.originate(tx, KindWelcome, a.MemberID, WelcomeValue{Box: r.self}); err != nil {
+			return 0, err
+		}
+	}
+	return len(accts), nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

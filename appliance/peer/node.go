@@ -215,7 +215,12 @@ func (n *Node) Init(boxID string) (Identity, error) {
 	if err := n.adopt(k); err != nil {
 		return Identity{}, err
 	}
-	n.log.Info("fleet created", "box", boxID, "fleet", fleetID, "ca_fingerprint", Fingerprint(ca))
+	_, rep := n.current()
+	var adopted int
+	if err := n.st.Update(func(tx *store.Tx) error { var err error; adopted, err = rep.adoptAccounts(tx); return err }); err != nil {
+		return Identity{}, fmt.Errorf("fleet init: adopt existing accounts: %w", err)
+	}
+	n.log.Info("fleet created", "box", boxID, "fleet", fleetID, "ca_fingerprint", Fingerprint(ca), "accounts_adopted", adopted)
 	return k.id, nil
 }
 
