@@ -718,11 +718,26 @@ func (n *Node) watch(ctx context.Context) {
 			if !ok {
 				return
 			}
-			switch {
-			case c.Kind == store.KindResync:
+			// Take what else is pending, so a burst is one transaction.
+			var members []string
+			resync := false
+			for more := true; more; {
+				switch {
+				case c.Kind == store.KindResync:
+					resync = true
+				case c.Kind == store.KindAccount && !c.Deleted && c.Member != "":
+					members = append(members, c.Member)
+				}
+				select {
+				case c, more = <-ch:
+				default:
+					more = false
+				}
+			}
+			if resync {
 				n.reconcileAll(rep)
-			case c.Kind == store.KindAccount && !c.Deleted && c.Member != "":
-				n.reconcile(rep, c.Member)
+			} else {
+				n.reconcile(rep, members...)
 			}
 			n.nudgeAll()
 		}
@@ -734,25 +749,37 @@ func (n *Node) reconcileAll(rep *replica) {
 	_ = n.st.View(func(tx *store.Tx) error {
 		return tx.ForEachAccount(func(a model.Account) error { members = append(members, a.MemberID); return nil })
 	})
-	for _, m := range members {
-		n.reconcile(rep, m)
-	}
+	n.reconcile(rep, members...)
 }
 
-// reconcile runs reconcileAccount for member, writing only when a read
-// shows the account and the password register disagree.
-func (n *Node) reconcile(rep *replica, member string) {
-	differ := false
+// reconcile runs reconcileAccount for members, in one transaction and
+// only for those whose account and password register disagree.
+func (n *Node) reconcile(rep *replica, members ...string) {
+	var differ []string
 	err := n.st.View(func(tx *store.Tx) error {
-		var err error
-		differ, err = accountDiffers(tx, member)
-		return err
+		for _, m := range members {
+			d, err := accountDiffers(tx, m)
+			if err != nil {
+				return err
+			}
+			if d && !slices.Contains(differ, m) {
+				differ = append(differ, m)
+			}
+		}
+		return nil
 	})
-	if err == nil && differ {
-		err = n.st.Update(func(tx *store.Tx) error { _, err := rep.reconcileAccount(tx, member); return err })
+	if err == nil && len(differ) > 0 {
+		err = n.st.Update(func(tx *store.Tx) error {
+			for _, m := range differ {
+				if _, err := rep.reconcileAccount(tx, m); err != nil {
+					return fmt.Errorf("member %s: %w", m, err)
+				}
+			}
+			return nil
+		})
 	}
 	if err != nil {
-		n.log.Error("fleet: reconcile account", "member", member, "err", err)
+		n.log.Error("fleet: reconcile accounts", "members", len(members), "err", err)
 	}
 }
 
