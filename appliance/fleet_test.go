@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/peer"
 )
@@ -308,4 +312,80 @@ func TestFleetWebhookRelay(t *testing.T) {
 	if runs, _ := c.app.syncer.RunLogs(10); len(runs) > 1 {
 		t.Logf("box-c sync runs: %d", len(runs))
 	}
+}
+
+// acctAt sends an Accounting-Request (Start or Stop) for a device of user
+// to box b, as the Downtown access point.
+func acctAt(t *testing.T, b *fleetBox, user, class, session, mac string, status rfc2866.AcctStatusType) {
+	t.Helper()
+	req := radius.New(radius.CodeAccountingRequest, []byte(nasSecret))
+	rfc2865.Class_Set(req, []byte(class))
+	rfc2865.UserName_SetString(req, user)
+	rfc2866.AcctStatusType_Set(req, status)
+	rfc2866.AcctSessionID_SetString(req, session)
+	rfc2865.CallingStationID_SetString(req, mac)
+	rfc2865.NASIdentifier_SetString(req, "downtown-ap")
+	_, acct := b.app.radius.srv.Addrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if resp, err := radius.Exchange(ctx, req, acct[0].String()); err != nil || resp.Code != radius.CodeAccountingResponse {
+		t.Fatalf("accounting at %s: %v %v", b.id, err, resp)
+	}
+}
+
+func papFrom(t *testing.T, b *fleetBox, user, pw, mac string) bool {
+	t.Helper()
+	auth, _ := b.app.radius.srv.Addrs()
+	out, ok := radclient(t, auth[0].String(), fmt.Sprintf("User-Name = %q\nUser-Password = %q\nNAS-Identifier = \"downtown-ap\"\nCalling-Station-Id = %q\nMessage-Authenticator = 0x00\n", user, pw, mac))
+	if !ok && !strings.Contains(out, "Access-Reject") {
+		t.Fatalf("radclient at %s: %s", b.id, out)
+	}
+	return ok
+}
+
+// TestFleetDeviceLimit: a member with a limit of 3 devices has 3 online
+// at box-a; a 4th device is refused at box-b while the links are up (one
+// of the three roaming to box-b is fine), and admitted within a second of
+// one of them going offline at box-a.
+func TestFleetDeviceLimit(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, b := boxes[0], boxes[1]
+	email := "lin.devices@example.net"
+	createMember(t, a.harness, "Lin Devices", email, "Hot Desk", "Downtown")
+	syncAll(t, boxes, email)
+	mails := welcomes(t, boxes, email)
+	var pw string
+	for _, l := range strings.Split(strings.Join(mails, "\n"), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Password:"); ok {
+			pw = strings.TrimSpace(v)
+		}
+	}
+	ex, err := a.app.Explain(email, "downtown-ap")
+	if err != nil || ex.Decision.MaxDevices != 3 {
+		t.Fatalf("explain: %v (max devices %d)", err, ex.Decision.MaxDevices)
+	}
+	var class string
+	for _, l := range ex.Reply {
+		if v, ok := strings.CutPrefix(l, "Class = "); ok {
+			class = strings.Trim(v, `"`)
+		}
+	}
+	macs := []string{"AA-BB-CC-00-00-01", "AA-BB-CC-00-00-02", "AA-BB-CC-00-00-03"}
+	for i, m := range macs {
+		if !papFrom(t, a, email, pw, m) {
+			t.Fatalf("device %d refused at box-a", i+1)
+		}
+		acctAt(t, a, email, class, fmt.Sprintf("dl-%d", i), m, rfc2866.AcctStatusType_Value_Start)
+	}
+	waitFor(t, 2*time.Second, "box-b sees 3 devices", func() bool { return len(b.app.fleet.RemoteDevices(ex.Member.ID)) == 3 })
+	if papFrom(t, b, email, pw, "AA-BB-CC-00-00-04") {
+		t.Fatal("a 4th device was admitted at box-b with 3 online at box-a")
+	}
+	if !papFrom(t, b, email, pw, macs[0]) {
+		t.Error("a device online at box-a was refused when roaming to box-b")
+	}
+	stopped := time.Now()
+	acctAt(t, a, email, class, "dl-2", macs[2], rfc2866.AcctStatusType_Value_Stop)
+	waitFor(t, time.Second, "the 4th device admitted at box-b", func() bool { return papFrom(t, b, email, pw, "AA-BB-CC-00-00-04") })
+	t.Logf("device offline at box-a → a new device admitted at box-b after %s", time.Since(stopped))
 }

@@ -18,6 +18,7 @@ const (
 	KindRemoved  = "removed" // grow-only set of removed boxes
 	KindPassword = "pw"      // LWW register: NT hash of a member-chosen password
 	KindWelcome  = "welcome" // LWW register: the box that queued the welcome email
+	KindSession  = "session" // LWW register per box/session: a live device, with a lease
 )
 
 // Extension buckets in the store.
@@ -47,6 +48,16 @@ type WelcomeValue struct {
 	Box string `json:"box"`
 }
 
+// SessionValue is a KindSession register: member's device MAC is online
+// at the origin box until Until (a lease the box renews while the session
+// lasts) unless Live is false.
+type SessionValue struct {
+	Member string    `json:"member"`
+	MAC    string    `json:"mac,omitempty"`
+	Live   bool      `json:"live"`
+	Until  time.Time `json:"until"`
+}
+
 // RemovedValue is a KindRemoved set element.
 type RemovedValue struct {
 	By string `json:"by"`
@@ -67,6 +78,12 @@ func checkValue(kind string, raw json.RawMessage) error {
 	case KindRemoved:
 		var v RemovedValue
 		err = dec.Decode(&v)
+	case KindSession:
+		var v SessionValue
+		err = dec.Decode(&v)
+		if err == nil && (v.Member == "" || len(v.Member) > maxIDLen || len(v.MAC) > 64) {
+			err = errors.New("session without a member, or oversized fields")
+		}
 	case KindPassword:
 		var v PasswordValue
 		err = dec.Decode(&v)

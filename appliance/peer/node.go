@@ -73,7 +73,9 @@ type Node struct {
 	dialing map[string]bool
 	lastErr map[string]string // peer URL -> last dial error
 	cut     map[string]bool   // fault injection (tests): boxes this box refuses
-	addr    string            // the fleet listener's address once listening
+
+	sessMarks map[string]sessionMark // local session key -> last origination
+	addr      string                 // the fleet listener's address once listening
 
 	started   chan struct{}
 	startOnce sync.Once
@@ -708,12 +710,16 @@ func (n *Node) watch(ctx context.Context) {
 	n.reconcileAll(rep)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 			n.nudgeAll()
+			if ticks++; ticks%600 == 0 { // every 10 minutes
+				n.pruneSessions()
+			}
 		case c, ok := <-ch:
 			if !ok {
 				return

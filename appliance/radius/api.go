@@ -85,6 +85,9 @@ type Config struct {
 	// EAP runs EAP conversations (PEAP, EAP-TTLS, EAP-TLS); nil rejects
 	// EAP as unsupported.
 	EAP EAPHandler
+	// RemoteDevices, when set, returns the MACs of a member's devices live
+	// at the fleet's other boxes; they count toward the device limit.
+	RemoteDevices func(memberID string) []string
 }
 
 // Session is one device's accounting session at one NAS.
