@@ -28,11 +28,13 @@ test-deps:
 	@scripts/install-test-deps.sh
 
 # Every test. Root-only tests (netns, iptables, qemu) run when root; under
-# CI=true nothing may skip for a missing tool.
+# CI=true nothing may skip for a missing tool. One package at a time (-p 1):
+# the shaping tests measure rates with iperf3 on a 2-core machine, and
+# another package's load would skew them.
 test: test-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -p 1 -count=1 -timeout 25m ./...
 	@$(MAKE) --no-print-directory test-clock
 
 # The clock-sensitive packages (their tests start from internal/testepoch)
@@ -40,8 +42,8 @@ test: test-deps
 # in the demo time zone: the suite must pass on any date.
 CLOCK_PKGS = $$(grep -rl --include='*_test.go' 'internal/testepoch"' . | xargs -n1 dirname | sort -u)
 test-clock:
-	DESKGATE_TEST_EPOCH=+400d $(GO) test -count=1 -timeout 20m $(CLOCK_PKGS)
-	DESKGATE_TEST_EPOCH=dst $(GO) test -count=1 -timeout 20m $(CLOCK_PKGS)
+	DESKGATE_TEST_EPOCH=+400d $(GO) test -p 1 -count=1 -timeout 20m $(CLOCK_PKGS)
+	DESKGATE_TEST_EPOCH=dst $(GO) test -p 1 -count=1 -timeout 20m $(CLOCK_PKGS)
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

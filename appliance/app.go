@@ -62,6 +62,9 @@ type App struct {
 	hookSecretMu stdsync.RWMutex
 	hookSecret   string
 	hookReg      webhookRegistration
+	// autoRegDenied: OfficeRnD refused the webhook scopes (invalid_scope),
+	// so automatic registration is off.
+	autoRegDenied bool
 
 	radius radiusPart
 	net    netPart
@@ -71,8 +74,11 @@ type App struct {
 
 	profileKeyOnce  stdsync.Once
 	profileKeyBytes []byte
+	profileKeyErr   error
 
 	ready atomic.Bool // see ready.go
+	// membersOff: no certificate for the member pages (see errNoMemberCert).
+	membersOff bool
 }
 
 // Options are test seams; zero values mean the real thing.
@@ -97,6 +103,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	}
 	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
 	a.guests.started = make(chan struct{})
+	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
@@ -128,13 +135,18 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	a.res = access.New(cfg)
+	scopes, readScopes := apiScopes(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
-		APIBase:        cfg.OfficeRnD.APIBase,
-		TokenURL:       cfg.OfficeRnD.TokenURL,
-		OrgSlug:        cfg.OfficeRnD.OrgSlug,
-		ClientID:       cfg.OfficeRnD.ClientID,
-		ClientSecret:   cfg.OfficeRnD.ClientSecret.Reveal(),
-		Scopes:         cfg.OfficeRnD.Scopes,
+		APIBase:      cfg.OfficeRnD.APIBase,
+		TokenURL:     cfg.OfficeRnD.TokenURL,
+		OrgSlug:      cfg.OfficeRnD.OrgSlug,
+		ClientID:     cfg.OfficeRnD.ClientID,
+		ClientSecret: cfg.OfficeRnD.ClientSecret.Reveal(),
+		Scopes:       scopes,
+		ReadScopes:   readScopes,
+		OnScopesReduced: func(refused error) {
+			a.autoRegOff(refused)
+		},
 		RequestTimeout: cfg.OfficeRnD.RequestTimeout,
 		MaxRetries:     cfg.OfficeRnD.MaxRetries,
 		Logger:         log.With("component", "officernd"),
@@ -150,8 +162,9 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, fmt.Errorf("email templates: %w", err)
 	}
-	a.mailer = newMailer(cfg)
+	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
+	a.sender.Now = opts.Now
 	a.loadWebhookSecret()
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -194,14 +207,14 @@ func (a *App) Store() *store.Store { return a.store }
 // Syncer exposes the sync (tests).
 func (a *App) Syncer() *dsync.Syncer { return a.syncer }
 
-func newMailer(cfg *config.Config) notify.Mailer {
+func newMailer(cfg *config.Config, now func() time.Time) notify.Mailer {
 	if cfg.SMTP.MailboxDir != "" {
-		return notify.NewMailbox(cfg.SMTP.MailboxDir)
+		return notify.NewMailbox(cfg.SMTP.MailboxDir).WithClock(now)
 	}
 	return notify.NewSMTPMailer(notify.SMTPConfig{
 		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
 		Password: cfg.SMTP.Password.Reveal(), From: cfg.SMTP.From, TLS: cfg.SMTP.TLS,
-		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
+		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify, Now: now,
 	})
 }
 
@@ -226,6 +239,20 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
+	memberLn, err := a.listenMembers(cfg)
+	if errors.Is(err, errNoMemberCert) {
+		a.log.Warn(err.Error())
+		a.membersOff, err = true, nil
+	}
+	if err != nil {
+		adminLn.Close()
+		sockLn.Close()
+		if hookLn != nil {
+			hookLn.Close()
+		}
+		return err
+	}
+
 	var wg stdsync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
@@ -245,6 +272,10 @@ func (a *App) Run(ctx context.Context) error {
 		pub := a.publicServer()
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
 	}
+	members := a.memberServer()
+	if memberLn != nil {
+		run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
+	}
 	run("notify", a.sender.Run)
 	run("sync", a.syncer.Run)
 	run("radius", a.runRadius)
@@ -256,7 +287,7 @@ func (a *App) Run(ctx context.Context) error {
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)
 	}
-	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String())
+	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", listenAddr(memberLn))
 	<-ctx.Done()
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -279,6 +310,7 @@ func (a *App) Reload() error {
 		return fmt.Errorf("reload: rebuild rules: %w", err)
 	}
 	a.reloadRadius(cfg)
+	a.kickNet()
 	a.log.Info("configuration reloaded", "path", a.cfgPath)
 	go func() {
 		if err := a.syncer.ReconcileAll("reload", "configuration reloaded"); err != nil {
@@ -350,4 +382,12 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// listenAddr is ln's address, or "off" for a listener not opened.
+func listenAddr(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
 }

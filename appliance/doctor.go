@@ -30,7 +30,13 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	switch {
 	case err == nil:
 		add(admin.Check{Name: "officernd credentials", OK: true, Detail: "token issued for client " + cfg.OfficeRnD.ClientID})
-		add(admin.Check{Name: "officernd scopes", OK: true, Detail: strings.Join(cfg.OfficeRnD.Scopes, " ")})
+		if a.api.ScopesReduced() {
+			add(admin.Check{Name: "officernd scopes", OK: true, Warn: true,
+				Detail: "OfficeRnD refused the webhook scopes (invalid_scope): syncing with read scopes only: " + strings.Join(a.api.Scopes(), " "),
+				Fix:    "grant the application flex.settings.webhooks.read, .create and .delete in OfficeRnD to let deskgate register its webhook, or create the webhook by hand (see the webhook check)"})
+		} else {
+			add(admin.Check{Name: "officernd scopes", OK: true, Detail: strings.Join(a.api.Scopes(), " ")})
+		}
 		add(admin.Check{Name: "officernd organization", OK: true, Detail: "organization " + cfg.OfficeRnD.OrgSlug + " answers"})
 	case errors.Is(err, officernd.ErrCredentials):
 		add(admin.Check{Name: "officernd credentials", Detail: err.Error(),
@@ -68,6 +74,15 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	switch {
 	case !webhooksOn:
 		add(admin.Check{Name: "webhook", OK: true, Warn: true, Detail: "realtime webhooks are off; changes arrive with the poll every " + cfg.Sync.Interval.String()})
+	case a.api.ScopesReduced() && autoRegister(cfg):
+		ok := a.webhookSecret() != ""
+		detail := "automatic registration is off: the OfficeRnD application is read-only"
+		if ok {
+			detail += "; a webhook secret is set, so deliveries are verified"
+		} else {
+			detail += "; no webhook secret: deliveries cannot be verified"
+		}
+		add(admin.Check{Name: "webhook", OK: ok, Warn: true, Detail: detail, Fix: ManualWebhookSteps(cfg.Sync.WebhookPublicURL)})
 	case a.webhookSecret() == "":
 		url := cfg.Sync.WebhookPublicURL
 		if url == "" {
@@ -151,6 +166,14 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	out = append(out, a.radiusChecks()...)
 	// 9. The admin API's exposure.
 	add(a.adminCheck())
+
+	// 10. Member pages.
+	out = append(out, a.memberChecks()...)
+
+	// 11. The captive portal's RFC 8908 API.
+	if c, ok := portalAPICheck(cfg.Portal.Enabled, cfg.Portal.ListenTLS, cfg.Portal.CertFile, cfg.Portal.PublicURL); ok {
+		add(c)
+	}
 	return out
 }
 
@@ -158,4 +181,19 @@ var errStop = errors.New("stop")
 
 func (a *App) handleDoctor(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.Doctor(r.Context()))
+}
+
+// portalAPICheck: RFC 8908 (section 2) asks for the Captive Portal API and
+// the user portal over https; over plain http a client cannot trust what
+// it reads. It reports false when the portal is off.
+func portalAPICheck(enabled bool, listenTLS, certFile, publicURL string) (admin.Check, bool) {
+	if !enabled {
+		return admin.Check{}, false
+	}
+	if listenTLS != "" && certFile != "" {
+		return admin.Check{Name: "captive portal api", OK: true, Detail: "RFC 8908 API served over https on " + listenTLS}, true
+	}
+	return admin.Check{Name: "captive portal api", Warn: true,
+		Detail: "the RFC 8908 API (DHCP option 114) is announced as " + strings.TrimRight(publicURL, "/") + "/captive-portal/api over plain http; RFC 8908 requires https, and clients may ignore it",
+		Fix:    "set portal.listen_tls (e.g. :8443), portal.cert_file and portal.key_file with a certificate for the public_url host that guests' devices trust (a public CA); the API is then announced as https"}, true
 }

@@ -78,6 +78,22 @@ func TestEAPThroughDaemon(t *testing.T) {
 	if ok, _ := eapol(t, h, auth[0].String(), peap(ada, pw+"x")); ok {
 		t.Fatal("PEAP with a wrong password succeeded")
 	}
+	// TTLS/CHAP cannot be verified from the NT hash: refused as
+	// unsupported_method, not as a wrong password, in the member's audit
+	// trail that explain shows (under the inner identity).
+	chap := strings.Replace(ttls, "auth=PAP", "auth=CHAP", 1)
+	if ok, out := eapol(t, h, auth[0].String(), chap); ok || !strings.Contains(out, "Reply-Message") {
+		t.Fatalf("EAP-TTLS/CHAP: success %v, want a refusal with a Reply-Message:\n%s", ok, tailLines(out, 20))
+	}
+	waitFor(t, 3*time.Second, "unsupported_method in explain's audit trail", func() bool {
+		ex, _ := app.Explain(ada, "")
+		for _, e := range ex.Audit {
+			if e.Action == "radius.reject" && strings.HasPrefix(e.Cause, "unsupported_method at ") && strings.Contains(e.Cause, "inner CHAP") {
+				return true
+			}
+		}
+		return false
+	})
 	// A member whose membership ended: created and ended through the API.
 	m, ms := createMember(t, h, "Ended Eap", "ended.eap@example.com", "Hot Desk", "Downtown")
 	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
@@ -163,16 +179,11 @@ func TestEAPTLSCertificateLifecycle(t *testing.T) {
 	auth, _ := app.radius.srv.Addrs()
 	m, ms := createMember(t, h, "Cert Holder", "cert.holder@example.com", "Dedicated Desk", "Downtown")
 	waitFor(t, 3*time.Second, "member allowed", func() bool { return h.allowed(m.Email) })
-	link := app.ProfileURL(m.Email)
-	u, _ := url.Parse(link)
-	resp, err := http.Get(u.Scheme + "://" + u.Host + "/wifi/client-cert.pem?" + u.RawQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(bundle), "PRIVATE KEY") {
-		t.Fatalf("client certificate download: %d", resp.StatusCode)
+	// The setup page's form, as a browser would POST it.
+	p := postClientCert(t, memberClient(t, app), app.ProfileURL(m.Email))
+	bundle := []byte(p.body)
+	if p.code != 200 || !strings.Contains(p.body, "PRIVATE KEY") {
+		t.Fatalf("client certificate download: %d", p.code)
 	}
 	pemFile := filepath.Join(t.TempDir(), "client.pem")
 	os.WriteFile(pemFile, bundle, 0o600)

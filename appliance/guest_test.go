@@ -245,3 +245,33 @@ func TestGuestCodeKeyFile(t *testing.T) {
 		t.Errorf("world-readable key file: %v, want a clear error", err)
 	}
 }
+
+// TestDoctorPortalAPIOverHTTP: the RFC 8908 API announced over plain http
+// is a warning with the fix; with TLS configured it is OK.
+func TestDoctorPortalAPIOverHTTP(t *testing.T) {
+	c, ok := portalAPICheck(true, "", "", "http://portal.guest.lan:8080")
+	if !ok || c.OK || !c.Warn || !strings.Contains(c.Detail, "http://portal.guest.lan:8080/captive-portal/api") || !strings.Contains(c.Fix, "portal.listen_tls") {
+		t.Fatalf("plain http portal: %+v", c)
+	}
+	if c, ok := portalAPICheck(true, ":8443", "/etc/deskgate/portal.pem", "http://portal.guest.lan:8080"); !ok || !c.OK {
+		t.Fatalf("portal with TLS: %+v", c)
+	}
+	if _, ok := portalAPICheck(false, "", "", ""); ok {
+		t.Fatal("a check for a disabled portal")
+	}
+	// Through the daemon: the demo-like config warns.
+	portalAddr := freePort(t)
+	h := newHarness(t, harnessOpts{seed: true,
+		extraYAML: fmt.Sprintf("portal: {enabled: true, listen: %q, public_url: \"http://%s\", default_location: Downtown}\nguests: {guest_network: downtown-guest}\n", portalAddr, portalAddr)})
+	h.start()
+	h.waitImport(30 * time.Second)
+	for _, c := range h.app.Doctor(context.Background()) {
+		if c.Name == "captive portal api" {
+			if !c.Warn {
+				t.Fatalf("doctor: %+v", c)
+			}
+			return
+		}
+	}
+	t.Fatal("doctor has no captive portal api check")
+}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
@@ -39,19 +40,17 @@ func (a *App) adminServer() *http.Server {
 	a.fleetRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	// The member pages also answer here, for setups whose onboarding_url
-	// points at the local API's address; over TCP they now want the admin
-	// token like every route here (members use the public listener).
-	a.memberPages(mux.ServeMux)
+	// Certificate listing and revocation for the CLI; member pages are on
+	// the member listener only.
+	certRoutes(a, mux)
 	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 
-// publicServer serves what the LAN and OfficeRnD reach: the webhook and
-// the member onboarding page.
+// publicServer serves what OfficeRnD reaches: the webhook. The member
+// pages are on memberServer only.
 func (a *App) publicServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+a.Config().Sync.WebhookPath, a.syncer.WebhookHandler())
-	a.memberPages(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
@@ -103,7 +102,8 @@ func (a *App) status() (admin.Status, error) {
 	}
 	st.Outbox, _ = a.store.OutboxLen()
 	reg := a.registration()
-	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.webhookSecret() != ""}
+	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.webhookSecret() != "",
+		AutoRegister: a.autoRegActive(), ReadOnlyScopes: a.api.ScopesReduced()}
 	if st.Webhook.Registration == "" {
 		st.Webhook.Registration = "none"
 		if a.Config().Sync.WebhookSecret.IsSet() {
@@ -326,14 +326,22 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, c.a.api.Stats().RateLimitWaitTime.Seconds())
 }
 
-// memberPages are the pages members reach from their emails: onboarding
-// (setting a WiFi password) and device setup.
-func (a *App) memberPages(mux *http.ServeMux) {
+// memberServer serves the pages members reach from their emails:
+// onboarding (setting a WiFi password) and device setup, with the portal's
+// security headers. It runs on the member listener only.
+func (a *App) memberServer() *http.Server {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /wifi", a.handleWiFiPage)
 	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
 	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
 	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
-	mux.HandleFunc("GET /wifi/client-cert.pem", a.handleClientCert)
+	mux.HandleFunc("POST /wifi/client-cert.pem", a.handleClientCert)
 	mux.HandleFunc("GET /onboard", a.handleOnboard)
 	mux.HandleFunc("POST /onboard", a.handleOnboard)
+	return &http.Server{
+		Handler: memberHeaders(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 32 << 10,
+		// TLS handshake failures are anyone's to cause: debug, not stderr.
+		ErrorLog: slog.NewLogLogger(a.log.With("component", "members").Handler(), slog.LevelDebug),
+	}
 }

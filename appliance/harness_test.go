@@ -79,6 +79,7 @@ type harnessOpts struct {
 	simOpts     func(*officerndsim.Options)
 	usernameFmt string
 	simOf       *harness // share this harness's simulator (a fleet of boxes)
+	memberTLS   bool     // member pages over TLS (default: insecure_http on loopback)
 }
 
 type harness struct {
@@ -96,6 +97,11 @@ type harness struct {
 	slept   atomic.Int64
 	// resolver gives portal clients on loopback a MAC (there is no ARP).
 	resolver *portal.StaticResolver
+
+	// memberURL is the base of the member pages (/wifi, /onboard).
+	memberURL string
+	// logs holds everything the daemon logged.
+	logs logBuffer
 }
 
 const testSecret = "sim-secret-for-tests"
@@ -132,6 +138,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	hookAddr := freePort(t)
 	h.hookURL = "http://" + hookAddr + "/webhooks/officernd"
+	memberAddr := freePort(t)
+	members := "members:\n  listen: " + memberAddr + "\n  insecure_http: true\n"
+	h.memberURL = "http://" + memberAddr
+	if o.memberTLS {
+		members = "members:\n  listen: " + memberAddr + "\n"
+		h.memberURL = "https://" + memberAddr
+	}
 	smtp := "  mailbox_dir: " + filepath.Join(h.dir, "mailbox") + "\n  from: wifi@example.com\n"
 	if o.smtp != "" {
 		host, port, _ := net.SplitHostPort(o.smtp)
@@ -180,8 +193,8 @@ sync:
   username_format: %[14]q
   password_policy: %[13]s
   welcome_email: %[11]s
-  onboarding_url: http://%[9]s/onboard
-plans:
+  onboarding_url: %[16]s/onboard
+%[17]splans:
   - {plan: Hot Desk, group: standard}
   - {plan: Dedicated Desk, group: premium}
   - {plan: Private Office, group: premium, static_ip: true}
@@ -199,7 +212,7 @@ roaming:
   policy: single
 smtp:
 %[12]s%[15]s`, h.dir, officerndsim.DefaultClientID, secretFile, officerndsim.DefaultOrgSlug, h.simSrv.URL,
-		strings.Join(officerndsim.AllScopes, ", "), o.interval, webhooks, hookAddr, public, welcome, smtp, pol, ufmt, o.extraYAML)
+		strings.Join(officerndsim.AllScopes, ", "), o.interval, webhooks, hookAddr, public, welcome, smtp, pol, ufmt, o.extraYAML, h.memberURL, members)
 	h.cfgPath = filepath.Join(h.dir, "deskgate.yaml")
 	if err := os.WriteFile(h.cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -238,7 +251,7 @@ func (h *harness) start() *App {
 	if os.Getenv("DESKGATE_TEST_LOG") != "" {
 		lvl = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: lvl}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{h.t}, &h.logs), &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond})
 	if err != nil {
@@ -303,6 +316,24 @@ func (h *harness) waitImport(d time.Duration) {
 	// Ready, not only ImportDone: the guest lifecycle's work after the
 	// import (codes, audit entries) is done too.
 	waitFor(h.t, d, "initial import", func() bool { return h.app.Ready() })
+}
+
+// logBuffer keeps the daemon's log lines for assertions.
+type logBuffer struct {
+	mu stdsync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type testWriter struct{ t testing.TB }

@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/store"
 	"github.com/deskgate/deskgate/netcfg"
 )
 
@@ -18,10 +20,32 @@ import (
 // is false: then deskgate only plans).
 type netPart struct {
 	mgr netcfg.Manager
+	// kick asks the net loop to re-derive the desired state soon (a MAC
+	// learned for a static lease, a reload). Buffered 1; never blocks.
+	kick chan struct{}
+	// leases remembers the MAC learned per (location, member) for static
+	// leases, mirroring the netLeasesBucket, so accounting bursts write
+	// only what is new.
+	leasesMu stdsync.Mutex
+	leases   map[string]staticLease
+}
+
+// kickNet asks the net loop to re-derive and apply the desired state.
+func (a *App) kickNet() {
+	if a.net.kick == nil {
+		return
+	}
+	select {
+	case a.net.kick <- struct{}{}:
+	default:
+	}
 }
 
 // desiredNet computes the gateway's desired network state from the
-// configuration (and, once the portal is wired, the allowed guests).
+// configuration and the store: the member networks of the locations this
+// box routes (each shaped at its group's bandwidth), the static DHCP leases
+// of static-IP members whose device MAC is known, the guest network and the
+// guests the portal and the guest codes have let in.
 func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 	g := cfg.Gateway
 	nc := &netcfg.Config{Trunk: g.Trunk, WAN: g.WAN}
@@ -29,14 +53,31 @@ func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 	for _, l := range g.Locations {
 		serve[strings.ToLower(strings.TrimSpace(l))] = true
 	}
+	leases, err := a.staticLeases()
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range cfg.Locations {
+		if g.Enabled && g.Trunk == "" {
+			// No trunk: the member VLANs are routed elsewhere; this box
+			// routes the guest network only. (The plan-only view still
+			// lists them, as it always has.)
+			break
+		}
+		id, resolved := a.res.LocationID(l.Location)
 		if len(serve) > 0 && !serve[strings.ToLower(l.Location)] {
-			if id, ok := a.res.LocationID(l.Location); !ok || !serve[strings.ToLower(id)] {
+			if !resolved || !serve[strings.ToLower(id)] {
 				continue
 			}
 		}
-		n := netcfg.Network{Name: l.Network, VLAN: l.VLAN}
-		var err error
+		n := netcfg.Network{Name: l.Network, VLAN: l.VLAN, Group: l.Group}
+		if l.Group != "" {
+			grp, ok := cfg.Group(l.Group)
+			if !ok {
+				return nil, fmt.Errorf("location %s: unknown group %q", l.Location, l.Group)
+			}
+			n.DownKbps, n.UpKbps = grp.DownKbps, grp.UpKbps
+		}
 		if n.Addr4, err = gatewayAddr(l.Subnet); err != nil {
 			return nil, fmt.Errorf("location %s: subnet: %w", l.Location, err)
 		}
@@ -44,6 +85,9 @@ func (a *App) desiredNet(cfg *config.Config) (*netcfg.Config, error) {
 			if n.Addr6, err = gatewayAddr(l.Subnet6); err != nil {
 				return nil, fmt.Errorf("location %s: subnet6: %w", l.Location, err)
 			}
+		}
+		if resolved {
+			n.Leases = leases[id]
 		}
 		nc.Networks = append(nc.Networks, n)
 	}
@@ -130,7 +174,7 @@ func (a *App) runNet(ctx context.Context) error {
 		}
 		defer dns.Stop()
 	}
-	apply := func() {
+	apply := func(reason string) {
 		nc, err := a.desiredNet(a.Config())
 		if err == nil {
 			err = mgr.Set(ctx, nc)
@@ -139,20 +183,74 @@ func (a *App) runNet(ctx context.Context) error {
 			_, err = dns.Apply(ctx, nc)
 		}
 		if err != nil {
-			a.log.Error("apply network state", "err", err)
+			a.log.Error("apply network state", "reason", reason, "err", err)
 		}
 	}
-	apply()
-	t := time.NewTicker(5 * time.Minute) // re-derive from the config (locations resolve after import)
+	feed, unsubscribe := a.store.Subscribe(256)
+	defer unsubscribe()
+	netLoop(ctx, feed, a.net.kick, netDebounce, netRepairEvery, apply)
+	return nil
+}
+
+// The net loop's timing: a burst of store changes (an import, one
+// transaction's membership + account + audit) is applied once, at most
+// netDebounce after its first change; netRepairEvery re-derives the state
+// even without changes (decisions that change with the clock alone, such as
+// a membership ending at midnight).
+const (
+	netDebounce    = 100 * time.Millisecond
+	netRepairEvery = 10 * time.Minute
+)
+
+// netLoop applies the desired state at start, after each burst of relevant
+// store changes or kicks (debounced), and every repair interval, until ctx
+// ends or the feed closes.
+func netLoop(ctx context.Context, feed <-chan store.Change, kick <-chan struct{}, debounce, repair time.Duration, apply func(reason string)) {
+	apply("start")
+	pending := time.NewTimer(time.Hour)
+	pending.Stop()
+	armed := false
+	arm := func() {
+		if !armed {
+			pending.Reset(debounce)
+			armed = true
+		}
+	}
+	t := time.NewTicker(repair)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
+		case c, ok := <-feed:
+			if !ok {
+				return
+			}
+			if netRelevant(c) {
+				arm()
+			}
+		case <-kick:
+			arm()
+		case <-pending.C:
+			armed = false
+			apply("change")
 		case <-t.C:
-			apply()
+			apply("repair")
 		}
 	}
+}
+
+// netRelevant reports whether a store change can change the gateway's
+// desired state: locations resolve the routed networks, and members, their
+// memberships, plans and accounts decide static leases. Bookings, visitors
+// and resources reach the gateway through the guest lifecycle's Allow and
+// Revoke instead.
+func netRelevant(c store.Change) bool {
+	switch c.Kind {
+	case store.KindBooking, store.KindVisitor, store.KindResource:
+		return false
+	}
+	return true
 }
 
 func (a *App) handleNetPlan(w http.ResponseWriter, r *http.Request) {

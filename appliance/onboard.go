@@ -30,10 +30,7 @@ var errLinkInvalid = errors.New("this link is not valid any more: it was already
 // credential; it is stored hashed, expires, and is cleared on use. The
 // password is hashed (NT hash) at once and never stored or emailed.
 func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	// Security headers: memberHeaders (memberServer).
 	page := onboardPage{Title: "Set your WiFi password"}
 	render := func(code int) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -3,6 +3,7 @@ package appliance
 import (
 	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -15,9 +16,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/eap/profile"
 	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/store"
@@ -26,69 +29,196 @@ import (
 // Device onboarding: per-member pages with what a phone or laptop needs to
 // join <location>-secure (Android 11+ refuses PEAP/TTLS without a CA and
 // a domain): an Apple .mobileconfig, the CA file, and instructions. Links
-// carry an HMAC of the username, so they cannot be guessed for others.
+// carry their expiry and an HMAC of username and expiry, so they can be
+// neither guessed for others nor extended.
 
-func (a *App) profileKey() []byte {
+// Domain separation of the HMACs made with the profile key.
+const (
+	setupLinkDomain = "deskgate setup link v2\x00"
+	certFormDomain  = "deskgate client-cert form v1\x00"
+)
+
+// profileKeyPath is the key of the setup links' HMAC.
+func (a *App) profileKeyPath() string { return filepath.Join(a.Config().DataDir, "profile.key") }
+
+// profileKey returns the setup links' HMAC key. When it cannot be loaded
+// every link is refused (fail closed): an HMAC with an empty key would let
+// anyone forge links. Doctor reports the error.
+func (a *App) profileKey() ([]byte, error) {
 	a.profileKeyOnce.Do(func() {
-		k, err := loadOrCreateKey(filepath.Join(a.Config().DataDir, "profile.key"))
-		if err != nil {
-			a.log.Error("profile link key", "err", err)
-			return
+		path := a.profileKeyPath()
+		a.profileKeyBytes, a.profileKeyErr = loadProfileKey(path)
+		if a.profileKeyErr != nil {
+			a.log.Error("setup link key unusable: setup links are refused", "path", path, "err", a.profileKeyErr)
 		}
-		a.profileKeyBytes = k
 	})
-	return a.profileKeyBytes
+	return a.profileKeyBytes, a.profileKeyErr
 }
 
-func (a *App) profileSig(username string) string {
-	m := hmac.New(sha256.New, a.profileKey())
-	m.Write([]byte("wifi-profile:" + strings.ToLower(username)))
+// loadProfileKey reads the 32-byte key at path, creating it when missing;
+// a file of another size is an error, not a reason to replace it.
+func loadProfileKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return loadOrCreateKey(path)
+	case err != nil:
+		return nil, fmt.Errorf("read setup link key %s: %w", path, err)
+	case len(b) != 32:
+		return nil, fmt.Errorf("setup link key %s has %d bytes, want 32", path, len(b))
+	}
+	return b, nil
+}
+
+func macB64(key []byte, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
-// publicBase is where the box's public pages (onboarding, profiles) live.
+// setupSig signs a setup link: the username and the link's expiry.
+func setupSig(key []byte, username string, expires int64) string {
+	return macB64(key, setupLinkDomain+strings.ToLower(username)+"\x00"+strconv.FormatInt(expires, 10))
+}
+
+// publicBase is where the member pages (onboarding, device setup) live:
+// users.onboarding_url without /onboard, else the member listener.
 func (a *App) publicBase() string {
 	cfg := a.Config()
 	if u := cfg.Users.OnboardingURL; u != "" {
 		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/onboard")
 	}
-	return "http://" + cfg.Sync.WebhookListen
+	return cfg.Members.BaseURL()
 }
 
-// ProfileURL is the member's device-setup page, for the welcome email and
-// the portal.
+// ProfileURL is a fresh link to the member's device-setup page, valid for
+// users.setup_link_ttl, for the welcome email, the portal and explain. It
+// is "" when no link can be made (no CA, or the link key is unusable).
 func (a *App) ProfileURL(username string) string {
 	if a.radius.ca == nil || username == "" {
 		return ""
 	}
-	return a.publicBase() + "/wifi?" + url.Values{"u": {username}, "s": {a.profileSig(username)}}.Encode()
+	key, err := a.profileKey()
+	if err != nil {
+		return ""
+	}
+	exp := a.now().Add(a.Config().Users.SetupLinkTTL).Unix()
+	e := strconv.FormatInt(exp, 10)
+	return a.publicBase() + "/wifi?" + url.Values{"u": {username}, "e": {e}, "s": {setupSig(key, username, exp)}}.Encode()
 }
 
-// wifiRequest checks a profile link and returns the member's setup facts.
-func (a *App) wifiRequest(r *http.Request) (username, ssid string, err error) {
-	u, s := r.URL.Query().Get("u"), r.URL.Query().Get("s")
-	if u == "" || subtle.ConstantTimeCompare([]byte(s), []byte(a.profileSig(u))) != 1 || a.radius.ca == nil {
-		return "", "", errors.New("this setup link is not valid")
+// setupRequest is a checked setup link and the member's access now.
+type setupRequest struct {
+	User, SSID, MemberID string
+	Expires              int64
+	Decision             model.Decision
+	key                  []byte
+}
+
+// linkQuery is the link's parameters, for the pages' own links and forms.
+func (s setupRequest) linkQuery() url.Values {
+	return url.Values{"u": {s.User}, "e": {strconv.FormatInt(s.Expires, 10)}, "s": {setupSig(s.key, s.User, s.Expires)}}
+}
+
+// pageError is what a member page answers when it cannot serve a request.
+type pageError struct {
+	Code        int
+	Title, Text string
+}
+
+func (e *pageError) Error() string { return e.Text }
+
+var (
+	errSetupInvalid = &pageError{Code: http.StatusNotFound, Title: "Link not valid",
+		Text: "This setup link is not valid. Use the link from your latest WiFi email, or ask the front desk for a new one."}
+	errSetupExpired = &pageError{Code: http.StatusNotFound, Title: "Link expired",
+		Text: "This setup link has expired. Ask the front desk for a new one."}
+	errSetupKey = &pageError{Code: http.StatusServiceUnavailable, Title: "Setup unavailable",
+		Text: "Device setup is unavailable at the moment. Please ask the front desk."}
+	errSetupNoAccess = &pageError{Code: http.StatusForbidden, Title: "No WiFi access",
+		Text: "Your membership gives no WiFi access at the moment, so there is nothing to set up. Please ask the front desk if this is a mistake."}
+)
+
+// setupLink checks the link in r (query or form) with the injected clock
+// and returns the member's setup facts. A member who lost access gets
+// errSetupNoAccess.
+func (a *App) setupLink(r *http.Request) (setupRequest, error) {
+	if a.radius.ca == nil {
+		return setupRequest{}, errSetupInvalid
 	}
+	key, err := a.profileKey()
+	if err != nil {
+		return setupRequest{}, errSetupKey
+	}
+	u, e, s := r.FormValue("u"), r.FormValue("e"), r.FormValue("s")
+	exp, perr := strconv.ParseInt(e, 10, 64)
+	if u == "" || perr != nil || subtle.ConstantTimeCompare([]byte(s), []byte(setupSig(key, u, exp))) != 1 {
+		return setupRequest{}, errSetupInvalid
+	}
+	now := a.now()
+	if now.Unix() >= exp {
+		return setupRequest{}, errSetupExpired
+	}
+	if time.Unix(exp, 0).After(now.Add(a.Config().Users.SetupLinkTTL)) {
+		// Made under a longer setup_link_ttl than today's.
+		return setupRequest{}, errSetupExpired
+	}
+	req := setupRequest{Expires: exp, key: key}
 	err = a.store.View(func(tx *store.Tx) error {
 		acct, err := tx.GetAccount(u)
 		if err != nil {
 			return err
 		}
-		_, dec, err := a.res.DecideMember(tx, acct.MemberID, a.now())
+		_, dec, err := a.res.DecideMember(tx, acct.MemberID, now)
 		if err != nil {
 			return err
 		}
+		req.User, req.MemberID, req.Decision = acct.Username, acct.MemberID, dec
 		if len(dec.Locations) > 0 {
-			ssid = dec.Locations[0].Network
+			req.SSID = dec.Locations[0].Network
 		}
-		username = acct.Username
+		if acct.Disabled {
+			req.Decision.Allowed = false
+		}
 		return nil
 	})
 	if err != nil {
-		return "", "", errors.New("this setup link is not valid")
+		return setupRequest{}, errSetupInvalid
 	}
-	return username, ssid, nil
+	if !req.Decision.Allowed || req.SSID == "" {
+		return req, errSetupNoAccess
+	}
+	return req, nil
+}
+
+var memberErrorTmpl = template.Must(template.New("err").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:1.5rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}</style></head>
+<body><h1>{{.Title}}</h1><p>{{.Text}}</p></body></html>`))
+
+// memberError answers a member page's refusal as a small HTML page.
+func memberError(w http.ResponseWriter, err error) {
+	var pe *pageError
+	if !errors.As(err, &pe) {
+		pe = &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "Something went wrong; please try again later."}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(pe.Code)
+	_ = memberErrorTmpl.Execute(w, pe)
+}
+
+// memberHeaders gives every member page the portal's security headers.
+func memberHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (a *App) profileSigner() (*profile.Signer, error) {
@@ -130,13 +260,13 @@ func (a *App) profileSigner() (*profile.Signer, error) {
 	if !ok {
 		return nil, errors.New("profile signing key: not a signing key")
 	}
-	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs}, nil
+	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs, Now: a.now}, nil
 }
 
 func (a *App) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
-	user, ssid, err := a.wifiRequest(r)
+	req, err := a.setupLink(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		memberError(w, err)
 		return
 	}
 	e := a.Config().RADIUS.EAP
@@ -145,17 +275,17 @@ func (a *App) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("profile signing", "err", err)
 	}
 	body, err := profile.Generate(profile.WiFi{
-		SSID: ssid, Identifier: "lan.deskgate." + a.Config().OfficeRnD.OrgSlug, Organization: a.Config().OfficeRnD.OrgSlug,
-		EAPTypes: []string{"peap", "ttls"}, UserName: user, OuterIdentity: "anonymous",
+		SSID: req.SSID, Identifier: "lan.deskgate." + a.Config().OfficeRnD.OrgSlug, Organization: a.Config().OfficeRnD.OrgSlug,
+		EAPTypes: []string{"peap", "ttls"}, UserName: req.User, OuterIdentity: "anonymous",
 		CA: a.radius.ca.TrustAnchor(), ServerNames: []string{e.ServerName},
 	}, signer)
 	if err != nil {
-		http.Error(w, "cannot build the profile", http.StatusInternalServerError)
-		a.log.Error("build profile", "user", user, "err", err)
+		a.log.Error("build profile", "user", req.User, "err", err)
+		memberError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+ssid+`.mobileconfig"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+req.SSID+`.mobileconfig"`)
 	w.Write(body)
 }
 
@@ -188,49 +318,98 @@ code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px} h2{font-size:1.15
 <ol><li><a href="{{.CACrt}}">Download the certificate</a> and install it as a "Wi-Fi certificate" (Settings → Security → Encryption &amp; credentials → Install a certificate).</li>
 <li>Join <b>{{.SSID}}</b>: EAP method <b>PEAP</b>, phase 2 <b>MSCHAPV2</b>, CA certificate: the one you installed, domain <code>{{.Domain}}</code>, identity <code>{{.User}}</code>, anonymous identity <code>anonymous</code>.</li></ol>
 <h2>Certificate login (EAP-TLS)</h2>
-<p>Laptops and managed devices can log in with a certificate instead of a password:
-<a href="{{.ClientCert}}">download your certificate and key</a> (PEM; keep the file private). It stops working when your membership ends.</p>
+<p>Laptops and managed devices can log in with a certificate instead of a password. Each certificate is for one device;
+you hold {{.Live}} of the {{.Limit}} your plan allows. It stops working when your membership ends.</p>
+{{if lt .Live .Limit}}<form method="post" action="/wifi/client-cert.pem">
+<input type="hidden" name="u" value="{{.User}}"><input type="hidden" name="e" value="{{.Expires}}"><input type="hidden" name="s" value="{{.Sig}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">Create a certificate and key for a new device</button> (PEM; keep the file private)</form>
+{{else}}<p>You hold as many certificates as your plan allows. Ask the front desk to revoke one you no longer use.</p>{{end}}
 <h2>Windows and Linux</h2>
 <p>Join <b>{{.SSID}}</b> with PEAP / MSCHAPv2 (or EAP-TTLS / PAP), identity <code>{{.User}}</code>. When asked about the server, check that it is <code>{{.Domain}}</code> and issued by the certificate at <a href="{{.CAPem}}">{{.CAPem}}</a>.</p>
 </body></html>`))
 
+// csrfCookie holds the per-browser nonce the certificate form's token is
+// bound to.
+const csrfCookie = "dg_wifi_csrf"
+
+// certFormToken binds the certificate form to the setup link and to the
+// browser's nonce cookie.
+func certFormToken(key []byte, req setupRequest, nonce string) string {
+	return macB64(key, certFormDomain+strings.ToLower(req.User)+"\x00"+strconv.FormatInt(req.Expires, 10)+"\x00"+nonce)
+}
+
+// certLimit is how many live client certificates a member may hold: the
+// decision's device limit.
+func certLimit(d model.Decision) int { return max(d.MaxDevices, 1) }
+
 func (a *App) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
-	user, ssid, err := a.wifiRequest(r)
+	req, err := a.setupLink(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		memberError(w, err)
 		return
 	}
-	q := r.URL.Query().Encode()
+	nonce := ""
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 24 {
+		nonce = c.Value
+	} else {
+		b := make([]byte, 18)
+		rand.Read(b)
+		nonce = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: nonce, Path: "/wifi", HttpOnly: true,
+			Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	}
+	q := req.linkQuery()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = wifiTmpl.Execute(w, map[string]string{
-		"SSID": ssid, "User": user, "Domain": a.Config().RADIUS.EAP.ServerName,
-		"Profile": "/wifi/profile.mobileconfig?" + q, "CACrt": "/wifi/ca.crt", "CAPem": "/wifi/ca.pem",
-		"ClientCert": "/wifi/client-cert.pem?" + q,
+	_ = wifiTmpl.Execute(w, map[string]any{
+		"SSID": req.SSID, "User": req.User, "Domain": a.Config().RADIUS.EAP.ServerName,
+		"Profile": "/wifi/profile.mobileconfig?" + q.Encode(), "CACrt": "/wifi/ca.crt", "CAPem": "/wifi/ca.pem",
+		"Expires": req.Expires, "Sig": q.Get("s"), "CSRF": certFormToken(req.key, req, nonce),
+		"Live": a.radius.ca.LiveCount(req.User), "Limit": certLimit(req.Decision),
 	})
 }
 
+var crossOrigin = http.NewCrossOriginProtection()
+
 // handleClientCert issues the member an EAP-TLS client certificate (one
-// year) from deskgate's CA and returns it with its key in one PEM file.
-// The key is not kept; certificates are revoked when access ends.
+// year) from deskgate's CA and returns it with its key in one PEM file. It
+// answers only a POST of the setup page's form (same origin, token bound
+// to the link and the browser's cookie), and only while the member holds
+// fewer live certificates than their device limit. The key is not kept;
+// certificates are revoked when access ends.
 func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
-	user, _, err := a.wifiRequest(r)
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := crossOrigin.Check(r); err != nil {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: "Certificates are issued only from your setup page."})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
+		return
+	}
+	req, err := a.setupLink(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		memberError(w, err)
 		return
 	}
-	ex, err := a.Explain(user, "")
-	if err != nil || !ex.Decision.Allowed {
-		http.Error(w, "no WiFi access at the moment", http.StatusForbidden)
+	c, cerr := r.Cookie(csrfCookie)
+	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(certFormToken(req.key, req, c.Value))) != 1 {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
+			Text: "This form has expired. Open your setup link again and use the button on that page."})
 		return
 	}
-	cert, key, err := a.radius.ca.IssueClient(user, 365*24*time.Hour)
+	limit := certLimit(req.Decision)
+	cert, key, serial, err := a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit)
+	if errors.Is(err, certs.ErrLimit) {
+		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
+			Text: fmt.Sprintf("You already hold %d certificates, as many as your plan allows for %d devices. Ask the front desk to revoke one you no longer use, then try again.", limit, limit)})
+		return
+	}
 	if err != nil {
-		a.log.Error("issue client certificate", "user", user, "err", err)
-		http.Error(w, "cannot issue a certificate now", http.StatusInternalServerError)
+		a.log.Error("issue client certificate", "user", req.User, "err", err)
+		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
 		return
 	}
-	a.audit("portal", "cert.issued", ex.Member.ID, user, "member downloaded an EAP-TLS client certificate")
+	a.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS client certificate on the setup page (serial "+serial+")")
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="wifi-certificate.pem"`)

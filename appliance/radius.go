@@ -27,6 +27,8 @@ type radiusPart struct {
 	dir *radius.CachingDirectory
 	eap *eap.Server
 	ca  *certs.Authority
+	// pool holds static-IP assignments (the gateway's static leases).
+	pool *radius.StorePool
 }
 
 // directory answers the RADIUS server's lookups from the store and policy.
@@ -127,6 +129,10 @@ func (a *App) newRadius() error {
 	if err != nil {
 		return fmt.Errorf("radius: static IP pool: %w", err)
 	}
+	a.radius.pool = pool
+	if err := a.loadLeases(); err != nil {
+		return fmt.Errorf("radius: %w", err)
+	}
 	rc := a.radiusConfig(cfg)
 	if a.radius.eap, a.radius.ca, err = a.newEAP(); err != nil {
 		return err
@@ -135,7 +141,7 @@ func (a *App) newRadius() error {
 		rc.EAP = a.radius.eap
 	}
 	rc.RemoteDevices = a.fleet.RemoteDevices // device limits count the fleet's other boxes
-	srv, err := radius.New(rc, a.radius.dir, fleetSessions{radius.NewStoreSessions(a.store), a}, pool,
+	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{radius.NewStoreSessions(a.store), a}, a}, pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)

@@ -7,9 +7,11 @@ import (
 	"github.com/deskgate/deskgate/internal/atomicfile"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/officernd"
 )
 
@@ -20,6 +22,8 @@ var webhookEvents = []string{
 	"membership.created", "membership.updated", "membership.removed",
 	"booking.created", "booking.updated", "booking.removed",
 	"pass.created", "pass.updated",
+	// The occurrences of recurring bookings.
+	"occupancyslot.created", "occupancyslot.removed",
 }
 
 // webhookRegistration is what the registration attempt found, for status
@@ -68,6 +72,54 @@ func (a *App) registration() webhookRegistration {
 	return a.hookReg
 }
 
+// autoRegister reports whether deskgate registers its own webhook.
+func autoRegister(cfg *config.Config) bool {
+	return cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks)
+}
+
+// apiScopes returns the scopes the OfficeRnD client asks for, and the
+// read-only set it falls back to when OfficeRnD refuses them. The write
+// scopes of webhook registration are asked for only while deskgate
+// registers its webhook itself: OfficeRnD refuses a whole token request
+// that names one ungranted scope, so asking for them by default would stop
+// a read-only application from ever syncing.
+func apiScopes(cfg *config.Config) (scopes, read []string) {
+	scopes = slices.Clone(cfg.OfficeRnD.Scopes)
+	if autoRegister(cfg) {
+		for _, sc := range officernd.WebhookScopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	read = officernd.ReadOnlyScopes(scopes)
+	if len(read) == 0 || slices.Equal(read, scopes) {
+		read = nil // nothing to fall back to
+	}
+	return scopes, read
+}
+
+// autoRegOff records that OfficeRnD refused the webhook scopes: the
+// application is read-only, so the webhook has to be created by hand.
+func (a *App) autoRegOff(refused error) {
+	a.hookSecretMu.Lock()
+	a.autoRegDenied = true
+	a.hookSecretMu.Unlock()
+	url := a.Config().Sync.WebhookPublicURL
+	a.setRegistration(webhookRegistration{State: "manual", URL: url,
+		Detail: "automatic registration off: the OfficeRnD application has no webhook write grant (" + refused.Error() + "); syncing with read scopes"})
+	a.log.Warn("OfficeRnD refused the webhook scopes; automatic webhook registration is off", "err", refused)
+	a.log.Warn(ManualWebhookSteps(url))
+}
+
+// autoRegActive reports whether automatic registration is configured and
+// was not turned off by a scope refusal.
+func (a *App) autoRegActive() bool {
+	a.hookSecretMu.RLock()
+	defer a.hookSecretMu.RUnlock()
+	return autoRegister(a.Config()) && !a.autoRegDenied
+}
+
 // ManualWebhookSteps tells an operator how to create the webhook by hand
 // when the app's scopes do not allow deskgate to do it.
 func ManualWebhookSteps(url string) string {
@@ -89,6 +141,9 @@ func (a *App) ensureWebhook(ctx context.Context) {
 		err := a.registerWebhook(ctx, url)
 		if err == nil {
 			return
+		}
+		if a.api.ScopesReduced() {
+			return // autoRegOff recorded the state and logged the steps
 		}
 		if errors.Is(err, officernd.ErrScope) || errors.Is(err, officernd.ErrCredentials) {
 			a.setRegistration(webhookRegistration{State: "manual", URL: url, Detail: err.Error()})

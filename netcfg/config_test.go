@@ -227,3 +227,37 @@ func TestAssignMinorsStable(t *testing.T) {
 		t.Fatal("duplicate minor")
 	}
 }
+
+// TestRulesBindMACs: without hash:ip,mac each allowed address is bound to
+// its client's MAC in the dg-bind chains (nat: others go to dg-captive;
+// filter: only the bound pair is forwarded); with hash:ip,mac the allow
+// set matches address and MAC ("src,src") and there is no dg-bind chain.
+func TestRulesBindMACs(t *testing.T) {
+	c := location()
+	r := buildRules(c, false)
+	fallback := r.String()
+	for _, want := range []string{
+		"-t nat -A dg-bind -s 10.30.1.32 -m mac --mac-source 02:00:00:00:30:20 -j RETURN\n",
+		"-t nat -A dg-bind -j dg-captive\n",
+		"-t filter -A dg-bind -s 10.30.1.32 -m mac --mac-source 02:00:00:00:30:20 -j ACCEPT\n",
+		"-t nat -A dg-prerouting -i dg-v30 -m set --match-set dg-allow4 src -j dg-bind\n",
+		"-t filter -A dg-forward -i dg-v30 -o eth0 -m set --match-set dg-allow4 src -j dg-bind\n",
+	} {
+		if !strings.Contains(fallback, want) {
+			t.Errorf("rules without hash:ip,mac lack %q:\n%s", want, fallback)
+		}
+	}
+	rm := buildRulesMode(c, false, true)
+	ipmac := rm.String()
+	for _, want := range []string{
+		"-t nat -A dg-prerouting -i dg-v30 -m set ! --match-set dg-allowm4 src,src -j dg-captive\n",
+		"-t filter -A dg-forward -i dg-v30 -o eth0 -m set --match-set dg-allowm4 src,src -j ACCEPT\n",
+	} {
+		if !strings.Contains(ipmac, want) {
+			t.Errorf("rules with hash:ip,mac lack %q:\n%s", want, ipmac)
+		}
+	}
+	if strings.Contains(ipmac, "dg-bind") || strings.Contains(ipmac, "dg-allow4 ") {
+		t.Errorf("rules with hash:ip,mac still use dg-bind or the IP-only set:\n%s", ipmac)
+	}
+}

@@ -26,6 +26,9 @@ type manager struct {
 	nl   *netlink.Handle
 	ipt4 ipt
 	ipt6 ipt
+	// ipmac: the kernel has ipset hash:ip,mac, so the allow sets bind each
+	// address to its MAC; otherwise the dg-bind chains do.
+	ipmac bool
 
 	mu      sync.Mutex
 	cfg     *Config                // last applied config; Clients is unused
@@ -100,8 +103,26 @@ func newManager(opts Options) (*manager, error) {
 		done:    make(chan struct{}),
 	}
 	m.shape = newShaper(m)
+	m.ipmac = probeIPMAC(h)
+	if m.ipmac {
+		m.log.Info("netcfg: allow-lists bind addresses to MACs with ipset hash:ip,mac")
+	} else {
+		m.log.Info("netcfg: no ipset hash:ip,mac in this kernel; allow-lists bind addresses to MACs with -m mac rules (dg-bind)")
+	}
 	return m, nil
 }
+
+// probeIPMAC reports whether the kernel can create a hash:ip,mac set.
+func probeIPMAC(h *netlink.Handle) bool {
+	const probe = "dg-probe-ipmac"
+	if err := h.IpsetCreate(probe, "hash:ip,mac", netlink.IpsetCreateOptions{Family: unix.AF_INET}); err != nil {
+		return false
+	}
+	_ = h.IpsetDestroy(probe)
+	return true
+}
+
+func (m *manager) rules(c *Config, v6 bool) ruleset { return buildRulesMode(c, v6, m.ipmac) }
 
 func (m *manager) Close() error {
 	m.closeOnce.Do(func() {
@@ -179,6 +200,9 @@ func (m *manager) Allow(ctx context.Context, cl GuestClient) error {
 	if err := m.addClient(cl); err != nil {
 		return fmt.Errorf("netcfg allow %s: %w", key, err)
 	}
+	if err := m.applyBind(ctx); err != nil {
+		return fmt.Errorf("netcfg allow %s: bind to MAC: %w", key, err)
+	}
 	if !cl.Until.IsZero() {
 		m.kick()
 	}
@@ -191,16 +215,20 @@ func (m *manager) Revoke(ctx context.Context, mac net.HardwareAddr) error {
 	if m.cfg == nil {
 		return ErrNoConfig
 	}
-	return m.revokeLocked(mac.String())
+	return m.revokeLocked(ctx, mac.String())
 }
 
-func (m *manager) revokeLocked(key string) error {
+func (m *manager) revokeLocked(ctx context.Context, key string) error {
 	cl, ok := m.clients[key]
 	if !ok {
 		return nil
 	}
 	delete(m.clients, key)
-	if err := m.removeClient(cl, nil); err != nil {
+	err := m.removeClient(cl, nil)
+	if berr := m.applyBind(ctx); berr != nil {
+		err = errors.Join(err, fmt.Errorf("unbind MAC: %w", berr))
+	}
+	if err != nil {
 		return fmt.Errorf("netcfg revoke %s: %w", key, err)
 	}
 	return nil
@@ -210,7 +238,7 @@ func (m *manager) revokeLocked(key string) error {
 // classes in place: a constant number of netlink messages.
 func (m *manager) addClient(cl GuestClient) error {
 	for _, a := range clientAddrs(cl) {
-		if err := m.setAdd(a); err != nil {
+		if err := m.setAdd(a, cl.MAC); err != nil {
 			return err
 		}
 	}
@@ -237,7 +265,7 @@ func (m *manager) removeClient(cl GuestClient, next *GuestClient) error {
 		if keep[a] {
 			continue
 		}
-		if err := m.setDel(a); err != nil {
+		if err := m.setDel(a, cl.MAC); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -250,25 +278,31 @@ func (m *manager) removeClient(cl GuestClient, next *GuestClient) error {
 	return errors.Join(errs...)
 }
 
-func setFor(a netip.Addr) string {
-	if a.Is4() {
-		return SetAllow4
+func (m *manager) setFor(a netip.Addr) string { return allowSetName(a.Is6(), m.ipmac) }
+
+// setEntry is a's allow set entry: the address, and with hash:ip,mac the
+// client's MAC.
+func (m *manager) setEntry(a netip.Addr, mac net.HardwareAddr) *netlink.IPSetEntry {
+	e := &netlink.IPSetEntry{IP: net.IP(a.AsSlice())}
+	if m.ipmac {
+		e.MAC = mac
 	}
-	return SetAllow6
+	return e
 }
 
-func (m *manager) setAdd(a netip.Addr) error {
-	err := m.nl.IpsetAdd(setFor(a), &netlink.IPSetEntry{IP: net.IP(a.AsSlice()), Replace: true})
-	if err != nil {
-		return fmt.Errorf("ipset add %s %s: %w", setFor(a), a, err)
+func (m *manager) setAdd(a netip.Addr, mac net.HardwareAddr) error {
+	e := m.setEntry(a, mac)
+	e.Replace = true
+	if err := m.nl.IpsetAdd(m.setFor(a), e); err != nil {
+		return fmt.Errorf("ipset add %s %s: %w", m.setFor(a), a, err)
 	}
 	return nil
 }
 
-func (m *manager) setDel(a netip.Addr) error {
-	err := m.nl.IpsetDel(setFor(a), &netlink.IPSetEntry{IP: net.IP(a.AsSlice())})
+func (m *manager) setDel(a netip.Addr, mac net.HardwareAddr) error {
+	err := m.nl.IpsetDel(m.setFor(a), m.setEntry(a, mac))
 	if err != nil && !isNotInSet(err) {
-		return fmt.Errorf("ipset del %s %s: %w", setFor(a), a, err)
+		return fmt.Errorf("ipset del %s %s: %w", m.setFor(a), a, err)
 	}
 	return nil
 }
@@ -322,7 +356,7 @@ func (m *manager) expireLocked() time.Time {
 			continue
 		}
 		if !now.Before(cl.Until) {
-			if err := m.revokeLocked(key); err != nil {
+			if err := m.revokeLocked(context.Background(), key); err != nil {
 				m.log.Error("netcfg expire", "mac", key, "err", err)
 			} else {
 				m.log.Info("netcfg client expired", "mac", key, "until", cl.Until)
@@ -362,11 +396,11 @@ func (m *manager) apply(ctx context.Context, c *Config, clients map[string]Guest
 		m.applySysctl,
 		m.applyLinks,
 		m.applySets,
-		func(ctx context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
-			return m.applyRules(ctx, m.ipt4, buildRules(c, false), note)
+		func(ctx context.Context, c *Config, clients map[string]GuestClient, note func(string, ...any)) error {
+			return m.applyRules(ctx, m.ipt4, m.rules(withClients(c, clients), false), note)
 		},
-		func(ctx context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
-			return m.applyRules(ctx, m.ipt6, buildRules(c, true), note)
+		func(ctx context.Context, c *Config, clients map[string]GuestClient, note func(string, ...any)) error {
+			return m.applyRules(ctx, m.ipt6, m.rules(withClients(c, clients), true), note)
 		},
 		m.dropGardenSets,
 		m.shape.apply,
@@ -381,6 +415,30 @@ func (m *manager) apply(ctx context.Context, c *Config, clients map[string]Guest
 		}
 	}
 	return changes, errors.Join(errs...)
+}
+
+// withClients returns c with the allowed clients as its Clients (the rules
+// bind each allowed address to its MAC).
+func withClients(c *Config, clients map[string]GuestClient) *Config {
+	rc := *c
+	rc.Clients = make([]GuestClient, 0, len(clients))
+	for _, cl := range clients {
+		rc.Clients = append(rc.Clients, cl)
+	}
+	return &rc
+}
+
+// applyBind rewrites the MAC binding chains after Allow or Revoke changed
+// the allowed clients (only the dg-bind chains differ, so only they are
+// restored).
+func (m *manager) applyBind(ctx context.Context) error {
+	if m.ipmac {
+		return nil // the set entries carry the MACs
+	}
+	rc := withClients(m.cfg, m.clients)
+	note := func(string, ...any) {}
+	return errors.Join(m.applyRules(ctx, m.ipt4, m.rules(rc, false), note),
+		m.applyRules(ctx, m.ipt6, m.rules(rc, true), note))
 }
 
 func (m *manager) applySysctl(_ context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
@@ -559,12 +617,15 @@ func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
 
 // applySets makes the allow sets hold exactly the allowed clients' addresses.
 // dropGardenSets destroys the garden sets once no rule references them.
+// It also destroys the allow sets of the other binding mode (left by a
+// kernel with or without hash:ip,mac), which no rule references any more.
 func (m *manager) dropGardenSets(_ context.Context, c *Config, _ map[string]GuestClient, note func(string, ...any)) error {
-	if len(c.Guest.WalledGardenHosts) > 0 && c.GuestLink() != "" {
-		return nil
+	drop := []string{allowSetName(false, !m.ipmac), allowSetName(true, !m.ipmac)}
+	if len(c.Guest.WalledGardenHosts) == 0 || c.GuestLink() == "" {
+		drop = append(drop, SetGarden4, SetGarden6)
 	}
 	var errs []error
-	for _, name := range []string{SetGarden4, SetGarden6} {
+	for _, name := range drop {
 		if _, err := m.nl.IpsetList(name); err != nil {
 			continue
 		}
@@ -585,10 +646,23 @@ func setFamily(name string) uint8 {
 }
 
 func (m *manager) applySets(_ context.Context, c *Config, clients map[string]GuestClient, note func(string, ...any)) error {
-	want := map[string]map[netip.Addr]bool{SetAllow4: {}, SetAllow6: {}}
+	// Entries by set, keyed by "address" or, with hash:ip,mac,
+	// "address/MAC".
+	type entry struct {
+		a   netip.Addr
+		mac net.HardwareAddr
+	}
+	key := func(a netip.Addr, mac net.HardwareAddr) string {
+		if m.ipmac {
+			return a.String() + "/" + mac.String()
+		}
+		return a.String()
+	}
+	sets := []string{allowSetName(false, m.ipmac), allowSetName(true, m.ipmac)}
+	want := map[string]map[string]entry{sets[0]: {}, sets[1]: {}}
 	for _, cl := range clients {
 		for _, a := range clientAddrs(cl) {
-			want[setFor(a)][a] = true
+			want[m.setFor(a)][key(a, cl.MAC)] = entry{a, cl.MAC}
 		}
 	}
 	var errs []error
@@ -604,38 +678,42 @@ func (m *manager) applySets(_ context.Context, c *Config, clients map[string]Gue
 			note("ipset %s created", name)
 		}
 	}
-	for _, name := range []string{SetAllow4, SetAllow6} {
+	typ := "hash:ip"
+	if m.ipmac {
+		typ = "hash:ip,mac"
+	}
+	for _, name := range sets {
 		res, err := m.nl.IpsetList(name)
 		if err != nil {
 			fam := setFamily(name)
-			if err := m.nl.IpsetCreate(name, "hash:ip", netlink.IpsetCreateOptions{Family: fam, MaxElements: 65536}); err != nil {
-				errs = append(errs, fmt.Errorf("ipset create %s: %w", name, err))
+			if err := m.nl.IpsetCreate(name, typ, netlink.IpsetCreateOptions{Family: fam, MaxElements: 65536}); err != nil {
+				errs = append(errs, fmt.Errorf("ipset create %s %s: %w", name, typ, err))
 				continue
 			}
-			note("ipset %s created", name)
+			note("ipset %s created (%s)", name, typ)
 			res = &netlink.IPSetResult{}
 		}
-		have := map[netip.Addr]bool{}
+		have := map[string]entry{}
 		for _, e := range res.Entries {
 			if a, ok := netip.AddrFromSlice(e.IP); ok {
-				have[a.Unmap()] = true
+				have[key(a.Unmap(), e.MAC)] = entry{a.Unmap(), e.MAC}
 			}
 		}
-		for a := range have {
-			if !want[name][a] {
-				if err := m.setDel(a); err != nil {
+		for k, e := range have {
+			if _, ok := want[name][k]; !ok {
+				if err := m.setDel(e.a, e.mac); err != nil {
 					errs = append(errs, err)
 				} else {
-					note("ipset %s: removed %s", name, a)
+					note("ipset %s: removed %s", name, k)
 				}
 			}
 		}
-		for a := range want[name] {
-			if !have[a] {
-				if err := m.setAdd(a); err != nil {
+		for k, e := range want[name] {
+			if _, ok := have[k]; !ok {
+				if err := m.setAdd(e.a, e.mac); err != nil {
 					errs = append(errs, err)
 				} else {
-					note("ipset %s: added %s", name, a)
+					note("ipset %s: added %s", name, k)
 				}
 			}
 		}

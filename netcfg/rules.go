@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,12 +15,20 @@ const (
 	Prefix    = "dg-"
 	SetAllow4 = "dg-allow4"
 	SetAllow6 = "dg-allow6"
+	// SetAllowMAC4 and SetAllowMAC6 replace SetAllow4 and SetAllow6 on
+	// kernels with ipset hash:ip,mac: each entry is an address and its
+	// client's MAC, matched with "src,src".
+	SetAllowMAC4 = "dg-allowm4"
+	SetAllowMAC6 = "dg-allowm6"
 	// SetGarden4 and SetGarden6 hold the resolved addresses of the walled
 	// garden hosts; dnsmasq fills them.
 	SetGarden4 = "dg-garden4"
 	SetGarden6 = "dg-garden6"
 	// IFBLink is the IFB device whose egress shapes guest uploads.
 	IFBLink = "dg-ifb0"
+	// ChainBind (in the nat and the filter table) binds each allowed
+	// guest address to its client's MAC.
+	ChainBind = "dg-bind"
 )
 
 // chain is one owned chain and its rules in order.
@@ -53,12 +62,22 @@ func (r *ruleset) chain(table, name string) *chain {
 
 func (ch *chain) add(spec ...string) { ch.rules = append(ch.rules, spec) }
 
-// buildRules derives the owned chains for one address family.
-func buildRules(c *Config, v6 bool) ruleset {
+// buildRules derives the owned chains for one address family on a kernel
+// without ipset hash:ip,mac (allowed addresses bound to MACs by rules).
+func buildRules(c *Config, v6 bool) ruleset { return buildRulesMode(c, v6, false) }
+
+// buildRulesMode derives the owned chains for one address family. With
+// ipmac the allow sets are hash:ip,mac and match address and MAC at once;
+// without, each allowed address is bound to its MAC in the dg-bind chains.
+func buildRulesMode(c *Config, v6, ipmac bool) ruleset {
 	r := ruleset{v6: v6}
 	set, gset, icmp, dhcp := SetAllow4, SetGarden4, "icmp", "67"
 	if v6 {
 		set, gset, icmp, dhcp = SetAllow6, SetGarden6, "ipv6-icmp", "547"
+	}
+	dir := "src"
+	if ipmac {
+		set, dir = allowSetName(v6, true), "src,src"
 	}
 	hosts := len(c.Guest.WalledGardenHosts) > 0
 	g := &c.Guest
@@ -92,6 +111,25 @@ func buildRules(c *Config, v6 bool) ruleset {
 			to := portal.String()
 			capt.add("-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", to)
 		}
+		// The allow sets hold IP addresses only (this kernel may lack
+		// hash:ip,mac), so each allowed address is bound to its client's
+		// MAC here: a packet from an allowed address but another MAC (a
+		// second device spoofing it) is intercepted like any captive one
+		// and not forwarded.
+		if !ipmac {
+			natBind := r.chain("nat", ChainBind)
+			fwdBind := r.chain("filter", ChainBind)
+			for _, cl := range sortedClients(c.Clients) {
+				for _, a := range clientAddrs(cl) {
+					if a.Is6() != v6 {
+						continue
+					}
+					natBind.add("-s", a.String(), "-m", "mac", "--mac-source", cl.MAC.String(), "-j", "RETURN")
+					fwdBind.add("-s", a.String(), "-m", "mac", "--mac-source", cl.MAC.String(), "-j", "ACCEPT")
+				}
+			}
+			natBind.add("-j", "dg-captive")
+		}
 	}
 
 	in := r.chain("filter", "dg-input")
@@ -117,7 +155,11 @@ func buildRules(c *Config, v6 bool) ruleset {
 		in.add(cat(i, "-j", "DROP")...)
 
 		fwd.add("-o", gl, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
-		fwd.add(cat(cat(i, wanOut...), "-m", "set", "--match-set", set, "src", "-j", "ACCEPT")...)
+		if ipmac {
+			fwd.add(cat(cat(i, wanOut...), "-m", "set", "--match-set", set, dir, "-j", "ACCEPT")...)
+		} else {
+			fwd.add(cat(cat(i, wanOut...), "-m", "set", "--match-set", set, dir, "-j", ChainBind)...)
+		}
 		for _, p := range garden {
 			fwd.add(cat(i, "-d", p, "-j", "ACCEPT")...)
 		}
@@ -129,7 +171,10 @@ func buildRules(c *Config, v6 bool) ruleset {
 		fwd.add(cat(i, "-j", "DROP")...)
 		fwd.add("-o", gl, "-j", "DROP")
 
-		pre.add(cat(i, "-m", "set", "!", "--match-set", set, "src", "-j", "dg-captive")...)
+		if !ipmac {
+			pre.add(cat(i, "-m", "set", "--match-set", set, dir, "-j", ChainBind)...)
+		}
+		pre.add(cat(i, "-m", "set", "!", "--match-set", set, dir, "-j", "dg-captive")...)
 		if c.WAN != "" && gaddr.IsValid() {
 			post.add("-s", gaddr.Masked().String(), "-o", c.WAN, "-j", "MASQUERADE")
 		}
@@ -163,6 +208,26 @@ func buildRules(c *Config, v6 bool) ruleset {
 		}
 	}
 	return r
+}
+
+// allowSetName is the allow set of a family in a mode.
+func allowSetName(v6, ipmac bool) string {
+	switch {
+	case ipmac && v6:
+		return SetAllowMAC6
+	case ipmac:
+		return SetAllowMAC4
+	case v6:
+		return SetAllow6
+	}
+	return SetAllow4
+}
+
+// sortedClients orders clients by MAC, so generated rules are stable.
+func sortedClients(cs []GuestClient) []GuestClient {
+	out := slices.Clone(cs)
+	slices.SortFunc(out, func(a, b GuestClient) int { return strings.Compare(a.MAC.String(), b.MAC.String()) })
+	return out
 }
 
 func cat(a []string, b ...string) []string {

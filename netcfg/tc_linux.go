@@ -186,7 +186,15 @@ func htbClass(index int, minor uint16, rate uint64) *netlink.HtbClass {
 		LinkIndex: index,
 		Parent:    rootHandle,
 		Handle:    netlink.MakeHandle(OwnedMajor, minor),
-	}, netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: quantum(rate)})
+	}, netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: quantum(rate), Buffer: burst(rate), Cbuffer: burst(rate)})
+}
+
+// burst is the HTB burst for a rate in bit/s: 10 ms at that rate, at least
+// four full frames. tc's default (rate/HZ + one MTU) is a single frame with
+// a high-resolution clock, so a class falls short of its rate as soon as
+// the qdisc watchdog fires late on a busy CPU; 10 ms absorbs that.
+func burst(rate uint64) uint32 {
+	return uint32(min(max(rate/8/100, 4*1600), 1<<20))
 }
 
 // quantum is the HTB quantum for a rate in bit/s: rate/10 bytes as tc would

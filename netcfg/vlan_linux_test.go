@@ -18,8 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestVLANsUnderQEMU boots Debian's kernel (which has 802.1Q, unlike the
-// test host's) under qemu and runs TestVLANGuest inside it.
+// TestVLANsUnderQEMU boots Debian's kernel (which has 802.1Q and ipset
+// hash:ip,mac, unlike the test host's) under qemu and runs TestVLANGuest
+// and TestIPMACGuest inside it.
 func TestVLANsUnderQEMU(t *testing.T) {
 	needRoot(t, "qemu-system-x86_64", "cpio", "busybox", "go")
 	if m, _ := filepath.Glob("/boot/vmlinuz-*-amd64"); len(m) == 0 {
@@ -31,13 +32,13 @@ func TestVLANsUnderQEMU(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "../scripts/vmtest/run.sh").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "../scripts/vmtest/run.sh", "^(TestVLANGuest|TestIPMACGuest)$").CombinedOutput()
 	var result string
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(line, "DGVMTEST: ") {
 			result = line
 		}
-		if strings.Contains(line, "vlan_linux_test.go") || strings.HasPrefix(line, "--- ") {
+		if strings.Contains(line, "vlan_linux_test.go") || strings.Contains(line, "ipmac_linux_test.go") || strings.HasPrefix(line, "--- ") {
 			t.Log("vm: " + strings.TrimSpace(line))
 		}
 	}

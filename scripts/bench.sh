@@ -13,8 +13,9 @@ run() { # package, benchmark regexp, benchtime
 	go test "$1" -run '^$' -bench "$2" -benchtime "$3" -count "$COUNT" -timeout 60m | tee -a "$OUT"
 }
 
-# Member sync (issue 2).
-run ./appliance 'Import10k|Poll10Changes' 1x
+# Member sync (issue 2). PollQuiet10k: API calls of one poll of a quiet
+# 10,000-member space (issue 10: GET /memberships rejects modifiedAt).
+run ./appliance 'Import10k|Poll10Changes|PollQuiet10k' 1x
 run ./appliance 'WebhookAck' 300x
 run ./cmd/deskgated 'DaemonCached' 1x
 run ./appliance/store '.' 1x
@@ -42,6 +43,11 @@ if [ -x appliance/eap/bench.sh ]; then
 	echo "== appliance/eap/bench.sh" | tee -a "$OUT"
 	appliance/eap/bench.sh | tee -a "$OUT"
 fi
+
+echo
+echo "== calls per quiet poll at 10,000 members (median of $COUNT)"
+awk '/^BenchmarkPollQuiet10k/ { for (i = 3; i < NF; i++) if ($(i+1) == "api-calls/quiet-poll") print $i }' "$OUT" |
+	sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] " API calls per quiet poll"; else print "not measured" }'
 
 echo
 echo "== medians over $COUNT runs"

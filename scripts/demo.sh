@@ -6,11 +6,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DEMO=$ROOT/.demo
-BIN=$ROOT/bin
+DEMO=${DEMO_DIR:-$ROOT/.demo}
+BIN=${BIN:-$ROOT/bin}
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:8990}
 ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:8417}
 HOOK_ADDR=${HOOK_ADDR:-127.0.0.1:8418}
+MEMBER_ADDR=${MEMBER_ADDR:-127.0.0.1:8443}
 PORTAL_ADDR=${PORTAL_ADDR:-127.0.0.1:8080}
 RADIUS_HOST=${RADIUS_HOST:-127.0.0.1}
 RADIUS_SECRET=demo-radius-secret
@@ -43,9 +44,10 @@ users:
   username_format: email
   password_policy: generate
   welcome_email: true
-  # member pages (onboarding, device setup) on the public listener: the
-  # admin address wants the admin token.
-  onboarding_url: http://$HOOK_ADDR/onboard
+  onboarding_url: http://$MEMBER_ADDR/onboard
+members:                     # the member pages (/wifi setup, /onboard)
+  listen: $MEMBER_ADDR
+  insecure_http: true        # demo only: plain http, allowed on loopback only
 plans:
   - {plan: Hot Desk, group: standard}
   - {plan: Dedicated Desk, group: premium}
@@ -180,6 +182,7 @@ deskgate demo is running (Ctrl-C stops it).
   Metrics              curl -s http://$ADMIN_ADDR/metrics | grep ^deskgate_   (no token needed)
   Admin API over TCP   $BIN/deskgate -addr $ADMIN_ADDR -token-file $DEMO/data/admin.token status
                        curl -s -H "Authorization: Bearer \$($CLI admin token)" http://$ADMIN_ADDR/v1/status
+  Member pages         http://$MEMBER_ADDR/wifi?...  (setup links: deskgate explain <member>)
 
 Try the CLI:
   $CLI status
@@ -199,7 +202,8 @@ RADIUS (PAP) as the Downtown access point would ask:
 
 WPA-Enterprise (PEAP-MSCHAPv2 inside RADIUS, as her phone would log in):
   eapol_test -c $DEMO/eapol-ada.conf -a $RADIUS_HOST -s $RADIUS_SECRET | tail -1
-  her device setup page (profile, CA, EAP-TLS certificate): $setup
+  her device setup page (profile, CA, EAP-TLS certificate; valid 7 days): $setup
+  her EAP-TLS certificates: $CLI certs $ada   (revoke: $CLI certs revoke <serial>)
 
 Drive a change through the simulator, then ask again:
   curl -s -X POST http://$SIM_ADDR/_sim/faults -d '{"down":true}'   # OfficeRnD down: decisions still served

@@ -53,11 +53,17 @@ type SyncStatus struct {
 
 // Webhook is the webhook part of Status.
 type Webhook struct {
-	Registration string          `json:"registration"` // registered | manual | failed | configured | none
-	URL          string          `json:"url,omitempty"`
-	Detail       string          `json:"detail,omitempty"`
-	SecretSet    bool            `json:"secretSet"`
-	Stats        json.RawMessage `json:"stats"`
+	Registration string `json:"registration"` // registered | manual | failed | configured | none
+	// AutoRegister: deskgate registers its own webhook (webhook_public_url
+	// set and OfficeRnD granted the webhook scopes).
+	AutoRegister bool `json:"autoRegister"`
+	// ReadOnlyScopes: OfficeRnD refused the webhook scopes and the sync runs
+	// with read scopes only.
+	ReadOnlyScopes bool            `json:"readOnlyScopes,omitempty"`
+	URL            string          `json:"url,omitempty"`
+	Detail         string          `json:"detail,omitempty"`
+	SecretSet      bool            `json:"secretSet"`
+	Stats          json.RawMessage `json:"stats"`
 }
 
 // RADIUSStatus is the RADIUS part of Status.

@@ -138,6 +138,14 @@ func TestMistakes(t *testing.T) {
 			"sync.interval", "interval: 15", `bad duration "15 minutes"`, `"7d"`},
 		{"duration without unit", map[string]string{"sync": "sync:\n  webhook_secret: {env: DG_TEST_WEBHOOK}\n  timestamp_tolerance: 300\n"},
 			"sync.timestamp_tolerance", "timestamp_tolerance: 300", "duration 300 has no unit", `"90s"`},
+		{"member pages over http on the network", map[string]string{"roaming": "roaming:\n  policy: single\nmembers:\n  listen: \":8443\"\n  insecure_http: true\n"},
+			"members.insecure_http", "insecure_http: true", "clear text", "127.0.0.1"},
+		{"member certificate without key", map[string]string{"roaming": "roaming:\n  policy: single\nmembers:\n  tls_cert_file: /etc/deskgate/wifi.pem\n"},
+			"members.tls_cert_file", "tls_cert_file:", "go together", "tls_key_file"},
+		{"setup link ttl too long", map[string]string{"users": "users:\n  setup_link_ttl: 365d\n"},
+			"users.setup_link_ttl", "setup_link_ttl: 365d", "out of range", `"90d"`},
+		{"onboarding url over http", map[string]string{"users": "users:\n  onboarding_url: http://wifi.example.com/onboard\n"},
+			"users.onboarding_url", "onboarding_url:", "plain http", "https://"},
 		{"missing client_id", map[string]string{"officernd": "officernd:\n  client_secret: {env: DG_TEST_SECRET}\n  org_slug: acme\n"},
 			"officernd.client_id", "officernd:", "required key is missing", "Developer Tools"},
 		{"missing org_slug", map[string]string{"officernd": "officernd:\n  client_id: cid\n  client_secret: {env: DG_TEST_SECRET}\n"},
@@ -222,6 +230,8 @@ func TestMistakes(t *testing.T) {
 			"radius.clients[0].vendor", "vendor: aruba", `unknown value "aruba"`, "wispr, mikrotik, ubiquiti, cisco"},
 		{"nas duplicate address", map[string]string{"radius": "radius:\n  clients:\n    - address: 10.100.0.2\n      secret: {env: DG_TEST_NAS}\n    - address: 10.100.0.2/32\n      secret: {env: DG_TEST_NAS}\n"},
 			"radius.clients[1].address", "address: 10.100.0.2/32", "address 10.100.0.2/32 is listed twice", "radius.clients[0]"},
+		{"unknown network group", map[string]string{"locations": baseSections["locations"] + "    group: premim\n"},
+			"locations[0].group", "group: premim", `unknown group "premim"`, "groups"},
 		{"bad timezone", map[string]string{"locations": baseSections["locations"] + "    timezone: America/NewYork\n"},
 			"locations[0].timezone", "timezone:", `unknown timezone "America/NewYork"`, "IANA"},
 		{"negative group max_devices", map[string]string{"groups": "groups:\n  - name: standard\n    max_devices: -1\n  - name: premium\n"},
@@ -369,6 +379,9 @@ func TestDefaults(t *testing.T) {
 		"welcome_email":       *c.Users.WelcomeEmail,
 		"onboarding_url":      c.Users.OnboardingURL,
 		"onboarding_link_ttl": c.Users.OnboardingLinkTTL,
+		"setup_link_ttl":      c.Users.SetupLinkTTL,
+		"members.listen":      c.Members.Listen,
+		"members.insecure":    c.Members.InsecureHTTP,
 		"roaming":             c.Roaming.Policy,
 		"smtp.port":           c.SMTP.Port,
 		"smtp.tls":            c.SMTP.TLS,
@@ -396,7 +409,7 @@ func TestDefaults(t *testing.T) {
 		"admin.socket":        "/var/lib/deskgate/deskgate.sock",
 		"api_base":            "https://app.officernd.com/api/v2",
 		"token_url":           "https://identity.officernd.com/oauth/token",
-		"scopes":              11,
+		"scopes":              9,
 		"request_timeout":     30 * time.Second,
 		"max_retries":         6,
 		"interval":            15 * time.Minute,
@@ -411,8 +424,11 @@ func TestDefaults(t *testing.T) {
 		"password_property":   "wifiPassword",
 		"password_length":     14,
 		"welcome_email":       true,
-		"onboarding_url":      "http://127.0.0.1:8417/onboard",
+		"onboarding_url":      "https://localhost:8443/onboard",
 		"onboarding_link_ttl": 168 * time.Hour,
+		"setup_link_ttl":      168 * time.Hour,
+		"members.listen":      ":8443",
+		"members.insecure":    false,
 		"roaming":             "single",
 		"smtp.port":           587,
 		"smtp.tls":            "starttls",
@@ -439,10 +455,17 @@ func TestDefaults(t *testing.T) {
 		"flex.community.members.read", "flex.community.companies.read", "flex.community.memberships.read",
 		"flex.billing.plans.read", "flex.space.locations.read", "flex.space.resources.read",
 		"flex.space.bookings.read", "flex.community.visitors.read", "flex.space.passes.read",
-		"flex.settings.webhooks.read", "flex.settings.webhooks.create",
 	} {
 		if !containsString(c.OfficeRnD.Scopes, s) {
 			t.Errorf("default scopes lack %s", s)
+		}
+	}
+	// A read-only OfficeRnD application must be able to sync with the
+	// defaults: no write scope (the daemon adds the webhook scopes only
+	// while it registers its webhook itself).
+	for _, s := range c.OfficeRnD.Scopes {
+		if !strings.HasSuffix(s, ".read") || strings.HasPrefix(s, "flex.settings.webhooks.") {
+			t.Errorf("default scopes ask for %s", s)
 		}
 	}
 }
@@ -458,7 +481,7 @@ func containsString(list []string, s string) bool {
 
 func TestDefaultsFollowSettings(t *testing.T) {
 	setTestEnv(t)
-	doc := "data_dir: /srv/dg\nadmin:\n  listen: 127.0.0.1:9000\n" + testConfig(map[string]string{
+	doc := "data_dir: /srv/dg\nmembers:\n  listen: 127.0.0.1:9000\n  insecure_http: true\n" + testConfig(map[string]string{
 		"smtp":    "smtp:\n  host: mail.example.com\n  tls: implicit\n  from: wifi@example.com\n",
 		"roaming": "roaming:\n  policy: by_plan\n",
 	})
@@ -470,7 +493,7 @@ func TestDefaultsFollowSettings(t *testing.T) {
 		t.Errorf("socket %q, want under data_dir", c.Admin.Socket)
 	}
 	if c.Users.OnboardingURL != "http://127.0.0.1:9000/onboard" {
-		t.Errorf("onboarding_url %q, want from admin.listen", c.Users.OnboardingURL)
+		t.Errorf("onboarding_url %q, want from members.listen", c.Users.OnboardingURL)
 	}
 	if c.SMTP.Port != 465 {
 		t.Errorf("implicit TLS port %d, want 465", c.SMTP.Port)

@@ -21,6 +21,8 @@ const (
 	DefaultPasswordProperty   = "wifiPassword"
 	DefaultPasswordLength     = 14
 	DefaultOnboardingLinkTTL  = 168 * time.Hour
+	DefaultSetupLinkTTL       = 168 * time.Hour
+	DefaultMembersListen      = ":8443"
 	DefaultSMTPPort           = 587
 	DefaultSMTPImplicitPort   = 465
 	DefaultSessionTimeout     = 12 * time.Hour
@@ -31,8 +33,11 @@ const (
 )
 
 // DefaultScopes are the OfficeRnD v2 scopes deskgate asks for when
-// officernd.scopes is not set: read access to what it syncs, plus webhook
-// read/create so it can register its own webhook.
+// officernd.scopes is not set: read access to what it syncs, nothing else.
+// OfficeRnD refuses a token that asks for an ungranted scope, so a
+// read-only application must be able to sync with these. The webhook
+// scopes (flex.settings.webhooks.read/create/delete) are added by the
+// daemon only while automatic webhook registration is on.
 var DefaultScopes = []string{
 	"flex.community.members.read",
 	"flex.community.companies.read",
@@ -43,8 +48,6 @@ var DefaultScopes = []string{
 	"flex.space.bookings.read",
 	"flex.community.visitors.read",
 	"flex.space.passes.read",
-	"flex.settings.webhooks.read",
-	"flex.settings.webhooks.create",
 }
 
 // Enumerated values.
@@ -129,8 +132,10 @@ func (c *Config) applyDefaults() {
 	setS(&u.PasswordProperty, DefaultPasswordProperty)
 	setI(&u.PasswordLength, DefaultPasswordLength)
 	setB(&u.WelcomeEmail, true)
-	setS(&u.OnboardingURL, "http://"+c.Admin.Listen+"/onboard")
+	setS(&c.Members.Listen, DefaultMembersListen)
+	setS(&u.OnboardingURL, c.Members.BaseURL()+"/onboard")
 	setD(&u.OnboardingLinkTTL, DefaultOnboardingLinkTTL)
+	setD(&u.SetupLinkTTL, DefaultSetupLinkTTL)
 
 	for i := range c.Plans {
 		setB(&c.Plans[i].Enabled, true)

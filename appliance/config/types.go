@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is the whole deskgate configuration file. Field comments name the
 // YAML key; defaults are applied by Load before validation.
@@ -12,6 +15,7 @@ type Config struct {
 	OfficeRnD OfficeRnD         `yaml:"officernd"`
 	Sync      Sync              `yaml:"sync"`
 	Users     Users             `yaml:"users"`
+	Members   Members           `yaml:"members"`
 	Plans     []PlanMapping     `yaml:"plans"`
 	Groups    []Group           `yaml:"groups"`
 	Locations []LocationMapping `yaml:"locations"`
@@ -78,7 +82,10 @@ type OfficeRnD struct {
 	APIBase string `yaml:"api_base"`
 	// token_url: default https://identity.officernd.com/oauth/token
 	TokenURL string `yaml:"token_url"`
-	// scopes: default the read scopes deskgate needs plus webhooks create.
+	// scopes: default the read scopes deskgate needs. The daemon adds
+	// flex.settings.webhooks.read/create/delete while it registers its own
+	// webhook (webhook_public_url set), and falls back to the read scopes
+	// when OfficeRnD refuses those (invalid_scope).
 	Scopes []string `yaml:"scopes"`
 	// request_timeout: per request, default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
@@ -127,10 +134,44 @@ type Users struct {
 	// welcome_email: default true.
 	WelcomeEmail *bool `yaml:"welcome_email"`
 	// onboarding_url: base URL of the onboarding page the welcome email links
-	// to (member-defined passwords), default http://<admin.listen>/onboard.
+	// to (member-defined passwords) and, without /onboard, of the device
+	// setup pages; default the member listener (members.listen).
 	OnboardingURL string `yaml:"onboarding_url"`
 	// onboarding_link_ttl: default 168h (7 days).
 	OnboardingLinkTTL time.Duration `yaml:"onboarding_link_ttl"`
+	// setup_link_ttl: how long a device setup link (/wifi) stays valid,
+	// default 168h (7 days).
+	SetupLinkTTL time.Duration `yaml:"setup_link_ttl"`
+}
+
+// Members is the listener of the member pages (/wifi device setup,
+// /onboard password page). They are served only here: never on the
+// webhook listener nor on the admin API.
+type Members struct {
+	// listen: address of the member pages, default :8443.
+	Listen string `yaml:"listen"`
+	// tls_cert_file / tls_key_file: the operator's certificate for the
+	// member pages; without them deskgate issues one from its EAP CA for
+	// the host name of users.onboarding_url.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// insecure_http: plain HTTP (the demo); only on a loopback listen address.
+	InsecureHTTP bool `yaml:"insecure_http"`
+}
+
+// BaseURL is where members reach the member pages when
+// users.onboarding_url is not set: the member listener, with localhost
+// for an empty host.
+func (m Members) BaseURL() string {
+	scheme := "https"
+	if m.InsecureHTTP {
+		scheme = "http"
+	}
+	hostport := m.Listen
+	if strings.HasPrefix(hostport, ":") {
+		hostport = "localhost" + hostport
+	}
+	return scheme + "://" + hostport
 }
 
 // PlanMapping maps an OfficeRnD plan (by name or id) to access.
@@ -178,6 +219,10 @@ type LocationMapping struct {
 	StaticPool string `yaml:"static_pool"`
 	// timezone: overrides the location's timezone from OfficeRnD.
 	Timezone string `yaml:"timezone"`
+	// group: a group whose bandwidth_down / bandwidth_up shape the whole
+	// member network at the gateway (e.g. a VLAN for Dedicated Desk
+	// members: premium); empty leaves the network unshaped.
+	Group string `yaml:"group"`
 }
 
 // Roaming policies.

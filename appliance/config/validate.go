@@ -140,6 +140,7 @@ func (c *Config) validate() *ValidationError {
 	k.officernd()
 	k.sync()
 	k.users()
+	k.members()
 	groups := k.groups()
 	k.plans(groups)
 	locs := k.locations()
@@ -536,6 +537,29 @@ func (k *checker) users() {
 	if u.OnboardingLinkTTL < 10*time.Minute || u.OnboardingLinkTTL > 90*24*time.Hour {
 		k.add("users.onboarding_link_ttl", `use between "10m" and "90d" (default 7d)`, "onboarding_link_ttl %s out of range", u.OnboardingLinkTTL)
 	}
+	if u.SetupLinkTTL < time.Hour || u.SetupLinkTTL > 90*24*time.Hour {
+		k.add("users.setup_link_ttl", `use between "1h" and "90d" (default 7d)`, "setup_link_ttl %s out of range", u.SetupLinkTTL)
+	}
+}
+
+func (k *checker) members() {
+	m := k.c.Members
+	k.hostPort("members.listen", m.Listen)
+	if (m.TLSCertFile == "") != (m.TLSKeyFile == "") {
+		k.add("members.tls_cert_file", "give both tls_cert_file and tls_key_file, or neither (deskgate then issues a certificate from its EAP CA)", "tls_cert_file and tls_key_file go together")
+	}
+	if m.InsecureHTTP {
+		if host, _, err := net.SplitHostPort(m.Listen); err == nil && !isLoopbackHost(host) {
+			k.add("members.insecure_http", "serve the member pages over TLS (remove insecure_http), or listen on 127.0.0.1 for a demo",
+				"insecure_http on %q: member links and certificates would cross the network in clear text", m.Listen)
+		}
+		if m.TLSCertFile != "" {
+			k.add("members.insecure_http", "remove insecure_http or the certificate files", "insecure_http contradicts tls_cert_file")
+		}
+	}
+	if u, err := url.Parse(k.c.Users.OnboardingURL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		k.add("users.onboarding_url", "use https:// (the member pages serve TLS)", "onboarding_url %q sends members to plain http", k.c.Users.OnboardingURL)
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -702,6 +726,11 @@ func (k *checker) locations() map[string]bool {
 			}
 		} else if staticPlan != "" {
 			k.add(p+".static_pool", "add static_pool: a CIDR inside subnet reserved for static addresses", "plan %q has static_ip but this location has no static_pool", staticPlan)
+		}
+		if l.Group != "" {
+			if _, ok := c.Group(l.Group); !ok {
+				k.add(p+".group", "name one of the groups under groups:", "unknown group %q", l.Group)
+			}
 		}
 		if l.Timezone != "" {
 			if _, err := time.LoadLocation(l.Timezone); err != nil || l.Timezone == "Local" {

@@ -115,7 +115,14 @@ func (s *Server) step(ctx context.Context, c *conversation, p packet, req Reques
 				return s.startMethod(c, t)
 			}
 		}
-		return c.reject(p.id, "peer refused every offered method (it asked for types %v)", p.data)
+		why := "which this server does not offer"
+		if slices.Contains(p.data, typeMD5) || slices.Contains(p.data, typeGTC) {
+			why = "which cannot be verified from the stored NT hash (EAP-MD5, and EAP-GTC outside a tunnel, need the cleartext password)"
+		}
+		r := c.reject(p.id, "unsupported_method: peer refused every offered method (%s) and asked for %s, %s",
+			typeNames(s.methods), typeNames(p.data), why)
+		r.Unsupported = true
+		return r
 	}
 	if p.typ != c.typ {
 		return c.reject(p.id, "peer answered type %d to a type %d request", p.typ, c.typ)
@@ -185,7 +192,9 @@ func (s *Server) tlsStep(ctx context.Context, c *conversation, p packet, req Req
 	if st.done {
 		r := st.res
 		if !r.ok {
-			return c.reject(p.id, "%s", r.reason)
+			res := c.reject(p.id, "%s", r.reason)
+			res.Unsupported, res.Identity = r.unsupported, r.identity
+			return res
 		}
 		return Result{Action: Accept, EAPMessage: buildFinal(codeSuccess, p.id), Identity: r.identity,
 			Method: r.method, MSK: r.msk, Resumed: r.resumed}

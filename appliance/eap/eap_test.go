@@ -35,8 +35,8 @@ func TestMethods(t *testing.T) {
 				}
 				r := runEapol(t, tb.front, netw)
 				checkAccept(t, tb, r, c.identity, c.method, 1)
-				if strings.HasPrefix(c.name, "tls1.3") != strings.Contains(r.out, "TLSv1.3") {
-					t.Errorf("TLS version not as expected for %s", c.name)
+				if strings.HasPrefix(c.name, "tls1.3") != (tlsVersion(r.out) == "TLSv1.3") {
+					t.Errorf("TLS version %q not as expected for %s", tlsVersion(r.out), c.name)
 				}
 				if mtu > 0 {
 					// every EAP packet eapol_test received fits the MTU (EAPOL header excluded)

@@ -2,12 +2,17 @@ package eap
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/deskgate/deskgate/appliance/creds"
 )
 
@@ -34,6 +39,7 @@ type tlsRun struct {
 	certID    string // EAP-TLS identity from the client certificate
 	certErr   error
 	innerID   uint8
+	tls13     bool // the tunnel runs TLS 1.3 (RFC 9427 key derivation)
 }
 
 func (s *Server) newTLSRun(e *engine, base *tls.Config) *tlsRun {
@@ -88,12 +94,21 @@ func fail(format string, args ...any) outcome {
 	return outcome{reason: fmt.Sprintf(format, args...)}
 }
 
-// handshake runs the TLS 1.2 handshake; after a full handshake it sends the server's final flight and
-// waits for the peer's reply (an acknowledgement, or tunnelled data).
+// unsupported fails a method the peer insists on that deskgate cannot verify from the NT hash.
+func unsupported(format string, args ...any) outcome {
+	return outcome{reason: fmt.Sprintf(format, args...), unsupported: true}
+}
+
+// handshake runs the TLS handshake of PEAP or TTLS. With TLS 1.2 after a full handshake it sends the
+// server's final flight and waits for the peer's reply (an acknowledgement, or tunnelled data). With
+// TLS 1.3 the server's flight went out before the peer's Finished, and the first tunnelled request
+// that follows tells the peer the handshake is over: RFC 9427 uses no commitment message for these
+// methods (the 0x00 byte is EAP-TLS's, RFC 9190 section 2.5).
 func (r *tlsRun) handshake() error {
 	if err := r.tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
+	r.tls13 = r.tc.ConnectionState().Version == tls.VersionTLS13
 	if len(r.e.outbuf) > 0 {
 		if _, err := r.e.exchange(); err != nil {
 			return fmt.Errorf("tls handshake: final flight: %w", err)
@@ -109,6 +124,16 @@ func (r *tlsRun) export(label string, context []byte, n int) ([]byte, error) {
 		return nil, fmt.Errorf("export keying material %q: %w", label, err)
 	}
 	return k, nil
+}
+
+// keyMaterial exports the method's key material: with TLS 1.3 128 bytes of
+// TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", Type-Code, 128) (RFC 9427 section 2.1), with TLS 1.2 n
+// bytes of the method's own PRF label (RFC 5216, RFC 5281). The MSK is its first 64 bytes.
+func (r *tlsRun) keyMaterial(typ uint8, label12 string, n int) ([]byte, error) {
+	if r.tls13 {
+		return r.export(labelEAPTLS13, []byte{typ}, 128)
+	}
+	return r.export(label12, nil, n)
 }
 
 func (r *tlsRun) readInner() ([]byte, error) {
@@ -159,7 +184,165 @@ func (s *Server) runEAPTLS(e *engine) outcome {
 	return outcome{ok: true, identity: r.certID, method: "tls", msk: msk[:64], resumed: cs.DidResume}
 }
 
-// ---- PEAPv0 with EAP-MSCHAPv2 ----
+// ---- inner EAP methods (PEAP phase 2, TTLS EAP-Message) ----
+
+// innerIO carries the tunnelled EAP conversation: PEAPv0 (EAP headers stripped) or TTLS (whole EAP
+// packets in EAP-Message AVPs). read returns the response's type and type data.
+type innerIO struct {
+	write func(typ uint8, data ...[]byte) error
+	read  func() (uint8, []byte, error)
+}
+
+// innerResult is the end of an inner EAP method.
+type innerResult struct {
+	ok          bool
+	method      string // "mschapv2" | "gtc"
+	reason      string
+	unsupported bool
+	isk         []byte // inner session key for PEAP's crypto binding (32 bytes; zero for GTC)
+}
+
+// innerAuth runs inner EAP-MSCHAPv2, or EAP-GTC when the peer NAKs MS-CHAPv2 and asks for GTC. Both
+// are verified from the NT hash; a peer that asks only for other methods (EAP-MD5) is refused as
+// unsupported.
+func (r *tlsRun) innerAuth(io innerIO, identity string) innerResult {
+	res, nak := r.innerMSCHAPv2(io, identity)
+	if nak == nil {
+		return res
+	}
+	if slices.Contains(nak, typeGTC) {
+		return r.innerGTC(io, identity)
+	}
+	return innerUnsupported(nak)
+}
+
+func innerUnsupported(nak []byte) innerResult {
+	return innerResult{unsupported: true, reason: fmt.Sprintf("unsupported_method: peer refused inner "+
+		"EAP-MSCHAPv2 and EAP-GTC and asked for %s, which cannot be verified from the stored NT hash "+
+		"(inner methods: MSCHAPV2, GTC)", typeNames(nak))}
+}
+
+// mschapHeader builds OpCode, MS-CHAPv2-ID and MS-Length.
+func mschapHeader(op, id uint8, rest int) []byte {
+	return []byte{op, id, byte((4 + rest) >> 8), byte(4 + rest)}
+}
+
+// innerMSCHAPv2 runs inner EAP-MSCHAPv2; on failure it has already sent the MS-CHAPv2 failure. A NAK
+// returns the types the peer asked for instead.
+func (r *tlsRun) innerMSCHAPv2(io innerIO, identity string) (innerResult, []byte) {
+	var chal [17]byte // 16-byte challenge, then the MS-CHAPv2-ID
+	if _, err := rand.Read(chal[:]); err != nil {
+		return innerResult{reason: fmt.Sprintf("challenge: %v", err)}, nil
+	}
+	auth, msid := chal[:16], chal[16]
+	body := append([]byte{16}, auth...)
+	body = append(body, serverName...)
+	if err := io.write(typeMSCHAPv2, mschapHeader(1, msid, len(body)), body); err != nil {
+		return innerResult{reason: err.Error()}, nil
+	}
+	typ, data, err := io.read()
+	if err != nil {
+		return innerResult{reason: "mschapv2 response: " + err.Error()}, nil
+	}
+	if typ == typeNak {
+		return innerResult{}, append([]byte{}, data...)
+	}
+	if typ != typeMSCHAPv2 || len(data) < 4+1+49 || data[0] != 2 || data[4] != 49 {
+		return innerResult{reason: "malformed MS-CHAPv2 response"}, nil
+	}
+	resp := data[5 : 5+49]
+	name := string(data[5+49:])
+	peerChal, nt := resp[:16], resp[24:48]
+	hash, err := r.s.auth.NTHash(r.e.ctx, identity)
+	var authResp string
+	ok := false
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	} else if authResp, ok = verifyMSCHAPv2(auth, peerChal, nt, name, hash); !ok {
+		reason = "wrong password"
+	}
+	if !ok {
+		msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=Authentication failed", auth)
+		if err := io.write(typeMSCHAPv2, mschapHeader(4, msid, len(msg)), []byte(msg)); err != nil {
+			return innerResult{reason: reason}, nil
+		}
+		_, _, _ = io.read() // the peer's failure acknowledgement
+		return innerResult{reason: reason}, nil
+	}
+	msg := authResp + " M=OK"
+	if err := io.write(typeMSCHAPv2, mschapHeader(3, msid, len(msg)), []byte(msg)); err != nil {
+		return innerResult{reason: err.Error()}, nil
+	}
+	typ, data, err = io.read()
+	if err != nil {
+		return innerResult{reason: "mschapv2 success acknowledgement: " + err.Error()}, nil
+	}
+	if typ != typeMSCHAPv2 || len(data) < 1 || data[0] != 3 {
+		return innerResult{reason: "peer did not acknowledge MS-CHAPv2 success"}, nil
+	}
+	return innerResult{ok: true, method: "mschapv2", isk: mschapv2MSK(hash, nt)}, nil
+}
+
+// innerGTC runs inner EAP-GTC (RFC 3748 section 5.6): the peer answers with its password (or, as some
+// supplicants do, "RESPONSE=identity\0password"), checked against the NT hash.
+func (r *tlsRun) innerGTC(io innerIO, identity string) innerResult {
+	if err := io.write(typeGTC, []byte("Password: ")); err != nil {
+		return innerResult{reason: err.Error()}
+	}
+	typ, data, err := io.read()
+	if err != nil {
+		return innerResult{reason: "gtc response: " + err.Error()}
+	}
+	if typ == typeNak {
+		return innerUnsupported(data)
+	}
+	if typ != typeGTC {
+		return innerResult{reason: fmt.Sprintf("peer answered the GTC request with type %d", typ)}
+	}
+	pw := data
+	if rest, ok := bytes.CutPrefix(pw, []byte("RESPONSE=")); ok {
+		if i := bytes.IndexByte(rest, 0); i >= 0 {
+			pw = rest[i+1:]
+		}
+	}
+	hash, err := r.s.auth.NTHash(r.e.ctx, identity)
+	if err != nil {
+		return innerResult{reason: err.Error()}
+	}
+	if !creds.VerifyPassword(hash, string(pw)) {
+		return innerResult{reason: "wrong password"}
+	}
+	return innerResult{ok: true, method: "gtc", isk: make([]byte, 32)}
+}
+
+func typeNames(ts []byte) string {
+	names := make([]string, 0, len(ts))
+	for _, t := range ts {
+		switch t {
+		case typeMD5:
+			names = append(names, "EAP-MD5")
+		case typeGTC:
+			names = append(names, "EAP-GTC")
+		case typeMSCHAPv2:
+			names = append(names, "EAP-MSCHAPv2")
+		case typeTLS:
+			names = append(names, "EAP-TLS")
+		case typeTTLS:
+			names = append(names, "EAP-TTLS")
+		case typePEAP:
+			names = append(names, "PEAP")
+		default:
+			names = append(names, fmt.Sprintf("EAP type %d", t))
+		}
+	}
+	if len(names) == 0 {
+		return "no method"
+	}
+	return strings.Join(names, ", ")
+}
+
+// ---- PEAPv0 (MS-PEAP) with EAP-MSCHAPv2 or EAP-GTC, and crypto binding ----
 
 // peapWrite sends a tunnelled EAP-Request; PEAPv0 strips the EAP header except for the
 // Extensions (result TLV) method.
@@ -192,65 +375,172 @@ func (r *tlsRun) peapRead() (uint8, []byte, error) {
 	return b[0], b[1:], nil
 }
 
-// peapResult sends the Result TLV and reads the peer's; it returns an error unless both say success.
-func (r *tlsRun) peapResult(ok bool) error {
+// cryptoBinding is PEAP's compound key state (MS-PEAP 3.1.5.5): IPMK and CMK from the tunnel key TK
+// (the first 60 bytes of the TLS key material) and the inner method's session key ISK.
+type cryptoBinding struct {
+	ipmk  []byte // 40 bytes
+	cmk   []byte // 20 bytes
+	nonce [32]byte
+}
+
+// newCryptoBinding derives IPMK|CMK = PRF+(TK[:40], "Inner Methods Compound Keys" | ISK, 60); on a
+// fast reconnect (no inner method) IPMK|CMK = TK[:60], as Windows and wpa_supplicant do.
+func newCryptoBinding(tk, isk []byte) (*cryptoBinding, error) {
+	var imck []byte
+	if isk == nil {
+		imck = tk[:60]
+	} else {
+		imck = peapPRF(tk[:40], "Inner Methods Compound Keys", isk, 60)
+	}
+	cb := &cryptoBinding{ipmk: imck[:40], cmk: imck[40:60]}
+	if _, err := rand.Read(cb.nonce[:]); err != nil {
+		return nil, fmt.Errorf("crypto binding nonce: %w", err)
+	}
+	cb.nonce[31] &^= 1 // a request's nonce has its least significant bit clear
+	return cb, nil
+}
+
+const (
+	tlvResult        = 3
+	tlvCryptoBinding = 12
+	cbTLVLen         = 4 + 56
+)
+
+// mac is the Compound MAC: HMAC-SHA1(CMK, Crypto-Binding TLV with the MAC zeroed | EAP type 25).
+func (cb *cryptoBinding) mac(tlv []byte) []byte {
+	m := hmac.New(sha1.New, cb.cmk)
+	m.Write(tlv[:cbTLVLen-20])
+	m.Write(make([]byte, 20))
+	m.Write([]byte{typePEAP})
+	return m.Sum(nil)
+}
+
+// request builds the server's Crypto-Binding TLV (version 0, SubType 0 = request).
+func (cb *cryptoBinding) request() []byte {
+	b := []byte{0, tlvCryptoBinding, 0, 56, 0, 0, 0, 0}
+	b = append(b, cb.nonce[:]...)
+	b = append(b, make([]byte, 20)...)
+	copy(b[cbTLVLen-20:], cb.mac(b))
+	return b
+}
+
+// verify checks the peer's Crypto-Binding TLV response (the whole TLV, header included).
+func (cb *cryptoBinding) verify(tlv []byte) error {
+	if len(tlv) != cbTLVLen {
+		return fmt.Errorf("crypto binding TLV of %d bytes", len(tlv))
+	}
+	if tlv[5] != 0 || tlv[7] != 1 {
+		return fmt.Errorf("crypto binding version %d subtype %d, want 0 and 1 (response)", tlv[5], tlv[7])
+	}
+	nonce := tlv[8:40]
+	if !bytes.Equal(nonce[:31], cb.nonce[:31]) || nonce[31]|1 != cb.nonce[31]|1 {
+		return errors.New("crypto binding nonce is not ours")
+	}
+	if !hmac.Equal(tlv[40:60], cb.mac(tlv)) {
+		return errors.New("crypto binding compound MAC does not verify (tunnel and inner method are not bound)")
+	}
+	return nil
+}
+
+// msk is the first 64 bytes of the compound session key CSK = PRF+(IPMK, "Session Key Generating
+// Function" | 0x00, 128): the MSK once the peer has answered the crypto binding (MS-PEAP 3.1.5.7).
+func (cb *cryptoBinding) msk() []byte {
+	return peapPRF(cb.ipmk, "Session Key Generating Function", []byte{0}, 128)[:64]
+}
+
+// peapResult sends the Result TLV, with the Crypto-Binding TLV when cb is set, and reads the peer's
+// answer; it returns an error unless both say success. bound reports that the peer answered the crypto
+// binding (and its compound MAC verified), so the MSK is the compound one.
+func (r *tlsRun) peapResult(ok bool, cb *cryptoBinding) (bound bool, err error) {
 	status := byte(peapResultFailed)
 	if ok {
 		status = peapResultOK
 	}
-	if err := r.peapWrite(typeExtensions, []byte{0x80, 0x03, 0x00, 0x02, 0x00, status}); err != nil {
-		return err
+	tlvs := []byte{0x80, tlvResult, 0x00, 0x02, 0x00, status}
+	if ok && cb != nil {
+		tlvs = append(tlvs, cb.request()...)
+	}
+	if err := r.peapWrite(typeExtensions, tlvs); err != nil {
+		return false, err
 	}
 	typ, data, err := r.peapRead()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if typ != typeExtensions {
-		return fmt.Errorf("peer answered the result TLV with type %d", typ)
+		return false, fmt.Errorf("peer answered the result TLV with type %d", typ)
 	}
+	var result, binding []byte
 	for len(data) >= 4 {
 		t := binary.BigEndian.Uint16(data) & 0x3fff
 		l := int(binary.BigEndian.Uint16(data[2:]))
 		if 4+l > len(data) {
 			break
 		}
-		if t == 3 && l == 2 {
-			if data[5] != peapResultOK {
-				return errors.New("peer's result TLV says failure")
-			}
-			if !ok {
-				return errors.New("result TLV failure sent")
-			}
-			return nil
+		switch t {
+		case tlvResult:
+			result = data[4 : 4+l]
+		case tlvCryptoBinding:
+			binding = data[:4+l]
 		}
 		data = data[4+l:]
 	}
-	return errors.New("peer's extensions response has no result TLV")
+	if len(result) != 2 {
+		return false, errors.New("peer's extensions response has no result TLV")
+	}
+	if result[1] != peapResultOK {
+		return false, errors.New("peer's result TLV says failure")
+	}
+	if !ok {
+		return false, errors.New("result TLV failure sent")
+	}
+	if binding != nil && cb != nil {
+		if err := cb.verify(binding); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
-func (s *Server) runPEAP(e *engine) outcome {
+func (s *Server) runPEAP(e *engine) (o outcome) {
+	var identity string // the inner identity, once known: a failure names it for the audit trail
+	defer func() {
+		if !o.ok {
+			o.identity = identity
+		}
+	}()
 	r := s.newTLSRun(e, s.tunnel)
 	if err := r.handshake(); err != nil {
 		return fail("peap: %v", err)
 	}
-	msk, err := r.export(labelClientEAP, nil, 128)
+	keys, err := r.keyMaterial(typePEAP, labelClientEAP, 128)
 	if err != nil {
 		return fail("peap: %v", err)
 	}
-	msk = msk[:64]
+	tk, msk := keys[:60], keys[:64]
 	cs := r.tc.ConnectionState()
 	if cs.DidResume {
-		if ent, ok := s.sessions.get(r.resumedID); ok && ent.method == "peap" {
+		if ent, ok := s.sessions.get(r.resumedID); ok && strings.HasPrefix(ent.method, "peap") {
+			identity = ent.identity
 			// Fast reconnect: skip phase 2, but the member must still be allowed.
 			if _, err := s.auth.NTHash(e.ctx, ent.identity); err != nil {
-				_ = r.peapResult(false)
+				_, _ = r.peapResult(false, nil)
 				return fail("peap: resumed session for %q: %v", ent.identity, err)
 			}
-			if err := r.peapResult(true); err != nil {
+			cb, err := newCryptoBinding(tk, nil)
+			if err != nil {
+				return fail("peap: %v", err)
+			}
+			bound, err := r.peapResult(true, cb)
+			if err != nil {
 				return fail("peap: resumed session for %q: %v", ent.identity, err)
 			}
-			s.sessions.put(r.ticketID, ent.identity, "peap")
-			return outcome{ok: true, identity: ent.identity, method: "peap", msk: msk, resumed: true}
+			if bound {
+				msk = cb.msk()
+			}
+			s.sessions.put(r.ticketID, ent.identity, ent.method)
+			return outcome{ok: true, identity: ent.identity, method: ent.method, msk: msk, resumed: true}
 		}
 	}
 	if err := r.peapWrite(typeIdentity); err != nil {
@@ -263,78 +553,29 @@ func (s *Server) runPEAP(e *engine) outcome {
 	if typ != typeIdentity {
 		return fail("peap: peer answered the inner identity request with type %d", typ)
 	}
-	identity := string(data)
-	ok, reason := r.peapMSCHAPv2(identity)
-	if !ok {
-		_ = r.peapResult(false)
-		return fail("peap: %q: %s", identity, reason)
+	identity = string(data)
+	in := r.innerAuth(innerIO{write: r.peapWrite, read: r.peapRead}, identity)
+	if !in.ok {
+		_, _ = r.peapResult(false, nil)
+		return outcome{reason: fmt.Sprintf("peap: %q: %s", identity, in.reason), unsupported: in.unsupported}
 	}
-	if err := r.peapResult(true); err != nil {
+	cb, err := newCryptoBinding(tk, in.isk)
+	if err != nil {
+		return fail("peap: %v", err)
+	}
+	bound, err := r.peapResult(true, cb)
+	if err != nil {
 		return fail("peap: %q: %v", identity, err)
 	}
-	s.sessions.put(r.ticketID, identity, "peap")
-	return outcome{ok: true, identity: identity, method: "peap", msk: msk, resumed: cs.DidResume}
-}
-
-// mschapHeader builds OpCode, MS-CHAPv2-ID and MS-Length.
-func mschapHeader(op, id uint8, rest int) []byte {
-	return []byte{op, id, byte((4 + rest) >> 8), byte(4 + rest)}
-}
-
-// peapMSCHAPv2 runs inner EAP-MSCHAPv2; on failure it has already sent the MS-CHAPv2 failure.
-func (r *tlsRun) peapMSCHAPv2(identity string) (bool, string) {
-	var chal [17]byte // 16-byte challenge, then the MS-CHAPv2-ID
-	if _, err := rand.Read(chal[:]); err != nil {
-		return false, fmt.Sprintf("challenge: %v", err)
+	if bound {
+		msk = cb.msk()
 	}
-	auth, msid := chal[:16], chal[16]
-	body := append([]byte{16}, auth...)
-	body = append(body, serverName...)
-	if err := r.peapWrite(typeMSCHAPv2, mschapHeader(1, msid, len(body)), body); err != nil {
-		return false, err.Error()
+	method := "peap" // PEAP/EAP-MSCHAPv2 keeps its historical name
+	if in.method != "mschapv2" {
+		method = "peap-" + in.method
 	}
-	typ, data, err := r.peapRead()
-	if err != nil {
-		return false, "mschapv2 response: " + err.Error()
-	}
-	if typ == typeNak {
-		return false, fmt.Sprintf("peer refused inner EAP-MSCHAPv2 (asked for %v)", data)
-	}
-	if typ != typeMSCHAPv2 || len(data) < 4+1+49 || data[0] != 2 || data[4] != 49 {
-		return false, "malformed MS-CHAPv2 response"
-	}
-	resp := data[5 : 5+49]
-	name := string(data[5+49:])
-	peerChal, nt := resp[:16], resp[24:48]
-	hash, err := r.s.auth.NTHash(r.e.ctx, identity)
-	var authResp string
-	ok := false
-	reason := ""
-	if err != nil {
-		reason = err.Error()
-	} else if authResp, ok = verifyMSCHAPv2(auth, peerChal, nt, name, hash); !ok {
-		reason = "wrong password"
-	}
-	if !ok {
-		msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=Authentication failed", auth)
-		if err := r.peapWrite(typeMSCHAPv2, mschapHeader(4, msid, len(msg)), []byte(msg)); err != nil {
-			return false, reason
-		}
-		_, _, _ = r.peapRead() // the peer's failure acknowledgement
-		return false, reason
-	}
-	msg := authResp + " M=OK"
-	if err := r.peapWrite(typeMSCHAPv2, mschapHeader(3, msid, len(msg)), []byte(msg)); err != nil {
-		return false, err.Error()
-	}
-	typ, data, err = r.peapRead()
-	if err != nil {
-		return false, "mschapv2 success acknowledgement: " + err.Error()
-	}
-	if typ != typeMSCHAPv2 || len(data) < 1 || data[0] != 3 {
-		return false, "peer did not acknowledge MS-CHAPv2 success"
-	}
-	return true, ""
+	s.sessions.put(r.ticketID, identity, method)
+	return outcome{ok: true, identity: identity, method: method, msk: msk, resumed: cs.DidResume}
 }
 
 // ---- EAP-TTLS (RFC 5281) ----
@@ -342,7 +583,10 @@ func (r *tlsRun) peapMSCHAPv2(identity string) (bool, string) {
 const (
 	avpUserName      = 1
 	avpUserPassword  = 2
+	avpCHAPPassword  = 3
+	avpEAPMessage    = 79
 	vendorMicrosoft  = 311
+	avpMSCHAPResp    = 1
 	avpMSCHAPChall   = 11
 	avpMSCHAP2Resp   = 25
 	avpMSCHAP2Succ   = 26
@@ -355,6 +599,7 @@ type avpKey struct {
 	code   uint32
 }
 
+// parseAVPs parses Diameter AVPs (RFC 5281 section 10); EAP-Message AVPs are concatenated.
 func parseAVPs(b []byte) (map[avpKey][]byte, error) {
 	m := map[avpKey][]byte{}
 	for len(b) > 0 {
@@ -376,7 +621,12 @@ func parseAVPs(b []byte) (map[avpKey][]byte, error) {
 		if l < hdr || l > len(b) {
 			return nil, fmt.Errorf("AVP %d length %d out of range", code, l)
 		}
-		m[avpKey{vendor, code}] = b[hdr:l]
+		k := avpKey{vendor, code}
+		if k == (avpKey{0, avpEAPMessage}) {
+			m[k] = append(m[k], b[hdr:l]...)
+		} else {
+			m[k] = b[hdr:l]
+		}
 		l = (l + 3) &^ 3
 		if l > len(b) {
 			l = len(b)
@@ -406,22 +656,66 @@ func appendAVP(b []byte, vendor, code uint32, data []byte) []byte {
 	return b
 }
 
-func (s *Server) runTTLS(e *engine) outcome {
+// ttlsWriteEAP sends a tunnelled EAP-Request in an EAP-Message AVP.
+func (r *tlsRun) ttlsWriteEAP(typ uint8, data ...[]byte) error {
+	r.innerID++
+	if _, err := r.tc.Write(appendAVP(nil, 0, avpEAPMessage, buildRequest(r.innerID, typ, data...))); err != nil {
+		return fmt.Errorf("write tunnelled EAP request: %w", err)
+	}
+	return nil
+}
+
+// ttlsReadEAP reads the peer's AVPs and returns the EAP-Response in their EAP-Message.
+func (r *tlsRun) ttlsReadEAP() (uint8, []byte, error) {
+	b, err := r.readInner()
+	if err != nil {
+		return 0, nil, err
+	}
+	avps, err := parseAVPs(b)
+	if err != nil {
+		return 0, nil, fmt.Errorf("parse AVPs: %w", err)
+	}
+	return innerEAPResponse(avps[avpKey{0, avpEAPMessage}])
+}
+
+func innerEAPResponse(msg []byte) (uint8, []byte, error) {
+	if msg == nil {
+		return 0, nil, errors.New("no EAP-Message AVP")
+	}
+	p, err := parsePacket(msg)
+	if err != nil {
+		return 0, nil, fmt.Errorf("tunnelled EAP: %w", err)
+	}
+	if p.code != codeResponse {
+		return 0, nil, fmt.Errorf("tunnelled EAP code %d, want a response", p.code)
+	}
+	return p.typ, p.data, nil
+}
+
+func (s *Server) runTTLS(e *engine) (o outcome) {
+	var identity string // the inner identity, once known: a failure names it for the audit trail
+	defer func() {
+		if !o.ok {
+			o.identity = identity
+		}
+	}()
 	r := s.newTLSRun(e, s.tunnel)
 	if err := r.handshake(); err != nil {
 		return fail("ttls: %v", err)
 	}
-	msk, err := r.export(labelTTLSKeys, nil, 64)
+	keys, err := r.keyMaterial(typeTTLS, labelTTLSKeys, 64)
 	if err != nil {
 		return fail("ttls: %v", err)
 	}
+	msk := keys[:64]
 	cs := r.tc.ConnectionState()
 	if cs.DidResume && len(e.inbuf) == 0 {
 		// The peer skipped phase 2 on resumption (RFC 5281 section 10.1).
 		ent, ok := s.sessions.get(r.resumedID)
-		if !ok || (ent.method != "ttls-pap" && ent.method != "ttls-mschapv2") {
+		if !ok || !strings.HasPrefix(ent.method, "ttls-") {
 			return fail("ttls: resumed session without a remembered inner identity")
 		}
+		identity = ent.identity
 		if _, err := s.auth.NTHash(e.ctx, ent.identity); err != nil {
 			return fail("ttls: resumed session for %q: %v", ent.identity, err)
 		}
@@ -436,9 +730,24 @@ func (s *Server) runTTLS(e *engine) outcome {
 	if err != nil {
 		return fail("ttls: parse AVPs: %v", err)
 	}
-	identity := string(avps[avpKey{0, avpUserName}])
+	identity = string(avps[avpKey{0, avpUserName}])
 	method := ""
 	switch {
+	case avps[avpKey{0, avpEAPMessage}] != nil:
+		// Inner EAP (RFC 5281 section 11.1): Identity, then EAP-MSCHAPv2 or EAP-GTC.
+		typ, data, err := innerEAPResponse(avps[avpKey{0, avpEAPMessage}])
+		if err != nil {
+			return fail("ttls: inner EAP: %v", err)
+		}
+		if typ != typeIdentity {
+			return fail("ttls: inner EAP starts with type %d, want Identity", typ)
+		}
+		identity = string(data)
+		in := r.innerAuth(innerIO{write: r.ttlsWriteEAP, read: r.ttlsReadEAP}, identity)
+		if !in.ok {
+			return outcome{reason: fmt.Sprintf("ttls: %q: inner EAP: %s", identity, in.reason), unsupported: in.unsupported}
+		}
+		method = "ttls-eap-" + in.method
 	case avps[avpKey{0, avpUserPassword}] != nil:
 		method = "ttls-pap"
 		pw := bytes.TrimRight(avps[avpKey{0, avpUserPassword}], "\x00")
@@ -475,8 +784,35 @@ func (s *Server) runTTLS(e *engine) outcome {
 		if _, err := e.exchange(); err != nil {
 			return fail("ttls: wait for acknowledgement: %v", err)
 		}
+	case avps[avpKey{vendorMicrosoft, avpMSCHAPResp}] != nil:
+		// MS-CHAPv1 (RFC 5281 section 11.2.3, RFC 2433): 8-byte implicit challenge, NT-Response from the
+		// NT hash. Like PAP there is no tunnelled success message.
+		method = "ttls-mschap"
+		ch := avps[avpKey{vendorMicrosoft, avpMSCHAPChall}]
+		resp := avps[avpKey{vendorMicrosoft, avpMSCHAPResp}]
+		want, err := r.export(labelTTLSChall, nil, 9)
+		if err != nil {
+			return fail("ttls: %v", err)
+		}
+		if len(resp) != 50 || subtle.ConstantTimeCompare(ch, want[:8]) != 1 || resp[0] != want[8] {
+			return fail("ttls: %q: MS-CHAP challenge or response malformed", identity)
+		}
+		if resp[1]&1 == 0 {
+			return unsupported("ttls: %q: unsupported_method: MS-CHAP response without an NT-Response (LAN Manager only)", identity)
+		}
+		hash, err := s.auth.NTHash(e.ctx, identity)
+		if err != nil {
+			return fail("ttls: %q: %v", identity, err)
+		}
+		if !verifyMSCHAPv1(want[:8], resp[26:50], hash) {
+			return fail("ttls: %q: wrong password", identity)
+		}
+	case avps[avpKey{0, avpCHAPPassword}] != nil:
+		return unsupported("ttls: %q: unsupported_method: inner CHAP needs the cleartext password, which is "+
+			"not stored (inner methods: PAP, MSCHAP, MSCHAPV2, EAP-MSCHAPV2, EAP-GTC)", identity)
 	default:
-		return fail("ttls: %q: unsupported inner authentication (want PAP or MS-CHAP-V2)", identity)
+		return unsupported("ttls: %q: unsupported_method: no inner authentication deskgate can verify "+
+			"(inner methods: PAP, MSCHAP, MSCHAPV2, EAP-MSCHAPV2, EAP-GTC)", identity)
 	}
 	s.sessions.put(r.ticketID, identity, method)
 	return outcome{ok: true, identity: identity, method: method, msk: msk, resumed: cs.DidResume}

@@ -1,7 +1,9 @@
 package eap
 
 import (
+	"bytes"
 	"crypto/des"
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
@@ -44,15 +46,25 @@ func desKey(k []byte) []byte {
 
 // ntResponse computes the 24-byte NT-Response from the NT hash (RFC 2759 GenerateNTResponse).
 func ntResponse(authChallenge, peerChallenge []byte, user string, ntHash []byte) []byte {
-	ch := challengeHash(peerChallenge, authChallenge, user)
+	return challengeResponse(challengeHash(peerChallenge, authChallenge, user), ntHash)
+}
+
+// challengeResponse encrypts an 8-byte challenge with the NT hash (RFC 2759 ChallengeResponse; for
+// MS-CHAPv1, RFC 2433 NtChallengeResponse, the challenge is the authenticator's own).
+func challengeResponse(challenge, ntHash []byte) []byte {
 	var z [21]byte
 	copy(z[:], ntHash)
 	out := make([]byte, 24)
 	for i := 0; i < 3; i++ {
 		c, _ := des.NewCipher(desKey(z[7*i : 7*i+7])) // 8-byte key never fails
-		c.Encrypt(out[8*i:8*i+8], ch)
+		c.Encrypt(out[8*i:8*i+8], challenge)
 	}
 	return out
+}
+
+// verifyMSCHAPv1 checks an MS-CHAPv1 NT-Response (RFC 2433) against the 8-byte challenge.
+func verifyMSCHAPv1(challenge, ntResp, ntHash []byte) bool {
+	return subtle.ConstantTimeCompare(challengeResponse(challenge, ntHash), ntResp) == 1
 }
 
 var (
@@ -75,6 +87,44 @@ func authenticatorResponse(authChallenge, peerChallenge, ntResp []byte, user str
 	d.Write(challengeHash(peerChallenge, authChallenge, user))
 	d.Write(magic2)
 	return "S=" + strings.ToUpper(hex.EncodeToString(d.Sum(nil)))
+}
+
+// mschapv2MSK is the key EAP-MSCHAPv2 exports (RFC 3079 section 3.4): the peer's send key, then its
+// receive key, 16 bytes each. PEAP's crypto binding uses it as the inner session key (ISK).
+func mschapv2MSK(ntHash, ntResp []byte) []byte {
+	h := md4.New()
+	h.Write(ntHash)
+	d := sha1.New()
+	d.Write(h.Sum(nil))
+	d.Write(ntResp)
+	d.Write([]byte("This is the MPPE Master Key"))
+	master := d.Sum(nil)[:16]
+	half := func(magic string) []byte {
+		d := sha1.New()
+		d.Write(master)
+		d.Write(make([]byte, 40))
+		d.Write([]byte(magic))
+		d.Write(bytes.Repeat([]byte{0xf2}, 40))
+		return d.Sum(nil)[:16]
+	}
+	return append(half("On the client side, this is the send key; on the server side, it is the receive key."),
+		half("On the client side, this is the receive key; on the server side, it is the send key.")...)
+}
+
+// peapPRF is PEAPv0's PRF+ (MS-PEAP 3.1.5.5.2.2): T(i) = HMAC-SHA1(key, T(i-1) | label | seed | i | 0 | 0).
+func peapPRF(key []byte, label string, seed []byte, n int) []byte {
+	out := make([]byte, 0, n+sha1.Size)
+	var t []byte
+	for i := byte(1); len(out) < n; i++ {
+		m := hmac.New(sha1.New, key)
+		m.Write(t)
+		m.Write([]byte(label))
+		m.Write(seed)
+		m.Write([]byte{i, 0, 0})
+		t = m.Sum(nil)
+		out = append(out, t...)
+	}
+	return out[:n]
 }
 
 // verifyMSCHAPv2 checks an NT-Response and returns the authenticator response on success.

@@ -9,7 +9,8 @@ import (
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 )
 
-// TestRejections: every refusal ends in eapol_test FAILURE, an Access-Reject, and a reason.
+// TestRejections: every refusal ends in eapol_test FAILURE, an Access-Reject, and a reason (never
+// "unsupported": these methods are supported, the credentials or the membership are wrong).
 func TestRejections(t *testing.T) {
 	tb := newTestbed(t, nil)
 	cf, kf, _ := tb.clientCert(t, "dave@example.com")
@@ -36,6 +37,13 @@ func TestRejections(t *testing.T) {
 		{"ttls-pap membership ended", ttlsNet(tb.caFile, "ended@example.com", "x", "PAP"), "membership ended"},
 		{"ttls-mschapv2 wrong password", ttlsNet(tb.caFile, "bob@example.com", "wrong", "MSCHAPV2"), "wrong password"},
 		{"ttls-mschapv2 unknown", ttlsNet(tb.caFile, "nobody@example.com", "x", "MSCHAPV2"), "unknown identity"},
+		{"peap-gtc wrong password", strings.Replace(peapNet(tb.caFile, "alice@example.com", "wrong"), "auth=MSCHAPV2", "auth=GTC", 1), "wrong password"},
+		{"peap-gtc tls1.3 membership ended", tls13(strings.Replace(peapNet(tb.caFile, "ended@example.com", "x"), "auth=MSCHAPV2", "auth=GTC", 1)), "membership ended"},
+		{"ttls-mschap wrong password", ttlsNet(tb.caFile, "bob@example.com", "wrong", "MSCHAP"), "wrong password"},
+		{"ttls-mschap tls1.3 virtual office", tls13(ttlsNet(tb.caFile, "vo@example.com", "x", "MSCHAP")), "Virtual Office"},
+		{"ttls-eap-mschapv2 wrong password", strings.Replace(ttlsNet(tb.caFile, "bob@example.com", "wrong", "MSCHAPV2"), "auth=", "autheap=", 1), "wrong password"},
+		{"ttls-eap-gtc wrong password", strings.Replace(ttlsNet(tb.caFile, "bob@example.com", "wrong", "GTC"), "auth=", "autheap=", 1), "wrong password"},
+		{"ttls-eap-gtc unknown", strings.Replace(ttlsNet(tb.caFile, "nobody@example.com", "x", "GTC"), "auth=", "autheap=", 1), "unknown identity"},
 		{"tls revoked cert", tlsNet(tb.caFile, "dave@example.com", cf, kf, ""), "revoked"},
 		{"tls1.3 revoked cert", tlsNet(tb.caFile, "dave@example.com", cf, kf, "tls_disable_tlsv1_3=0"), "revoked"},
 		{"peap wrong CA on client", peapNet(otherCA, "alice@example.com", "correct horse"), "tls handshake"},
@@ -55,7 +63,7 @@ func TestRejections(t *testing.T) {
 				t.Fatalf("server gave %d final answers, want 1", len(res)-before)
 			}
 			got := res[len(res)-1]
-			if got.Action != Reject || !strings.Contains(got.Reason, c.reason) || got.MSK != nil {
+			if got.Action != Reject || !strings.Contains(got.Reason, c.reason) || got.MSK != nil || got.Unsupported {
 				t.Fatalf("got %v reason %q, want Reject with reason containing %q", got.Action, got.Reason, c.reason)
 			}
 			if strings.HasPrefix(c.name, "peap") && c.reason != "tls handshake" && !strings.Contains(r.out, "TLV Result - Failure") {

@@ -19,6 +19,8 @@ const (
 	typeIdentity     = 1
 	typeNotification = 2
 	typeNak          = 3
+	typeMD5          = 4 // EAP-MD5: needs the cleartext password, never offered
+	typeGTC          = 6
 	typeTLS          = 13
 	typeTTLS         = 21
 	typePEAP         = 25

@@ -21,12 +21,13 @@ type step struct {
 
 // outcome is the end of a TLS-based method.
 type outcome struct {
-	ok       bool
-	identity string
-	method   string
-	msk      []byte
-	reason   string
-	resumed  bool
+	ok          bool
+	identity    string
+	method      string
+	msk         []byte
+	reason      string
+	resumed     bool
+	unsupported bool // the peer wants only methods that cannot be verified from the NT hash
 }
 
 // engine runs one TLS-based method in its own goroutine, fed one reassembled EAP-TLS message at a time.

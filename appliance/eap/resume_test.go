@@ -18,6 +18,10 @@ func TestResumption(t *testing.T) {
 		{"ttls-mschapv2", ttlsNet(tb.caFile, "bob@example.com", "battery staple", "MSCHAPV2"), "bob@example.com", "ttls-mschapv2"},
 		{"tls1.2", tlsNet(tb.caFile, "carol@example.com", cf, kf, ""), "carol@example.com", "tls"},
 		{"tls1.3", tlsNet(tb.caFile, "carol@example.com", cf, kf, "tls_disable_tlsv1_3=0"), "carol@example.com", "tls"},
+		{"peap tls1.3", tls13(peapNet(tb.caFile, "alice@example.com", "correct horse")), "alice@example.com", "peap"},
+		{"peap-gtc", strings.Replace(peapNet(tb.caFile, "alice@example.com", "correct horse"), "auth=MSCHAPV2", "auth=GTC", 1), "alice@example.com", "peap-gtc"},
+		{"ttls-pap tls1.3", tls13(ttlsNet(tb.caFile, "alice@example.com", "correct horse", "PAP")), "alice@example.com", "ttls-pap"},
+		{"ttls-eap-mschapv2 tls1.3", tls13(strings.Replace(ttlsNet(tb.caFile, "bob@example.com", "battery staple", "MSCHAPV2"), "auth=", "autheap=", 1)), "bob@example.com", "ttls-eap-mschapv2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -27,6 +31,12 @@ func TestResumption(t *testing.T) {
 			res := tb.front.all()
 			if res[len(res)-2].Resumed || !res[len(res)-1].Resumed {
 				t.Fatalf("resumed flags %v %v, want false true", res[len(res)-2].Resumed, res[len(res)-1].Resumed)
+			}
+			if strings.Contains(c.name, "tls1.3") != (tlsVersion(r.out) == "TLSv1.3") {
+				t.Fatalf("eapol_test negotiated %s", tlsVersion(r.out))
+			}
+			if n := strings.Count(r.out, "EAP-PEAP: Valid cryptobinding TLV received"); strings.HasPrefix(c.method, "peap") && n != 2 {
+				t.Fatalf("eapol_test verified %d crypto bindings, want 2 (full login and fast reconnect)", n)
 			}
 			if r.resumed != 1 {
 				t.Fatalf("eapol_test reported %d resumed handshakes, want 1", r.resumed)
@@ -63,4 +73,9 @@ func TestResumption(t *testing.T) {
 			t.Fatalf("got %+v, want Accept then Reject of the resumed session for membership ended", res)
 		}
 	})
+}
+
+// tls13 lets a PEAP or TTLS network block from peapNet or ttlsNet negotiate TLS 1.3.
+func tls13(network string) string {
+	return strings.Replace(network, `tls_disable_session_ticket=0"`, `tls_disable_session_ticket=0 tls_disable_tlsv1_3=0"`, 1)
 }

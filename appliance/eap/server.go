@@ -1,6 +1,9 @@
 // Package eap is deskgate's EAP server for RADIUS (RFC 3579): EAP framing, conversations bound to the
-// RADIUS State attribute, and the TLS-based methods PEAPv0/EAP-MSCHAPv2, EAP-TTLS (inner PAP and
-// MSCHAPv2) and EAP-TLS, with the MSK exported for MS-MPPE keys and TLS session resumption by tickets.
+// RADIUS State attribute, and the TLS-based methods PEAPv0 (inner EAP-MSCHAPv2 or EAP-GTC, with MS-PEAP
+// crypto binding), EAP-TTLS (inner PAP, MS-CHAP, MS-CHAP-V2, or EAP-MSCHAPv2 and EAP-GTC) and EAP-TLS,
+// over TLS 1.2 or TLS 1.3 (RFC 9427), with the MSK exported for MS-MPPE keys and TLS session resumption
+// by tickets. Every inner method is verified from the NT hash; ones that need the cleartext password
+// (CHAP, EAP-MD5) are refused as unsupported.
 //
 // The caller (the RADIUS server) reassembles EAP-Message attributes into Request.EAPMessage, calls
 // Handle, and turns the Result into an Access-Challenge, Access-Accept or Access-Reject.
@@ -78,11 +81,19 @@ type Result struct {
 	Action     Action // Challenge | Accept | Reject
 	EAPMessage []byte // the EAP packet to send (the caller splits into 253-byte EAP-Message attributes)
 	State      []byte // State attribute for a Challenge
-	Identity   string // inner identity on Accept (the one that decides access)
-	Method     string // "peap" | "ttls-pap" | "ttls-mschapv2" | "tls"
-	MSK        []byte // 64 bytes on Accept: MS-MPPE-Recv-Key = MSK[0:32], MS-MPPE-Send-Key = MSK[32:64]
-	Reason     string // on Reject, for logs/audit
-	Resumed    bool   // on Accept: the TLS session was resumed from a ticket
+	// Identity is the inner identity on Accept (the one that decides access). On a PEAP or TTLS Reject
+	// it is the inner identity the peer claimed, when the tunnel got that far: unauthenticated, for
+	// logs and the audit trail only.
+	Identity string
+	// Method is "peap" (PEAP/EAP-MSCHAPv2), "peap-gtc", "ttls-pap", "ttls-mschap", "ttls-mschapv2",
+	// "ttls-eap-mschapv2", "ttls-eap-gtc" or "tls".
+	Method string
+	MSK    []byte // 64 bytes on Accept: MS-MPPE-Recv-Key = MSK[0:32], MS-MPPE-Send-Key = MSK[32:64]
+	Reason string // on Reject, for logs/audit
+	// Unsupported is set on a Reject because the peer insisted on a method deskgate cannot verify from
+	// the NT hash (EAP-MD5, TTLS/CHAP, inner EAP-MD5); Reason names it (audit: unsupported_method).
+	Unsupported bool
+	Resumed     bool // on Accept: the TLS session was resumed from a ticket
 }
 
 // Stats are the server's counters.
@@ -100,7 +111,7 @@ type Server struct {
 	cfg     Config
 	auth    Authenticator
 	log     *slog.Logger
-	tunnel  *tls.Config // PEAP and TTLS: TLS 1.2
+	tunnel  *tls.Config // PEAP and TTLS: TLS 1.2 or 1.3
 	eaptls  *tls.Config // EAP-TLS: client certificate required, TLS 1.2 or 1.3
 	methods []uint8
 
@@ -183,7 +194,7 @@ func New(cfg Config, auth Authenticator, log *slog.Logger) (*Server, error) {
 	s.tunnel = &tls.Config{
 		Certificates: []tls.Certificate{cfg.Certificate},
 		MinVersion:   tls.VersionTLS12,
-		MaxVersion:   tls.VersionTLS12,
+		MaxVersion:   tls.VersionTLS13,
 		Time:         cfg.Now,
 	}
 	s.tunnel.SetSessionTicketKeys([][32]byte{sha256.Sum256(append([]byte("deskgate eap tunnel ticket"), cfg.SessionTicketKey[:]...))})
@@ -362,7 +373,8 @@ func (s *Server) Handle(ctx context.Context, req Request) Result {
 			slog.String("user_name", req.UserName))
 	default:
 		s.log.LogAttrs(ctx, slog.LevelDebug, "eap reject", slog.String("reason", r.Reason),
-			slog.String("outer", c.outer), slog.String("user_name", req.UserName))
+			slog.Bool("unsupported", r.Unsupported), slog.String("outer", c.outer),
+			slog.String("user_name", req.UserName))
 	}
 	return s.finish(c, r)
 }

@@ -27,3 +27,15 @@ func maxLen(ms [][]string) int {
 	}
 	return n
 }
+
+var tlsVersionRe = regexp.MustCompile(`SSL: Using TLS version (TLSv1\.\d)`)
+
+// tlsVersion is the TLS version eapol_test's last handshake negotiated (it also prints the version it
+// starts with, before the server answers).
+func tlsVersion(out string) string {
+	m := tlsVersionRe.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1][1]
+}

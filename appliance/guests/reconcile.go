@@ -99,7 +99,10 @@ func (m *Manager) reconcileTx(tx *store.Tx, fx *effects, now time.Time) error {
 func (m *Manager) desiredState(tx *store.Tx) (map[string]desired, error) {
 	want := map[string]desired{}
 	err := tx.ForEachBooking(func(b model.Booking) error {
-		if b.IsCancelled || len(b.Visitors) == 0 || b.Resource == "" {
+		// A recurring series stands for its first occurrence only; each
+		// occurrence is stored as a booking of its own (Series set) and
+		// gets its codes there.
+		if b.IsCancelled || len(b.Visitors) == 0 || b.Resource == "" || b.Recurring {
 			return nil
 		}
 		res, err := tx.GetResource(b.Resource)

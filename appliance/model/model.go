@@ -157,6 +157,13 @@ type Booking struct {
 	Members     []string  `json:"members,omitempty"`
 	IsCancelled bool      `json:"isCancelled,omitempty"`
 	ModifiedAt  time.Time `json:"modifiedAt,omitzero"`
+	// Recurring marks a recurring series as GET /bookings returns it (one
+	// record, with its first occurrence's start and end); its occurrences
+	// are stored as bookings of their own with Series set.
+	Recurring bool `json:"recurring,omitempty"`
+	// Series is, for one occurrence of a recurring booking, the series'
+	// booking id ("" for ordinary bookings and for series records).
+	Series string `json:"series,omitempty"`
 }
 
 // Visitor is an external guest, hosted by a member or company.

@@ -35,6 +35,12 @@ func NewMailbox(dir string) *Mailbox {
 	return &Mailbox{dir: dir, now: time.Now}
 }
 
+// WithClock sets the clock for the Date header and the file names.
+func (b *Mailbox) WithClock(now func() time.Time) *Mailbox {
+	b.now = now
+	return b
+}
+
 // Dir returns the mailbox directory.
 func (b *Mailbox) Dir() string { return b.dir }
 

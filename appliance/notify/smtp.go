@@ -42,6 +42,9 @@ type SMTPConfig struct {
 	RootCAs            *x509.CertPool // nil: the system roots
 	HelloName          string         // EHLO name; default the hostname
 	Timeout            time.Duration  // per connect and per command; default 30s
+	// Now is the clock for the Date header and the server certificate's
+	// validity; default time.Now.
+	Now func() time.Time
 }
 
 // SMTPMailer sends messages through an SMTP submission server, one
@@ -72,7 +75,11 @@ func NewSMTPMailer(c SMTPConfig) *SMTPMailer {
 			c.HelloName = h
 		}
 	}
-	return &SMTPMailer{c: c, now: time.Now}
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &SMTPMailer{c: c, now: now}
 }
 
 // Send delivers m: connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT.
@@ -133,6 +140,7 @@ func (s *SMTPMailer) tlsConfig() *tls.Config {
 		RootCAs:            s.c.RootCAs,
 		InsecureSkipVerify: s.c.InsecureSkipVerify,
 		MinVersion:         tls.VersionTLS12,
+		Time:               s.now,
 	}
 }
 

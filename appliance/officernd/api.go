@@ -22,7 +22,15 @@ type Query struct {
 	Filters url.Values
 	// Limit is the page size, at most MaxLimit (the default).
 	Limit int
+	// NoFullScan makes an endpoint that rejects the ModifiedSince filter
+	// an error (ErrModifiedUnsupported) instead of a complete listing, for
+	// callers that have a cheaper way to find the changes.
+	NoFullScan bool
 }
+
+// ErrModifiedUnsupported: the endpoint rejects the modifiedAt filter and
+// the Query asked for no full scan.
+var ErrModifiedUnsupported = errors.New("officernd: endpoint rejects the modifiedAt filter")
 
 // ListResult describes a completed list call.
 type ListResult struct {
@@ -52,6 +60,9 @@ func ListWithResult[T any](ctx context.Context, c *Client, resource string, q Qu
 	}
 	incremental := !q.ModifiedSince.IsZero()
 	if incremental && c.modifiedUnsupported(resource) {
+		if q.NoFullScan {
+			return res, fmt.Errorf("list %s: %w", resource, ErrModifiedUnsupported)
+		}
 		incremental = false
 		res.FullScan = true
 	}
@@ -74,6 +85,9 @@ func ListWithResult[T any](ctx context.Context, c *Client, resource string, q Qu
 		if err != nil && incremental && res.Pages == 0 && rejectsModified(err) {
 			c.log.Info("officernd endpoint rejects modifiedAt filter, falling back to full scans", "resource", resource)
 			c.setModifiedUnsupported(resource)
+			if q.NoFullScan {
+				return res, fmt.Errorf("list %s: %w", resource, ErrModifiedUnsupported)
+			}
 			incremental = false
 			res.FullScan = true
 			continue
@@ -246,6 +260,37 @@ func (c *Client) Resources(ctx context.Context, q Query) ([]Resource, ListResult
 // Bookings lists bookings.
 func (c *Client) Bookings(ctx context.Context, q Query) ([]Booking, ListResult, error) {
 	return ListAll[Booking](ctx, c, ResBookings, q)
+}
+
+// Occurrences lists the occurrences of bookings overlapping [from, to)
+// (GET /bookings/occurrences?start=&end=), narrowed by filters such as
+// booking=<id>. GET /bookings returns a recurring series once (its first
+// occurrence); this is where its later occurrences come from.
+func (c *Client) Occurrences(ctx context.Context, from, to time.Time, filters url.Values) ([]Occurrence, error) {
+	v := url.Values{}
+	for k, vs := range filters {
+		v[k] = append([]string(nil), vs...)
+	}
+	v.Set("start", from.UTC().Format(timeFilterFormat))
+	v.Set("end", to.UTC().Format(timeFilterFormat))
+	var out []Occurrence
+	seen := map[string]bool{}
+	for {
+		var page ListPage[Occurrence]
+		p := ResBookings + "/occurrences?" + v.Encode()
+		if err := c.do(ctx, http.MethodGet, ResBookings, p, nil, &page); err != nil {
+			return nil, fmt.Errorf("list booking occurrences: %w", err)
+		}
+		out = append(out, page.Results...)
+		if page.CursorNext == "" {
+			return out, nil
+		}
+		if seen[page.CursorNext] {
+			return nil, fmt.Errorf("list booking occurrences: cursor %q repeated", page.CursorNext)
+		}
+		seen[page.CursorNext] = true
+		v.Set("$cursorNext", page.CursorNext)
+	}
 }
 
 // Visitors lists visitors.

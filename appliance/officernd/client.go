@@ -3,6 +3,7 @@ package officernd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,9 +55,10 @@ const (
 )
 
 // DefaultScopes are requested when Config.Scopes is nil: read access to
-// everything the sync reads, plus webhook management. Asking for a scope
-// the app was not granted fails the token request (ErrScope), so trim this
-// to what the app has.
+// everything the sync reads, and nothing more. OfficeRnD refuses a token
+// request that asks for any scope the application was not granted, so the
+// default must work for a read-only application; add WebhookScopes only
+// when deskgate registers its own webhook.
 var DefaultScopes = []string{
 	"flex.community.members.read",
 	"flex.community.companies.read",
@@ -66,9 +69,28 @@ var DefaultScopes = []string{
 	"flex.space.bookings.read",
 	"flex.space.passes.read",
 	"flex.community.visitors.read",
+}
+
+// WebhookScopes are what automatic webhook registration needs: list the
+// webhooks, create one, and delete the one whose secret was lost before
+// creating its replacement.
+var WebhookScopes = []string{
 	"flex.settings.webhooks.read",
 	"flex.settings.webhooks.create",
 	"flex.settings.webhooks.delete",
+}
+
+// ReadOnlyScopes returns the scopes of list that a read-only application
+// can hold and the sync needs: the .read scopes, without the webhook ones
+// (only registration uses those).
+func ReadOnlyScopes(list []string) []string {
+	var out []string
+	for _, sc := range list {
+		if strings.HasSuffix(sc, ".read") && !strings.HasPrefix(sc, "flex.settings.webhooks.") {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // Doer sends an HTTP request; *http.Client is one.
@@ -85,6 +107,15 @@ type Config struct {
 	ClientID     string
 	ClientSecret string   // never logged
 	Scopes       []string // nil: DefaultScopes
+	// ReadScopes, when set, is asked for once when the token endpoint
+	// refuses Scopes with invalid_scope (an application without the write
+	// grants); the client then keeps using it and ScopesReduced reports
+	// true. Empty: no fallback.
+	ReadScopes []string
+	// OnScopesReduced, if set, is called once (in its own goroutine) when
+	// the client fell back to ReadScopes; refused is the token endpoint's
+	// error.
+	OnScopesReduced func(refused error)
 
 	RequestTimeout time.Duration // per attempt; 0: DefaultRequestTimeout
 	MaxRetries     int           // retries after the first attempt; 0: DefaultMaxRetries; <0: none
@@ -126,6 +157,7 @@ type Client struct {
 	tokMu     sync.Mutex
 	tok       string
 	tokExpiry time.Time // already minus tokenExpiryDelta
+	reduced   bool      // fell back to cfg.ReadScopes
 
 	mu          sync.Mutex
 	stats       Stats
@@ -202,7 +234,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.doer = cfg.HTTPClient
 		c.hc = cfg.HTTPClient
 	default:
-		c.hc = &http.Client{}
+		c.hc = &http.Client{Transport: clockTransport(c.now)}
 		c.doer = c.hc
 	}
 	c.cc = &clientcredentials.Config{
@@ -306,7 +338,49 @@ func (c *Client) token(ctx context.Context) (tok string, fresh bool, err error) 
 			return "", false, fmt.Errorf("fetch officernd token: %w", err)
 		}
 	}
-	return "", false, classifyTokenErr(ctx, last)
+	if c.reduced || len(c.cfg.ReadScopes) == 0 || !scopeRefused(last) || slices.Equal(c.cc.Scopes, c.cfg.ReadScopes) {
+		return "", false, classifyTokenErr(ctx, last)
+	}
+	// The application lacks a write grant: OfficeRnD refuses the whole
+	// token. Ask once more with the read scopes, which is all the sync
+	// needs; only automatic webhook registration is lost.
+	refused := classifyTokenErr(ctx, last)
+	c.cc.Scopes = c.cfg.ReadScopes
+	t, err := c.fetchToken(ctx)
+	if err != nil {
+		c.cc.Scopes = c.cfg.Scopes
+		return "", false, classifyTokenErr(ctx, err)
+	}
+	c.reduced = true
+	c.log.Warn("officernd token endpoint refused the requested scopes; using read scopes only",
+		"refused", refused, "scopes", strings.Join(c.cfg.ReadScopes, " "))
+	if f := c.cfg.OnScopesReduced; f != nil {
+		go f(refused)
+	}
+	c.tok = t.AccessToken
+	c.tokExpiry = c.now().Add(tokenLifetime(t)).Add(-tokenExpiryDelta)
+	return c.tok, true, nil
+}
+
+// scopeRefused reports a token error that is OfficeRnD refusing a scope.
+func scopeRefused(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && strings.EqualFold(re.ErrorCode, "invalid_scope")
+}
+
+// ScopesReduced reports whether the token endpoint refused Config.Scopes
+// and the client now holds Config.ReadScopes only.
+func (c *Client) ScopesReduced() bool {
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	return c.reduced
+}
+
+// Scopes returns the scopes the client asks for now.
+func (c *Client) Scopes() []string {
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	return slices.Clone(c.cc.Scopes)
 }
 
 // tokenLifetime reads expires_in from the token response (on our clock),
@@ -667,4 +741,13 @@ func (c *Client) waitRateLimit(ctx context.Context, kind string) error {
 	c.count(func(s *Stats) { s.RateLimitWaits++; s.RateLimitWaitTime += d })
 	c.log.Debug("officernd rate limit reached, waiting for reset", "bucket", kind, "wait", d)
 	return c.sleep(ctx, d)
+}
+
+// clockTransport is http.DefaultTransport with server certificates checked
+// against the client's clock (the daemon's one clock) instead of the wall
+// clock crypto/tls reads by default.
+func clockTransport(now func() time.Time) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{Time: now, MinVersion: tls.VersionTLS12}
+	return t
 }

@@ -181,6 +181,33 @@ type Booking struct {
 	ModifiedAt  time.Time      `json:"modifiedAt,omitzero"`
 }
 
+// Occurrence is one slot of a booking as GET /bookings/occurrences serves
+// it: the booking's fields with this occurrence's Start and End, and
+// Booking naming the booking (the series) it belongs to. The shape is not
+// documented; fields are decoded as tolerantly as a booking's.
+type Occurrence struct {
+	Booking
+	// Series is the id of the booking this occurrence belongs to.
+	Series string `json:"booking,omitempty"`
+}
+
+// UnmarshalJSON decodes an occurrence: a booking plus its "booking"
+// reference (an id or a populated object).
+func (o *Occurrence) UnmarshalJSON(b []byte) error {
+	var bk Booking
+	if err := json.Unmarshal(b, &bk); err != nil {
+		return fmt.Errorf("decode occurrence: %w", err)
+	}
+	var ref struct {
+		Series Ref `json:"booking"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return fmt.Errorf("decode occurrence: %w", err)
+	}
+	*o = Occurrence{Booking: bk, Series: string(ref.Series)}
+	return nil
+}
+
 // Recurrence is a booking's repeat rule.
 type Recurrence struct {
 	RRule   string   `json:"rrule,omitempty"`
@@ -339,8 +366,40 @@ type Event struct {
 type EventData struct {
 	Object             json.RawMessage `json:"object"`
 	PreviousAttributes json.RawMessage `json:"previousAttributes,omitempty"`
-	Member             string          `json:"member,omitempty"`
-	Company            string          `json:"company,omitempty"`
+	Member             Ref             `json:"member,omitempty"`
+	Company            Ref             `json:"company,omitempty"`
+}
+
+// Ref is a reference to another record: its id. The docs show a plain id
+// string, but populated references ({"_id": ..., "name": ...}) arrive too;
+// both decode to the id. null decodes to "".
+type Ref string
+
+// UnmarshalJSON accepts an id string, a populated object with _id (or id),
+// or null.
+func (r *Ref) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case isNull(b):
+		*r = ""
+		return nil
+	case isObject(b):
+		raw, err := refID(b)
+		if err != nil {
+			return fmt.Errorf("decode reference: %w", err)
+		}
+		if isNull(raw) {
+			*r = ""
+			return nil
+		}
+		b = raw
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("decode reference: want an id string or an object with _id: %w", err)
+	}
+	*r = Ref(s)
+	return nil
 }
 
 // ---- tolerant decoding ----
@@ -348,15 +407,22 @@ type EventData struct {
 // shape describes how one resource's v1/internal names map to v2.
 type shape struct {
 	renames map[string]string // v1 key -> v2 key, applied when the v2 key is absent
-	refs    []string          // reference fields that may arrive populated ({_id, ...})
-	refArr  []string          // arrays of references that may be populated
-	times   []string          // instants that may arrive as {"dateTime": ...}
+	// overrides are v1 keys that win over the v2 key when both are
+	// present (a v1 member's live calculatedStatus over its stale status).
+	overrides map[string]string
+	refs      []string // reference fields that may arrive populated ({_id, ...})
+	refArr    []string // arrays of references that may be populated
+	times     []string // instants that may arrive as {"dateTime": ...}
 }
 
 var (
 	memberShape = shape{
-		renames: map[string]string{"office": "location", "team": "company", "calculatedStatus": "status"},
-		refs:    []string{"location", "company"},
+		renames: map[string]string{"office": "location", "team": "company",
+			"contactPerson": "isContactPerson", "billingPerson": "isBillingPerson"},
+		// v1 members carry both: status is the stored one, calculatedStatus
+		// the live one OfficeRnD derives from memberships.
+		overrides: map[string]string{"calculatedStatus": "status"},
+		refs:      []string{"location", "company"},
 	}
 	companyShape = shape{
 		renames: map[string]string{"office": "location", "calculatedStatus": "status"},
@@ -376,10 +442,11 @@ var (
 		refs:    []string{"location", "floor", "rate"},
 	}
 	bookingShape = shape{
-		renames: map[string]string{"office": "location", "team": "company"},
-		refs:    []string{"location", "company", "member", "resource"},
-		refArr:  []string{"visitors", "members"},
-		times:   []string{"start", "end"},
+		renames: map[string]string{"office": "location", "team": "company", "resourceId": "resource",
+			"canceled": "isCancelled", "summary": "title", "tentative": "isTentative", "free": "isFree"},
+		refs:   []string{"location", "company", "member", "resource"},
+		refArr: []string{"visitors", "members"},
+		times:  []string{"start", "end"},
 	}
 	visitorShape = shape{
 		renames: map[string]string{"team": "company"},
@@ -407,6 +474,17 @@ func (s shape) normalize(b []byte) ([]byte, error) {
 			continue
 		}
 		if cur, has := m[to]; !has || isNull(cur) {
+			m[to] = v
+		}
+		delete(m, from)
+		changed = true
+	}
+	for from, to := range s.overrides {
+		v, ok := m[from]
+		if !ok {
+			continue
+		}
+		if !isNull(v) {
 			m[to] = v
 		}
 		delete(m, from)

@@ -27,12 +27,12 @@ func TestTolerantDecoding(t *testing.T) {
 		name: "member v1 names",
 		in:   `{"_id":"m1","name":"Ada","office":"loc1","team":"c1","calculatedStatus":"active","contactPerson":true,"billingPerson":false,"address":{"address":"1 Main St","city":"Sofia"}}`,
 		into: &Member{},
-		want: &Member{ID: "m1", Name: "Ada", Location: "loc1", Company: "c1", Status: "active", Address: &Address{Street: "1 Main St", City: "Sofia"}},
+		want: &Member{ID: "m1", Name: "Ada", Location: "loc1", Company: "c1", Status: "active", IsContactPerson: true, Address: &Address{Street: "1 Main St", City: "Sofia"}},
 	}, {
-		name: "member v2 wins over v1",
+		name: "member v2 names win over v1, but the live calculatedStatus wins over status",
 		in:   `{"_id":"m1","location":"v2loc","office":"v1loc","status":"former","calculatedStatus":"active","properties":{"wifi":"yes","n":2}}`,
 		into: &Member{},
-		want: &Member{ID: "m1", Location: "v2loc", Status: "former", Properties: map[string]any{"wifi": "yes", "n": float64(2)}},
+		want: &Member{ID: "m1", Location: "v2loc", Status: "active", Properties: map[string]any{"wifi": "yes", "n": float64(2)}},
 	}, {
 		name: "member populated references",
 		in:   `{"_id":"m1","office":{"_id":"loc1","name":"HQ"},"company":{"_id":"c1"},"modifiedAt":"2026-11-01T10:00:00.000Z"}`,
@@ -192,9 +192,10 @@ func TestRecordedPayloads(t *testing.T) {
 	want := Member{
 		ID: "5f8d6a2b1c9e4a0012340001", Name: "Grace Hopper", Email: "grace@example.org",
 		Location: "5f8d6a2b1c9e4a0012340100", Company: "5f8d6a2b1c9e4a0012340200", Status: "active",
-		Address:    &Address{Street: "1 Harbor Rd", City: "Arlington", Country: "US"},
-		CreatedAt:  time.Date(2020, 10, 1, 8, 0, 0, 0, time.UTC),
-		ModifiedAt: time.Date(2020, 10, 19, 10, 38, 15, 127e6, time.UTC),
+		IsBillingPerson: true,
+		Address:         &Address{Street: "1 Harbor Rd", City: "Arlington", Country: "US"},
+		CreatedAt:       time.Date(2020, 10, 1, 8, 0, 0, 0, time.UTC),
+		ModifiedAt:      time.Date(2020, 10, 19, 10, 38, 15, 127e6, time.UTC),
 	}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("member (-want +got):\n%s", diff)

@@ -150,6 +150,8 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(docBody))
 	f.Add([]byte(`{"event":"e1","eventType":"booking.created","data":{"object":{"_id":"b1","start":{"dateTime":"2026-01-01T00:00:00Z"}}}}`))
 	f.Add([]byte(`{"event":"e","eventType":"x","data":{"object":{"_id":"m","team":{"_id":"c"}}}}`))
+	f.Add([]byte(`{"event":"e","eventType":"member.paymentdetails.created","data":{"object":{"_id":"p"},"member":{"_id":"m","name":"n"},"company":{"id":"c"}}}`))
+	f.Add([]byte(`{"event":"e","eventType":"booking.updated","data":{"object":{"_id":"b","canceled":true,"resourceId":"r","summary":"s"}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := ParseEvent(body)
 		if err != nil {

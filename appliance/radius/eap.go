@@ -105,6 +105,19 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 		res.EAPMessage = fail
 	default:
 		ev.deny, ev.detail = model.DenyWrongPassword, res.Reason
+		if res.Unsupported {
+			// The peer insisted on a method the NT hash cannot verify
+			// (EAP-MD5, TTLS/CHAP): say so, as for MS-CHAPv1 and CHAP.
+			ev.deny = denyUnsupported
+		}
+		if res.Identity != "" {
+			// The inner identity the peer claimed (not authenticated):
+			// log and audit the reject under it, so explain shows it.
+			ev.username = res.Identity
+			if subj, err := s.dir.Lookup(WithLocation(ctx, nas.LocationID), res.Identity); err == nil {
+				ev.subj = subj
+			}
+		}
 	}
 	s.stats.Rejects.Add(1)
 	s.logReject(&ev, src)

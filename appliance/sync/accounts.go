@@ -223,7 +223,7 @@ func (s *Syncer) welcomeData(m model.Member, dec model.Decision, username string
 func (s *Syncer) onboardURL(token string) string {
 	base := s.cfg().Users.OnboardingURL
 	if base == "" {
-		base = "http://" + s.cfg().Sync.WebhookListen + "/onboard"
+		base = s.cfg().Members.BaseURL() + "/onboard"
 	}
 	return base + "?t=" + token
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/model"
@@ -104,7 +107,7 @@ func (s *Syncer) fullPass(ctx context.Context, rl *RunLog, actor string) error {
 			return err
 		}
 	}
-	return nil
+	return s.syncOccurrences(ctx, rl, "", actor)
 }
 
 // Poll fetches what changed since the last cursor of each polled resource.
@@ -126,6 +129,7 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 	}); err != nil {
 		return fmt.Errorf("prune webhook event ids: %w", err)
 	}
+	changed := map[string]map[string]bool{} // resource -> ids this poll listed
 	for _, k := range kinds {
 		if !k.poll {
 			continue
@@ -136,7 +140,15 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 		}
 		q := officernd.Query{ModifiedSince: cursor}
 		seen := map[string]bool{}
+		changed[k.resource] = seen
+		if k.resource == "memberships" && !cursor.IsZero() {
+			q.NoFullScan = true
+		}
 		res, maxMod, err := s.listKind(ctx, k, rl, q, seen, "poll")
+		if errors.Is(err, officernd.ErrModifiedUnsupported) {
+			err = s.pollMembershipsOf(ctx, k, rl, changed["members"], changed["companies"])
+			res, maxMod = officernd.ListResult{}, time.Time{}
+		}
 		if err != nil {
 			return fmt.Errorf("poll %s: %w", k.resource, err)
 		}
@@ -154,7 +166,125 @@ func (s *Syncer) poll(ctx context.Context, rl *RunLog) error {
 			return err
 		}
 	}
+	return s.syncOccurrences(ctx, rl, "", "poll")
+}
+
+// pollMembershipsOf finds membership changes without listing every
+// membership. The real GET /memberships answers 400 to a modifiedAt filter,
+// so an incremental listing is impossible, and listing all of them costs
+// one call per 50 memberships (208 calls at 10,000 members) every poll.
+// Instead the poll re-reads the memberships of the members and companies
+// whose records changed since the last poll (members accept modifiedAt,
+// and OfficeRnD re-stamps a member whose status its memberships change:
+// a membership starting, ending or being removed), one call per member or
+// company with the member= or company= filter, and removes stored ones of
+// that member or company that OfficeRnD no longer returns. Membership
+// changes that leave the member's record alone (a new plan, a later end
+// date) come by webhook; when a webhook is lost, the next full pass
+// (sync.full_every, default 6h) lists every membership and repairs it.
+// GET /memberships/count (one call) catches creations and deletions that
+// re-stamp no member: when the total differs from the stored count, or
+// when more members changed than a complete listing has pages, the
+// complete listing (with its sweep) is done instead. Left to the webhook
+// or the next full pass: a change that re-stamps no member and leaves the
+// total alone (a plan change, an end date moved, one membership deleted
+// and another created between two polls).
+func (s *Syncer) pollMembershipsOf(ctx context.Context, k kindSpec, rl *RunLog, members, companies map[string]bool) error {
+	stored := 0
+	// A changed member of a company may have changed because of the
+	// company's membership (which names no member): read those too.
+	companies = maps.Clone(companies)
+	if companies == nil {
+		companies = map[string]bool{}
+	}
+	if err := s.st.View(func(tx *store.Tx) error {
+		for id := range members {
+			if m, err := tx.GetMember(id); err == nil && m.Company != "" {
+				companies[m.Company] = true
+			}
+		}
+		return tx.ForEachMembership(func(model.Membership) error { stored++; return nil })
+	}); err != nil {
+		return fmt.Errorf("count stored memberships: %w", err)
+	}
+	full := func() error {
+		seen := map[string]bool{}
+		if _, _, err := s.listKind(ctx, k, rl, officernd.Query{}, seen, "poll"); err != nil {
+			return err
+		}
+		rl.FullScans = append(rl.FullScans, k.resource)
+		return s.sweep(rl, k.kind, seen, "poll")
+	}
+	if len(members)+len(companies) > stored/officernd.MaxLimit+1 {
+		return full()
+	}
+	if len(members)+len(companies) > 0 {
+		rl.FullScans = append(rl.FullScans, fmt.Sprintf("%s(of %d changed members, %d companies)", k.resource, len(members), len(companies)))
+	}
+	for _, by := range []struct {
+		field string
+		ids   map[string]bool
+	}{{"member", members}, {"company", companies}} {
+		for _, id := range slices.Sorted(maps.Keys(by.ids)) {
+			seen := map[string]bool{}
+			q := officernd.Query{Filters: url.Values{by.field: {id}}}
+			if _, _, err := s.listKind(ctx, k, rl, q, seen, "poll"); err != nil {
+				return fmt.Errorf("memberships of %s %s: %w", by.field, id, err)
+			}
+			if err := s.sweepOf(rl, by.field, id, seen); err != nil {
+				return err
+			}
+		}
+	}
+	// One more call catches what re-stamps no member: a membership created
+	// or deleted elsewhere leaves the totals apart, and then the complete
+	// listing (with its sweep) is done.
+	total, err := officernd.Count(ctx, s.api, k.resource, nil)
+	if err != nil {
+		return err
+	}
+	stored = 0
+	if err := s.st.View(func(tx *store.Tx) error {
+		return tx.ForEachMembership(func(model.Membership) error { stored++; return nil })
+	}); err != nil {
+		return fmt.Errorf("count stored memberships: %w", err)
+	}
+	if total != stored {
+		return full()
+	}
 	return nil
+}
+
+// sweepOf removes the stored memberships of one member or company (field
+// "member" or "company", matched as the API's filter matches) that a
+// filtered listing did not return.
+func (s *Syncer) sweepOf(rl *RunLog, field, id string, seen map[string]bool) error {
+	var gone []string
+	if err := s.st.View(func(tx *store.Tx) error {
+		return tx.ForEachMembership(func(m model.Membership) error {
+			ref := m.Member
+			if field == "company" {
+				ref = m.Company
+			}
+			if ref == id && !seen[m.ID] {
+				gone = append(gone, m.ID)
+			}
+			return nil
+		})
+	}); err != nil {
+		return fmt.Errorf("sweep memberships of %s %s: %w", field, id, err)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return s.apply(rl, "poll", func(tx *store.Tx, b *batch) error {
+		for _, mid := range gone {
+			if err := s.remove(tx, b, store.KindMembership, mid, "removed in OfficeRnD"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func laterOf(a, b time.Time) time.Time {
@@ -236,7 +366,14 @@ func forEachID(tx *store.Tx, kind string, fn func(string)) error {
 	case store.KindResource:
 		return tx.ForEachResource(func(v model.Resource) error { fn(v.ID); return nil })
 	case store.KindBooking:
-		return tx.ForEachBooking(func(v model.Booking) error { fn(v.ID); return nil })
+		// Occurrences are not listed by GET /bookings; syncOccurrences
+		// sweeps them.
+		return tx.ForEachBooking(func(v model.Booking) error {
+			if v.Series == "" {
+				fn(v.ID)
+			}
+			return nil
+		})
 	case store.KindVisitor:
 		return tx.ForEachVisitor(func(v model.Visitor) error { fn(v.ID); return nil })
 	case store.KindPass:

@@ -121,7 +121,33 @@ func mapBooking(b officernd.Booking) (model.Booking, error) {
 		ID: b.ID, Title: b.Title, Resource: b.Resource, Location: b.Location, Member: b.Member,
 		Company: b.Company, Start: b.Start, End: b.End, Timezone: b.Timezone,
 		Visitors: b.Visitors, Members: b.Members, IsCancelled: b.IsCancelled, ModifiedAt: b.ModifiedAt,
+		Recurring: b.Recurrence != nil && b.Recurrence.RRule != "",
 	}, nil
+}
+
+// occurrenceID is the store id of one occurrence of a recurring booking:
+// the series id and the occurrence's start (the API's own occurrence id is
+// not documented).
+func occurrenceID(series string, start time.Time) string {
+	return series + "@" + start.UTC().Format("20060102T150405Z")
+}
+
+// mapOccurrence maps one occurrence of a recurring booking; ok is false
+// for occurrences of one-off bookings (the booking itself stands for them).
+func mapOccurrence(o officernd.Occurrence) (m model.Booking, ok bool, err error) {
+	if o.Recurrence == nil || o.Recurrence.RRule == "" {
+		return model.Booking{}, false, nil
+	}
+	if o.Series == "" || o.Start.IsZero() || o.End.IsZero() {
+		return model.Booking{}, false, fmt.Errorf("occurrence %s: no booking, start or end", o.ID)
+	}
+	o.Booking.ID = occurrenceID(o.Series, o.Start)
+	m, err = mapBooking(o.Booking)
+	if err != nil {
+		return model.Booking{}, false, err
+	}
+	m.Recurring, m.Series = false, o.Series
+	return m, true, nil
 }
 
 func mapVisitor(v officernd.Visitor) (model.Visitor, error) {

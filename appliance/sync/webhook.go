@@ -314,6 +314,16 @@ func loader[A, M any](mapf func(A) (M, error)) func(context.Context, *Syncer, of
 }
 
 func (s *Syncer) applyEvent(ctx context.Context, ev officernd.Event) error {
+	if ev.Entity() == "occupancyslot" {
+		// An occurrence of a booking was added or taken away: re-read the
+		// series' occurrences in the window.
+		if series := occurrenceSeries(ev); series != "" {
+			if err := s.syncOccurrences(ctx, nil, series, "webhook"); err != nil {
+				return err
+			}
+		}
+		return s.st.Update(func(tx *store.Tx) error { return tx.MarkEvent(ev.ID, s.now()) })
+	}
 	hk, ok := hookKinds[ev.Entity()]
 	if !ok {
 		// Events deskgate does not act on (invoices, tickets, …) are
@@ -332,7 +342,7 @@ func (s *Syncer) applyEvent(ctx context.Context, ev officernd.Event) error {
 		extra = s.missingVisitors(ctx, bk)
 	}
 	how := "changed (webhook " + ev.Type + ")"
-	return s.apply(nil, "webhook", func(tx *store.Tx, b *batch) error {
+	if err := s.apply(nil, "webhook", func(tx *store.Tx, b *batch) error {
 		for _, x := range extra {
 			if err := s.put(tx, b, x, "fetched for booking "+ev.ObjectID()); err != nil {
 				return err
@@ -357,7 +367,32 @@ func (s *Syncer) applyEvent(ctx context.Context, ev officernd.Event) error {
 			}
 		}
 		return tx.MarkEvent(ev.ID, s.now())
+	}); err != nil {
+		return err
+	}
+	// A recurring series (or one that stopped recurring, or was removed):
+	// its occurrences follow it.
+	if hk.kind == store.KindBooking {
+		if bk, ok := v.(model.Booking); removed || (ok && bk.Recurring) || s.hasOccurrences(ev.ObjectID()) {
+			return s.syncOccurrences(ctx, nil, ev.ObjectID(), "webhook")
+		}
+	}
+	return nil
+}
+
+// hasOccurrences reports whether occurrences of series are stored.
+func (s *Syncer) hasOccurrences(series string) bool {
+	found := false
+	_ = s.st.View(func(tx *store.Tx) error {
+		return tx.ForEachBooking(func(b model.Booking) error {
+			if b.Series == series {
+				found = true
+				return errStopIter
+			}
+			return nil
+		})
 	})
+	return found
 }
 
 // isStale reports whether the stored copy of v is newer than v (only

@@ -14,6 +14,9 @@
 //	deskgate reload                 re-read the configuration
 //	deskgate nas check              NAS that sent requests without Message-Authenticator
 //	deskgate sessions               live RADIUS sessions
+//	deskgate certs [user]           EAP-TLS client certificates issued
+//	deskgate certs revoke <user|serial>
+//	                                revoke one certificate, or all of a member's
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
 //	deskgate config check <file>    validate a configuration file
@@ -65,6 +68,8 @@ commands:
   reload                    re-read the configuration file
   nas check                 NAS that sent Access-Requests without Message-Authenticator
   sessions [member]         live RADIUS sessions
+  certs [user]              EAP-TLS client certificates issued (all, or a member's)
+  certs revoke <user|serial>  revoke one certificate, or every one of a member
   net plan                  the gateway's desired network state (VLANs, rules, shaping)
   net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
@@ -310,6 +315,28 @@ func run(args []string, out io.Writer) (int, error) {
 			}
 			tw.Flush()
 		})
+	case "certs":
+		var v []admin.ClientCert
+		var err error
+		switch {
+		case len(rest) >= 2 && rest[1] == "revoke":
+			if len(rest) != 3 || rest[2] == "" {
+				return 2, fmt.Errorf("usage: deskgate certs revoke <user|serial>")
+			}
+			err = c.Post(ctx, "/v1/certs/revoke", url.Values{"target": {rest[2]}}, &v)
+		case len(rest) > 2:
+			return 2, fmt.Errorf("usage: deskgate certs [user] | deskgate certs revoke <user|serial>")
+		default:
+			q := url.Values{}
+			if len(rest) == 2 {
+				q.Set("user", rest[1])
+			}
+			err = c.Get(ctx, "/v1/certs", q, &v)
+		}
+		if err != nil {
+			return 1, err
+		}
+		return show(v, func() { printCerts(out, v) })
 	case "config":
 		if len(rest) >= 2 && rest[1] == "example" {
 			_, err := out.Write(config.Example())
@@ -374,6 +401,32 @@ func adminToken(flagTok, file string) (string, error) {
 		return tok, nil
 	}
 	return strings.TrimSpace(os.Getenv("DESKGATE_TOKEN")), nil
+}
+
+func printCerts(out io.Writer, certs []admin.ClientCert) {
+	if len(certs) == 0 {
+		fmt.Fprintln(out, "no client certificates")
+		return
+	}
+	day := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02")
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERIAL\tUSER\tISSUED\tEXPIRES\tSTATE")
+	for _, c := range certs {
+		state := "live"
+		switch {
+		case !c.Revoked.IsZero():
+			state = "revoked " + day(c.Revoked)
+		case !c.Live:
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Identity, day(c.IssuedAt), day(c.NotAfter), state)
+	}
+	tw.Flush()
 }
 
 func envOr(k, def string) string {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/model"
@@ -145,5 +146,43 @@ func TestCLIConfigCheck(t *testing.T) {
 	out.Reset()
 	if code, err := run([]string{"config", "example"}, &out); code != 0 || err != nil || !strings.Contains(out.String(), "Hot Desk") {
 		t.Fatalf("config example: %d %v", code, err)
+	}
+}
+
+// TestCLICerts: deskgate certs lists a member's certificates and certs
+// revoke sends the target to the revoke route (the daemon's side is
+// TestClientCertIssuance in package appliance).
+func TestCLICerts(t *testing.T) {
+	var revoked string
+	issued := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/certs", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode([]admin.ClientCert{
+			{Serial: "ab12", Identity: r.URL.Query().Get("user"), IssuedAt: issued, NotAfter: issued.AddDate(1, 0, 0), Live: true},
+			{Serial: "cd34", Identity: r.URL.Query().Get("user"), IssuedAt: issued, NotAfter: issued.AddDate(1, 0, 0), Revoked: issued.AddDate(0, 0, 1)},
+		})
+	})
+	mux.HandleFunc("POST /v1/certs/revoke", func(w http.ResponseWriter, r *http.Request) {
+		revoked = r.URL.Query().Get("target")
+		json.NewEncoder(w).Encode([]admin.ClientCert{{Serial: revoked, Identity: "ada@example.com", Revoked: issued}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var out bytes.Buffer
+	if code, err := run([]string{"-addr", addr, "certs", "ada@example.com"}, &out); code != 0 || err != nil {
+		t.Fatalf("certs: %d %v", code, err)
+	}
+	for _, want := range []string{"ab12", "ada@example.com", "live", "cd34", "revoked 2030-01-03"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("certs output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code, err := run([]string{"-addr", addr, "certs", "revoke", "ab12"}, &out); code != 0 || err != nil || revoked != "ab12" {
+		t.Fatalf("certs revoke: %d %v, daemon got %q", code, err, revoked)
+	}
+	if code, err := run([]string{"-addr", addr, "certs", "revoke"}, &out); code != 2 || err == nil {
+		t.Fatalf("certs revoke without a target: %d %v", code, err)
 	}
 }

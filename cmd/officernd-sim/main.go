@@ -91,7 +91,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.org, "org", officerndsim.DefaultOrgSlug, "organization slug")
 	fs.StringVar(&c.clientID, "client-id", officerndsim.DefaultClientID, "OAuth client id")
 	fs.StringVar(&c.secretFile, "client-secret-file", "", "file holding the OAuth client secret (else $OFFICERND_SIM_CLIENT_SECRET, else the demo default)")
-	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes granted to the app (default: all)")
+	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes granted to the app, or \"read\" for a read-only app (default: all)")
 	fs.BoolVar(&c.seed, "seed", true, "load the demo space")
 	fs.IntVar(&c.extraMembers, "extra-members", 0, "add this many bulk members with active memberships")
 	fs.StringVar(&c.statePath, "state", "", "load records from this file if it exists, save them to it on exit")
@@ -154,7 +154,11 @@ func run() error {
 		OrgSlug: c.org, ClientID: c.clientID, ClientSecret: sec,
 		Seed: c.seed, ExtraMembers: c.extraMembers, Logger: log, V2Payloads: c.v2Payloads,
 	}
-	if c.scopes != "" {
+	switch c.scopes {
+	case "":
+	case "read":
+		opts.Scopes = officerndsim.ReadScopes // a read-only application
+	default:
 		opts.Scopes = strings.Split(c.scopes, ",")
 	}
 	var stateExists bool

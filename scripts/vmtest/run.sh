@@ -7,7 +7,8 @@
 #
 # The modules: 8021q (+ garp, mrp, stp, llc), dummy for a trunk, and the tc
 # pieces for per-network shaping on VLAN links (ifb, htb, ingress, u32,
-# mirred); Debian's kernel has fq_codel built in.
+# mirred); Debian's kernel has fq_codel built in. The ipset modules (with
+# hash:ip,mac, which the test host lacks) are for TestIPMACGuest.
 # Needs: qemu-system-x86 linux-image-amd64 busybox-static cpio (Debian), go.
 # Usage: scripts/vmtest/run.sh [test-regexp]   (default ^TestVLANGuest$)
 set -eu
@@ -32,7 +33,9 @@ R=$WORK/root
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/run/netns" "$R/lib/modules"
 cp "$BUSYBOX" "$R/bin/busybox"
 for m in net/802/stp.ko net/llc/llc.ko net/802/garp.ko net/802/mrp.ko net/8021q/8021q.ko drivers/net/dummy.ko \
-	drivers/net/ifb.ko net/sched/sch_htb.ko net/sched/sch_ingress.ko net/sched/cls_u32.ko net/sched/act_mirred.ko; do
+	drivers/net/ifb.ko net/sched/sch_htb.ko net/sched/sch_ingress.ko net/sched/cls_u32.ko net/sched/act_mirred.ko \
+	net/netfilter/nfnetlink.ko net/netfilter/ipset/ip_set.ko net/netfilter/ipset/ip_set_hash_ip.ko \
+	net/netfilter/ipset/ip_set_hash_ipmac.ko; do
 	cp "$MODDIR/$m" "$R/lib/modules/"
 done
 (cd "$ROOT" && CGO_ENABLED=0 go test -c -o "$R/netcfg.test" ./netcfg)
@@ -43,7 +46,7 @@ cat > "$R/init" <<INIT
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-for m in llc stp garp mrp 8021q dummy ifb sch_htb sch_ingress cls_u32 act_mirred; do insmod /lib/modules/\$m.ko || echo "insmod \$m failed"; done
+for m in llc stp garp mrp 8021q dummy ifb sch_htb sch_ingress cls_u32 act_mirred nfnetlink ip_set ip_set_hash_ip ip_set_hash_ipmac; do insmod /lib/modules/\$m.ko || echo "insmod \$m failed"; done
 ip link set lo up
 DG_VMTEST_GUEST=1 /netcfg.test -test.run '$RUN' -test.v -test.count=1 >/tmp/out 2>&1
 rc=\$?

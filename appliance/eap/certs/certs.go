@@ -17,9 +17,11 @@ import (
 	"fmt"
 	"github.com/deskgate/deskgate/internal/atomicfile"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,9 +58,50 @@ type Authority struct {
 	trust  *x509.Certificate // what clients must trust for the server certificate
 
 	mu      sync.Mutex
-	revoked map[string]time.Time // serial (hex) -> revocation time
-	issued  map[string]string    // serial (hex) -> identity, for RevokeIdentity
+	revoked map[string]time.Time    // serial (hex) -> revocation time
+	issued  map[string]issuedRecord // serial (hex) -> what was issued, for RevokeIdentity and limits
 }
+
+// issuedRecord is one entry of issued.json. Files written before expiry
+// was recorded hold only the identity as a JSON string.
+type issuedRecord struct {
+	Identity string    `json:"identity"`
+	IssuedAt time.Time `json:"issuedAt,omitzero"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+}
+
+func (r *issuedRecord) UnmarshalJSON(b []byte) error {
+	var id string
+	if err := json.Unmarshal(b, &id); err == nil {
+		*r = issuedRecord{Identity: id}
+		return nil
+	}
+	type plain issuedRecord
+	return json.Unmarshal(b, (*plain)(r))
+}
+
+// Issued describes one member client certificate the local CA issued.
+type Issued struct {
+	Serial   string    `json:"serial"`
+	Identity string    `json:"identity"`
+	IssuedAt time.Time `json:"issuedAt,omitzero"`
+	NotAfter time.Time `json:"notAfter,omitzero"` // zero: issued before expiry was recorded
+	Revoked  time.Time `json:"revoked,omitzero"`
+	// Current is Live at the moment ListIssued or RevokeSerial answered (the CA's clock).
+	Current bool `json:"live"`
+}
+
+// Live reports whether the certificate is neither revoked nor expired at now.
+func (i Issued) Live(now time.Time) bool {
+	return i.Revoked.IsZero() && (i.NotAfter.IsZero() || now.Before(i.NotAfter))
+}
+
+// ErrLimit is returned by IssueClientUpTo when the identity already holds
+// its limit of live certificates.
+var ErrLimit = errors.New("certs: limit of live client certificates reached")
+
+// ErrUnknownSerial is returned by RevokeSerial for a serial the local CA did not issue.
+var ErrUnknownSerial = errors.New("certs: no client certificate with this serial was issued")
 
 // Open loads the CA, server certificate and revocation list from cfg.Dir, creating what is missing.
 func Open(cfg Config) (*Authority, error) {
@@ -71,7 +114,7 @@ func Open(cfg Config) (*Authority, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: open: %w", err)
 	}
-	a := &Authority{cfg: cfg, revoked: map[string]time.Time{}, issued: map[string]string{}}
+	a := &Authority{cfg: cfg, revoked: map[string]time.Time{}, issued: map[string]issuedRecord{}}
 	var err error
 	a.ca, a.caKey, err = a.loadOrCreateCA()
 	if err != nil {
@@ -244,18 +287,31 @@ func (a *Authority) loadOrCreateServer() (tls.Certificate, error) {
 // IssueClient issues a member client certificate (for EAP-TLS) with the identity as its common name,
 // returning the certificate and its key in PEM. The key is not kept.
 func (a *Authority) IssueClient(identity string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, _, err = a.IssueClientUpTo(identity, validFor, 0)
+	return certPEM, keyPEM, err
+}
+
+// IssueClientUpTo is IssueClient for an identity that may hold at most limit live (unexpired,
+// unrevoked) certificates at once (0: no limit); beyond it, it returns ErrLimit and issues nothing.
+// It also returns the new certificate's serial (hex).
+func (a *Authority) IssueClientUpTo(identity string, validFor time.Duration, limit int) (certPEM, keyPEM []byte, serialHex string, err error) {
 	if identity == "" {
-		return nil, nil, errors.New("certs: issue client certificate: empty identity")
+		return nil, nil, "", errors.New("certs: issue client certificate: empty identity")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	if limit > 0 && a.liveLocked(identity, now) >= limit {
+		return nil, nil, "", ErrLimit
 	}
 	key, err := newKey()
 	if err != nil {
-		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
 	sn, err := serial()
 	if err != nil {
-		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
-	now := a.cfg.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: identity},
@@ -266,21 +322,127 @@ func (a *Authority) IssueClient(identity string, validFor time.Duration) (certPE
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, key.Public(), a.caKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
 	kd, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certs: issue client certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
-	a.mu.Lock()
-	a.issued[sn.Text(16)] = identity
-	err = saveJSON(filepath.Join(a.cfg.Dir, issuedFile), a.issued)
-	a.mu.Unlock()
-	if err != nil {
-		return nil, nil, fmt.Errorf("certs: issue client certificate: record: %w", err)
+	serialHex = sn.Text(16)
+	a.issued[serialHex] = issuedRecord{Identity: identity, IssuedAt: now.UTC(), NotAfter: tmpl.NotAfter.UTC()}
+	if err := saveJSON(filepath.Join(a.cfg.Dir, issuedFile), a.issued); err != nil {
+		delete(a.issued, serialHex)
+		return nil, nil, "", fmt.Errorf("certs: issue client certificate: record: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), serialHex, nil
+}
+
+func (a *Authority) liveLocked(identity string, now time.Time) int {
+	n := 0
+	for sn, r := range a.issued {
+		if r.Identity == identity && a.issuedLocked(sn, r).Live(now) {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *Authority) issuedLocked(serialHex string, r issuedRecord) Issued {
+	return Issued{Serial: serialHex, Identity: r.Identity, IssuedAt: r.IssuedAt, NotAfter: r.NotAfter, Revoked: a.revoked[serialHex]}
+}
+
+// LiveCount is how many live (unexpired, unrevoked) client certificates identity holds.
+func (a *Authority) LiveCount(identity string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.liveLocked(identity, a.cfg.Now())
+}
+
+// ListIssued returns the client certificates issued to identity (every identity when empty),
+// newest first.
+func (a *Authority) ListIssued(identity string) []Issued {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Issued
+	now := a.cfg.Now()
+	for sn, r := range a.issued {
+		if identity == "" || r.Identity == identity {
+			i := a.issuedLocked(sn, r)
+			i.Current = i.Live(now)
+			out = append(out, i)
+		}
+	}
+	slices.SortFunc(out, func(x, y Issued) int {
+		if c := y.IssuedAt.Compare(x.IssuedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Serial, y.Serial)
+	})
+	return out
+}
+
+// RevokeSerial revokes one client certificate by its serial (hex, as ListIssued shows it) and returns
+// it; revoking a revoked certificate again changes nothing.
+func (a *Authority) RevokeSerial(serialHex string) (Issued, error) {
+	serialHex = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(serialHex), "0x"))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.issued[serialHex]
+	if !ok {
+		return Issued{}, ErrUnknownSerial
+	}
+	if _, done := a.revoked[serialHex]; !done {
+		a.revoked[serialHex] = a.cfg.Now().UTC()
+		if err := a.saveRevokedLocked(); err != nil {
+			delete(a.revoked, serialHex)
+			return Issued{}, fmt.Errorf("certs: revoke %s: %w", serialHex, err)
+		}
+	}
+	i := a.issuedLocked(serialHex, r)
+	i.Current = i.Live(a.cfg.Now())
+	return i, nil
+}
+
+// IssueServer issues a TLS server certificate for names (DNS names or IP addresses) from the local
+// CA, kept in memory only (the member pages' listener when the operator configured no certificate).
+func (a *Authority) IssueServer(names []string, validFor time.Duration) (tls.Certificate, error) {
+	if len(names) == 0 {
+		return tls.Certificate{}, errors.New("certs: issue server certificate: no name")
+	}
+	key, err := newKey()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: issue server certificate: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: issue server certificate: %w", err)
+	}
+	now := a.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validFor),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, key.Public(), a.caKey)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: issue server certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: issue server certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, a.ca.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Revoke adds a certificate to the revocation list and saves it.
@@ -300,8 +462,8 @@ func (a *Authority) RevokeIdentity(identity string) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
-	for serial, id := range a.issued {
-		if _, done := a.revoked[serial]; id == identity && !done {
+	for serial, r := range a.issued {
+		if _, done := a.revoked[serial]; r.Identity == identity && !done {
 			a.revoked[serial] = a.cfg.Now().UTC()
 			n++
 		}

@@ -3,8 +3,10 @@ package certs
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,5 +114,90 @@ func TestOperatorCertificate(t *testing.T) {
 	}
 	if a.CA().Equal(src.CA()) {
 		t.Fatal("client CA should be the local one")
+	}
+}
+
+// TestClientLimitListRevokeSerial: IssueClientUpTo refuses beyond the limit
+// of live certificates; an expired or revoked one frees a slot; ListIssued
+// shows what was issued and RevokeSerial revokes one certificate; an
+// issued.json from before expiry was recorded still loads.
+func TestClientLimitListRevokeSerial(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { return now }
+	// An old-format issued.json: serial -> identity.
+	if err := os.WriteFile(filepath.Join(dir, "issued.json"), []byte(`{"abc123": "old@example.com"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(Config{Dir: dir, ServerName: "radius.example.com", Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.LiveCount("old@example.com"); n != 1 {
+		t.Fatalf("old-format record: live %d, want 1", n)
+	}
+	var serials []string
+	for i := 0; i < 2; i++ {
+		_, _, sn, err := a.IssueClientUpTo("carol@example.com", time.Hour, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, sn)
+	}
+	if _, _, _, err := a.IssueClientUpTo("carol@example.com", time.Hour, 2); !errors.Is(err, ErrLimit) {
+		t.Fatalf("third certificate with limit 2: %v, want ErrLimit", err)
+	}
+	if got := len(a.ListIssued("carol@example.com")); got != 2 {
+		t.Fatalf("ListIssued = %d entries, want 2", got)
+	}
+	if _, err := a.RevokeSerial("ffff"); !errors.Is(err, ErrUnknownSerial) {
+		t.Fatalf("RevokeSerial(unknown) = %v", err)
+	}
+	is, err := a.RevokeSerial(strings.ToUpper(serials[0]))
+	if err != nil || is.Identity != "carol@example.com" || is.Revoked.IsZero() {
+		t.Fatalf("RevokeSerial = %+v, %v", is, err)
+	}
+	if _, _, _, err := a.IssueClientUpTo("carol@example.com", time.Hour, 2); err != nil {
+		t.Fatalf("after a revocation: %v", err)
+	}
+	now = now.Add(2 * time.Hour) // all of carol's expire
+	if n := a.LiveCount("carol@example.com"); n != 0 {
+		t.Fatalf("after expiry: live %d", n)
+	}
+	b, err := Open(Config{Dir: dir, ServerName: "radius.example.com", Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := b.ListIssued("")
+	if len(list) != 4 || list[len(list)-1].Identity != "old@example.com" {
+		t.Fatalf("after reopen: %+v", list)
+	}
+	for _, i := range list {
+		if i.Serial == serials[0] && i.Revoked.IsZero() {
+			t.Fatal("revocation by serial lost on reopen")
+		}
+	}
+}
+
+// TestIssueServer: the in-memory server certificate verifies against the
+// local CA for its name.
+func TestIssueServer(t *testing.T) {
+	a, err := Open(Config{Dir: t.TempDir(), ServerName: "radius.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.IssueServer([]string{"wifi.example.com", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(a.CA())
+	for _, n := range []string{"wifi.example.com", "127.0.0.1"} {
+		if _, err := c.Leaf.Verify(x509.VerifyOptions{DNSName: n, Roots: roots}); err != nil {
+			t.Errorf("verify for %s: %v", n, err)
+		}
+	}
+	if _, err := c.Leaf.Verify(x509.VerifyOptions{DNSName: "other.example.com", Roots: roots}); err == nil {
+		t.Error("verified for a name it does not carry")
 	}
 }

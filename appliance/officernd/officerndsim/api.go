@@ -85,6 +85,8 @@ func (s *Sim) routeAPI(method string, segs []string) (apiReq, bool) {
 		a.action, a.route = "list", "GET "+base
 	case len(segs) == 1 && method == http.MethodPost && res.create:
 		a.action, a.route = "create", "POST "+base
+	case len(segs) == 2 && segs[0] == "bookings" && segs[1] == "occurrences" && method == http.MethodGet:
+		a.action, a.route = "occurrences", "GET "+base+"/occurrences"
 	case len(segs) == 2 && segs[1] == "count" && method == http.MethodGet:
 		a.action, a.route = "count", "GET "+base+"/count"
 	case len(segs) == 2 && method == http.MethodGet:
@@ -98,7 +100,7 @@ func (s *Sim) routeAPI(method string, segs []string) (apiReq, bool) {
 	default:
 		return apiReq{}, false
 	}
-	if len(segs) >= 2 {
+	if len(segs) >= 2 && a.action != "occurrences" {
 		a.id = segs[1]
 	}
 	return a, true
@@ -107,7 +109,7 @@ func (s *Sim) routeAPI(method string, segs []string) (apiReq, bool) {
 // scopeFor is the scope an action needs.
 func scopeFor(a apiReq) string {
 	switch a.action {
-	case "list", "count", "get":
+	case "list", "count", "get", "occurrences":
 		return a.res.scope + ".read"
 	case "create":
 		return a.res.scope + ".create"
@@ -213,6 +215,8 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		out, aerr = s.list(a, r.URL.RawQuery)
 	case "count":
 		out, aerr = s.count(a, r.URL.RawQuery)
+	case "occurrences":
+		out, aerr = s.listOccurrences(r.URL.RawQuery)
 	case "get":
 		out, aerr = s.get(a)
 	case "create":

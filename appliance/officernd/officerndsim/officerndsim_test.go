@@ -723,6 +723,7 @@ func TestWithClient(t *testing.T) {
 	ctx := context.Background()
 	cfg := e.sim.ClientConfig(e.srv.URL)
 	cfg.HTTPClient, cfg.Now = e.srv.Client(), e.clock.Now
+	cfg.Scopes = append(slices.Clone(officernd.DefaultScopes), officernd.WebhookScopes...)
 	c, err := officernd.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

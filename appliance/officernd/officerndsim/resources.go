@@ -112,7 +112,8 @@ var resources = map[string]*resource{
 		refs:        map[string]string{"member": "members", "company": "companies", "resource": "resources"},
 		event:       "booking",
 		removeEvent: true,
-		v1:          v1Names,
+		v1: map[string]string{"location": "office", "company": "team", "resource": "resourceId",
+			"isCancelled": "canceled", "title": "summary", "isTentative": "tentative", "isFree": "free"},
 	},
 	"visitors": {
 		scope:   "flex.community.visitors",

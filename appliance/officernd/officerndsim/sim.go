@@ -58,6 +58,19 @@ var AllScopes = func() []string {
 	return append(out, "flex.billing.plans.read", "flex.space.locations.read", "flex.space.resources.read")
 }()
 
+// ReadScopes are the read scopes of AllScopes: the grants of a read-only
+// application (Options.Scopes = ReadScopes), whose token requests for any
+// write scope fail with invalid_scope like the real token endpoint.
+var ReadScopes = func() []string {
+	var out []string
+	for _, sc := range AllScopes {
+		if strings.HasSuffix(sc, ".read") {
+			out = append(out, sc)
+		}
+	}
+	return out
+}()
+
 // Options configure a Sim. The zero value is usable: org "demo-space",
 // the default demo credentials, all scopes, no seed.
 type Options struct {

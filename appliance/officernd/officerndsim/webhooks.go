@@ -57,6 +57,20 @@ func (s *Sim) payload(name string, d doc) doc {
 	return out
 }
 
+// v1Member gives a member payload the v1 status pair: calculatedStatus is
+// the live status, status the stored one, which in v1 lags behind (here:
+// the value before this change).
+func v1Member(obj, prev doc) {
+	st, ok := obj["status"]
+	if !ok {
+		return
+	}
+	obj["calculatedStatus"] = st
+	if old, changed := prev["status"]; changed && old != nil {
+		obj["status"] = old
+	}
+}
+
 // emit records an event for a write to collection name and queues its
 // deliveries. verb is created, updated or removed; prev holds the old
 // values of changed fields on updates. Callers hold s.mu.
@@ -65,18 +79,26 @@ func (s *Sim) emit(name, verb string, d, prev doc) {
 	if res.event == "" {
 		return
 	}
+	obj := s.payload(name, s.view(name, d, nil))
+	prevP := s.payload(name, prev)
+	if s.v1 && name == "members" {
+		v1Member(obj, prev)
+	}
+	if verb == "updated" && prevP == nil {
+		prevP = doc{}
+	}
+	s.emitEvent(res.event+"."+verb, obj, prevP)
+}
+
+// emitEvent records an event of type eventType carrying obj (and prev)
+// and queues its deliveries. Callers hold s.mu.
+func (s *Sim) emitEvent(eventType string, obj, prev doc) {
 	now := s.nowLocked()
 	env := envelope{
 		Event:     randomHex(12),
-		EventType: res.event + "." + verb,
-		Data: envelopeData{
-			Object:             s.payload(name, s.view(name, d, nil)),
-			PreviousAttributes: s.payload(name, prev),
-		},
+		EventType: eventType,
+		Data:      envelopeData{Object: obj, PreviousAttributes: prev},
 		CreatedAt: iso(now),
-	}
-	if verb == "updated" && env.Data.PreviousAttributes == nil {
-		env.Data.PreviousAttributes = doc{}
 	}
 	body, err := json.Marshal(env)
 	if err != nil {

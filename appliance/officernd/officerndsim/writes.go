@@ -251,6 +251,15 @@ func (s *Sim) prepare(name string, res *resource, old, body doc) (doc, *apiError
 		if str(d["end"]) <= str(d["start"]) {
 			return nil, badRequest("end must be after start")
 		}
+		if r, ok := body["recurrence"]; ok && r != nil {
+			rec, isObj := r.(map[string]any)
+			if !isObj {
+				return nil, badRequest("recurrence must be an object")
+			}
+			if _, err := parseRRule(str(rec["rrule"])); err != nil {
+				return nil, badRequest(err.Error())
+			}
+		}
 		if isEmpty(d["member"]) && isEmpty(d["company"]) {
 			return nil, badRequest("member should not be empty")
 		}
@@ -343,6 +352,7 @@ func (s *Sim) create(a apiReq, body doc) (any, *apiError) {
 	}
 	s.store(a.name, d)
 	s.emit(a.name, "created", d, nil)
+	s.slotEvents(a.name, nil, d)
 	s.afterWrite(a.name, nil, d)
 	return s.marshalView(a.name, d)
 }
@@ -373,6 +383,7 @@ func (s *Sim) replace(name string, old, d doc) {
 	if len(prev) > 0 {
 		s.emit(name, "updated", d, prev)
 	}
+	s.slotEvents(name, old, d)
 	s.afterWrite(name, old, d)
 }
 
@@ -412,6 +423,7 @@ func (s *Sim) delete(a apiReq) (any, *apiError) {
 	if a.res.removeEvent {
 		s.emit(a.name, "removed", d, nil)
 	}
+	s.slotEvents(a.name, d, nil)
 	s.afterWrite(a.name, d, nil)
 	return out, nil
 }
@@ -582,6 +594,21 @@ func (s *Sim) Delete(name, id string) error {
 	return err
 }
 
+// slotEvents emits the occupancy-slot events of a write to a recurring
+// booking. Callers hold s.mu.
+func (s *Sim) slotEvents(name string, old, d doc) {
+	if name != "bookings" || (old["recurrence"] == nil && d["recurrence"] == nil) {
+		return
+	}
+	s.emitSlots(old, d)
+}
+
+// CancelBooking cancels booking id as POST /bookings/{id}/cancel would.
+func (s *Sim) CancelBooking(id string) error {
+	_, err := s.direct("bookings", id, nil, "cancel")
+	return err
+}
+
 func (s *Sim) direct(name, id string, body doc, action string) (doc, error) {
 	res := resources[name]
 	if res == nil {
@@ -597,6 +624,8 @@ func (s *Sim) direct(name, id string, body doc, action string) (doc, error) {
 		out, aerr = s.update(a, body)
 	case "delete":
 		out, aerr = s.delete(a)
+	case "cancel":
+		out, aerr = s.cancelBooking(a)
 	}
 	if aerr != nil {
 		return nil, fmt.Errorf("officerndsim: %s %s: %d %v", action, name, aerr.code, aerr.msg)
