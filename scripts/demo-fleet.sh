@@ -20,8 +20,8 @@ printf '%s\n' deskgate-demo-secret >"$DEMO/officernd.secret"
 printf '%s\n' "$RADIUS_SECRET" >"$DEMO/radius.secret"
 
 # box <name> <n> <location>: writes .demo-fleet/<name>/deskgate.yaml; box
-# n listens on 127.0.0.<n+1> (admin 8417, webhooks 8418, fleet 8443,
-# RADIUS 1812/1813), so the three boxes differ only in their address.
+# n listens on 127.0.0.<n+1> (admin 8417, webhooks 8418, member pages
+# 8419, fleet 8443, RADIUS 1812/1813), so the boxes differ only in address.
 box() {
 	name=$1 ip=127.0.0.$(($2 + 1)) loc=$3
 	d=$DEMO/$name
@@ -44,7 +44,8 @@ sync:
   interval: 1h               # box-a relays OfficeRnD's webhooks to the others
   webhook_listen: "$ip:8418"
   $hooks
-users: {username_format: email, password_policy: generate, welcome_email: true, onboarding_url: "http://$ip:8418/onboard"}
+users: {username_format: email, password_policy: generate, welcome_email: true, onboarding_url: "http://$ip:8419/onboard"}
+members: {listen: "$ip:8419", insecure_http: true}   # demo only: plain http on loopback
 plans:
   - {plan: Hot Desk, group: standard}
   - {plan: Dedicated Desk, group: premium}

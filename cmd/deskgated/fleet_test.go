@@ -94,7 +94,8 @@ radius:
   clients:
     - {name: ap, address: 127.0.0.1, secret: {value: %[7]s}, location: %[8]s}
 fleet: {listen: "%[9]s", locations: [%[8]s]}
-`, dir, d.sock, officerndsim.DefaultClientID, secret, srv.URL, d.radius, fleetNASSecret, loc, fleetPort(t))
+members: {listen: "%[10]s", insecure_http: true}
+`, dir, d.sock, officerndsim.DefaultClientID, secret, srv.URL, d.radius, fleetNASSecret, loc, fleetPort(t), fleetPort(t))
 		d.cfgPath = filepath.Join(dir, "deskgate.yaml")
 		if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
