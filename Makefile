@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/deskgate/deskgate/appliance.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test test-deps test-clock lint bench fuzz clean
+.PHONY: all build demo demo-fleet test test-deps test-clock lint bench fuzz clean
 
 all: build
 
@@ -18,6 +18,11 @@ build:
 # foreground (Ctrl-C stops both). State lives in .demo/.
 demo: build
 	@scripts/demo.sh
+
+# Three boxes of one space on loopback (127.0.0.2-4) joined into a fleet,
+# with the simulator; see docs/fleet.md. State lives in .demo-fleet/.
+demo-fleet: build
+	@scripts/demo-fleet.sh
 
 test-deps:
 	@scripts/install-test-deps.sh
@@ -54,4 +59,4 @@ fuzz:
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BIN) .demo
+	rm -rf $(BIN) .demo .demo-fleet

@@ -9,6 +9,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
 	dsync "github.com/deskgate/deskgate/appliance/sync"
 	"github.com/deskgate/deskgate/portal"
@@ -53,6 +55,7 @@ type App struct {
 	sender *notify.Sender
 	mailer notify.Mailer
 	reg    *prometheus.Registry
+	fleet  *peer.Node
 
 	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
 
@@ -90,6 +93,9 @@ type Options struct {
 	// PortalResolver finds a portal client's MAC; nil reads the kernel's
 	// neighbour table (tests on loopback have none).
 	PortalResolver portal.ClientResolver
+	// FleetTakeoverEvery is how often the fleet looks for welcome emails
+	// to take over (default 15s).
+	FleetTakeoverEvery time.Duration
 }
 
 // New opens the store and builds every part; it does not contact
@@ -118,6 +124,18 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if a.adminAuth.token, err = loadOrCreateAdminToken(filepath.Join(cfg.DataDir, adminTokenFile)); err != nil {
 		st.Close()
 		return nil, err
+	}
+	a.fleet, err = peer.New(peer.Options{
+		Store: st, DataDir: cfg.DataDir, Listen: cfg.Fleet.Listen, Advertise: cfg.Fleet.Advertise,
+		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Now: opts.Now, Log: log.With("component", "fleet"),
+		Takeover:      func(m string) error { _, err := a.syncer.TakeOverWelcome(m); return err },
+		TakeoverEvery: opts.FleetTakeoverEvery,
+		RadiusName:    cfg.RADIUS.EAP.ServerName,
+		OnHint:        func(box string, body []byte) { a.syncer.RelayedEvent(box, body) },
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	a.res = access.New(cfg)
 	scopes, readScopes := apiScopes(cfg)
@@ -173,6 +191,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		SpaceName:      cfg.OfficeRnD.OrgSlug,
 		ServerName:     cfg.RADIUS.EAP.ServerName,
 		ProfileURL:     func(u string) string { return a.ProfileURL(u) },
+		Fleet:          a.fleet,
+		Relay:          func(body []byte) { a.fleet.Relay(bytes.TrimSpace(body)) },
 	})
 	if err := a.newRadius(); err != nil {
 		st.Close()
@@ -265,6 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
+	run("fleet", a.fleet.Run)
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)

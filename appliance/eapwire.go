@@ -9,6 +9,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/eap"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
+	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/radius"
 	"github.com/deskgate/deskgate/appliance/store"
 )
@@ -62,11 +63,19 @@ func (a *App) newEAP() (*eap.Server, *certs.Authority, error) {
 	if e.Enabled != nil && !*e.Enabled {
 		return nil, nil, nil
 	}
+	certFile, keyFile, trustFile := e.CertFile, e.KeyFile, e.TrustFile
+	if certFile == "" {
+		// In a fleet: the server certificate the fleet CA signed for the
+		// shared server name (docs/fleet.md), so one profile fits all boxes.
+		if c, k, t, ok := peer.RadiusFiles(cfg.DataDir); ok {
+			certFile, keyFile, trustFile = c, k, t
+		}
+	}
 	ca, err := certs.Open(certs.Config{
 		Dir: filepath.Join(cfg.DataDir, "eap"), ServerName: e.ServerName,
 		// The one clock: certificates are issued, and checked during
 		// EAP-TLS handshakes, against the daemon's clock.
-		CertFile: e.CertFile, KeyFile: e.KeyFile, TrustFile: e.TrustFile, Now: a.now,
+		CertFile: certFile, KeyFile: keyFile, TrustFile: trustFile, Now: a.now,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("eap certificates: %w", err)

@@ -37,6 +37,7 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("GET /v1/net/plan", a.handleNetPlan)
 	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
 	mux.HandleFunc("GET /v1/token", a.handleAdminToken)
+	a.fleetRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	// Certificate listing and revocation for the CLI; member pages are on

@@ -78,7 +78,8 @@ type harnessOpts struct {
 	passwordPol string
 	simOpts     func(*officerndsim.Options)
 	usernameFmt string
-	memberTLS   bool // member pages over TLS (default: insecure_http on loopback)
+	simOf       *harness // share this harness's simulator (a fleet of boxes)
+	memberTLS   bool     // member pages over TLS (default: insecure_http on loopback)
 }
 
 type harness struct {
@@ -123,9 +124,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.simOpts != nil {
 		o.simOpts(&so)
 	}
-	h.sim = officerndsim.New(so)
-	h.simSrv = httptest.NewServer(h.sim)
-	t.Cleanup(h.simSrv.Close)
+	if o.simOf != nil {
+		h.sim, h.simSrv = o.simOf.sim, o.simOf.simSrv
+	} else {
+		h.sim = officerndsim.New(so)
+		h.simSrv = httptest.NewServer(h.sim)
+		t.Cleanup(h.simSrv.Close)
+	}
 
 	secretFile := filepath.Join(h.dir, "officernd.secret")
 	if err := os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600); err != nil {
@@ -248,7 +253,7 @@ func (h *harness) start() *App {
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{h.t}, &h.logs), &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver})
+	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("new app: %v", err)

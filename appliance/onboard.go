@@ -87,6 +87,9 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutAccount(cur); err != nil {
 			return err
 		}
+		if err := a.fleet.RecordPassword(tx, cur.MemberID, cur.NTHash); err != nil {
+			return err
+		}
 		return tx.Audit(model.AuditEntry{Time: now, Actor: "onboarding", Action: "account.password_set",
 			Member: cur.MemberID, Subject: cur.Username, Cause: "member set their WiFi password through the onboarding link"})
 	})

@@ -145,7 +145,8 @@ func (a *App) newRadius() error {
 	if a.radius.eap != nil {
 		rc.EAP = a.radius.eap
 	}
-	srv, err := radius.New(rc, a.radius.dir, leaseLearner{radius.NewStoreSessions(a.store), a}, pool,
+	rc.RemoteDevices = a.fleet.RemoteDevices // device limits count the fleet's other boxes
+	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{radius.NewStoreSessions(a.store), a}, a}, pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)

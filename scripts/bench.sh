@@ -21,6 +21,11 @@ run ./cmd/deskgated 'DaemonCached' 1x
 run ./appliance/store '.' 1x
 run ./appliance/policy 'Decide' 1s
 
+# The fleet (issue 11): replication latency a → c, catch-up after a
+# partition with 10,000 changes, memory per link.
+run ./appliance/peer 'FleetReplicationLatency' 300x
+run ./appliance/peer 'FleetCatchUp10k|FleetMemoryPerPeer' 1x
+
 # The gateway (issue 6); root only.
 if [ "$(id -u)" = 0 ]; then
 	run ./netcfg 'AllowRevoke1000' 1000x

@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -192,14 +193,31 @@ func (c *Client) Post(ctx context.Context, path string, q url.Values, out any) e
 	return c.do(ctx, http.MethodPost, path, q, out)
 }
 
+// PostJSON posts in as a JSON body (for secrets that must not go in a
+// URL, e.g. a fleet join token) and decodes the answer into out.
+func (c *Client) PostJSON(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("POST %s: encode: %w", path, err)
+	}
+	return c.doBody(ctx, http.MethodPost, path, nil, bytes.NewReader(b), out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	return c.doBody(ctx, method, path, q, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, q url.Values, body io.Reader, out any) error {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -209,7 +227,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		return fmt.Errorf("reach deskgated: %w (is the daemon running? see `systemctl status deskgated` or the -socket flag)", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: read: %w", method, path, err)
 	}
@@ -217,15 +235,15 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		var e struct {
 			Error string `json:"error"`
 		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 			return fmt.Errorf("%s", e.Error)
 		}
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("%s %s: decode: %w", method, path, err)
 	}
 	return nil

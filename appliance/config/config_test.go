@@ -122,6 +122,10 @@ func TestMistakes(t *testing.T) {
 	}{
 		{"yaml syntax", map[string]string{"roaming": "roaming:\n  policy: [single\n"},
 			"", "policy: [single", "YAML syntax error", "indentation"},
+		{"fleet peer not wss", map[string]string{"radius": baseSections["radius"] + "fleet:\n  peers: [\"https://box-b:8443\"]\n"},
+			"fleet.peers[0]", "https://box-b:8443", "not a wss://host:port URL", "wss://host:port"},
+		{"fleet location unknown", map[string]string{"radius": baseSections["radius"] + "fleet:\n  listen: 127.0.0.1:8443\n  locations: [Midtown]\n"},
+			"fleet.locations[0]", "Midtown", `fleet location "Midtown" is not in locations`, "locations section"},
 		{"unknown key", map[string]string{"groups": "groups:\n  - name: standard\n    bandwith_down: 20mbit\n  - name: premium\n"},
 			"groups[0].bandwith_down", "bandwith_down", `unknown key "bandwith_down"`, `did you mean "bandwidth_down"?`},
 		{"unknown key top level", map[string]string{"roaming": "roamin:\n  policy: all\n"},

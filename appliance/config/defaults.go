@@ -105,6 +105,12 @@ func (c *Config) applyDefaults() {
 	if c.Admin.AllowedHosts == nil {
 		c.Admin.AllowedHosts = []string{}
 	}
+	if c.Fleet.Peers == nil {
+		c.Fleet.Peers = []string{}
+	}
+	if c.Fleet.Locations == nil {
+		c.Fleet.Locations = []string{}
+	}
 
 	o := &c.OfficeRnD
 	setS(&o.APIBase, DefaultAPIBase)

@@ -25,6 +25,7 @@ type Config struct {
 	Gateway   Gateway           `yaml:"gateway"`
 	Guests    Guests            `yaml:"guests"`
 	Portal    Portal            `yaml:"portal"`
+	Fleet     Fleet             `yaml:"fleet"`
 
 	// src remembers where each key came from (file and line) so Validate
 	// can point at it; nil for configs built in code.
@@ -439,4 +440,19 @@ type PortalBranding struct {
 	TermsText    string `yaml:"terms_text"`
 	TermsVersion string `yaml:"terms_version"`
 	VenueInfoURL string `yaml:"venue_info_url"`
+}
+
+// Fleet makes this box one of several of the same space (docs/fleet.md).
+// Membership itself is set up with `deskgate fleet init|join`.
+type Fleet struct {
+	// listen: host:port of the fleet listener (mutual TLS websockets and
+	// joins); empty = this box only dials out (behind NAT).
+	Listen string `yaml:"listen"`
+	// advertise: host:port other boxes dial to reach this one; default listen.
+	Advertise string `yaml:"advertise"`
+	// peers: wss://host:port URLs of boxes to dial.
+	Peers []string `yaml:"peers"`
+	// locations: OfficeRnD location names this box serves (owner of those
+	// members' welcome emails).
+	Locations []string `yaml:"locations"`
 }

@@ -149,7 +149,30 @@ func (c *Config) validate() *ValidationError {
 	k.gateway(locs)
 	k.guestsPortal(locs)
 	k.eap()
+	k.fleet(locs)
 	return k.v
+}
+
+// fleet checks the fleet section.
+func (k *checker) fleet(locs map[string]bool) {
+	f := &k.c.Fleet
+	if f.Listen != "" {
+		k.hostPort("fleet.listen", f.Listen)
+	}
+	if f.Advertise != "" {
+		k.hostPort("fleet.advertise", f.Advertise)
+	}
+	for i, p := range f.Peers {
+		u, err := url.Parse(p)
+		if err != nil || u.Scheme != "wss" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			k.add(fmt.Sprintf("fleet.peers[%d]", i), "write wss://host:port", "fleet peer %q is not a wss://host:port URL", p)
+		}
+	}
+	for i, l := range f.Locations {
+		if !locs[normKey(l)] {
+			k.add(fmt.Sprintf("fleet.locations[%d]", i), "use a location from the locations section", "fleet location %q is not in locations", l)
+		}
+	}
 }
 
 // guestsPortal checks the guest-code and captive-portal sections.

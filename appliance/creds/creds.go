@@ -58,6 +58,44 @@ func GeneratePassword(n int) (string, error) {
 	return b.String(), nil
 }
 
+// DerivePassword returns the password of memberID at generation gen
+// derived from key (a fleet's secret): n symbols of Alphabet, grouped like
+// GeneratePassword's. Every box holding key computes the same password, so
+// a fleet needs no round trip to agree on it. Symbols come from an
+// HMAC-SHA256 counter stream with rejection sampling (no modulo bias).
+func DerivePassword(key []byte, memberID string, gen, n int) (string, error) {
+	if n < MinGeneratedLength {
+		return "", fmt.Errorf("derive password: length %d gives fewer than 64 bits (need %d)", n, MinGeneratedLength)
+	}
+	if len(key) < 32 || memberID == "" || gen < 0 {
+		return "", errors.New("derive password: need a 32-byte key, a member id and a generation ≥ 0")
+	}
+	limit := byte(256 - 256%len(Alphabet)) // bytes ≥ limit are rejected
+	var b strings.Builder
+	count := 0
+	for block := uint32(0); count < n; block++ {
+		mac := hmac.New(sha256.New, key)
+		var hdr [8]byte
+		binary.BigEndian.PutUint32(hdr[:4], uint32(gen))
+		binary.BigEndian.PutUint32(hdr[4:], block)
+		mac.Write([]byte("deskgate wifi password v1\x00"))
+		mac.Write([]byte(memberID))
+		mac.Write([]byte{0})
+		mac.Write(hdr[:])
+		for _, c := range mac.Sum(nil) {
+			if c >= limit || count == n {
+				continue
+			}
+			if count > 0 && count%4 == 0 {
+				b.WriteByte('-')
+			}
+			b.WriteByte(Alphabet[int(c)%len(Alphabet)])
+			count++
+		}
+	}
+	return b.String(), nil
+}
+
 // EntropyBits returns the entropy of a generated password of n symbols.
 func EntropyBits(n int) float64 { return float64(n) * math.Log2(float64(len(Alphabet))) }
 

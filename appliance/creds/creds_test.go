@@ -1,6 +1,7 @@
 package creds
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -118,5 +119,43 @@ func TestToken(t *testing.T) {
 	}
 	if len(tok) < 40 || string(HashToken(tok)) != string(h) {
 		t.Fatalf("token %q / hash mismatch", tok)
+	}
+}
+
+func TestDerivePassword(t *testing.T) {
+	key := bytes.Repeat([]byte{1}, 32)
+	a, err := DerivePassword(key, "m1", 0, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := DerivePassword(key, "m1", 0, 16)
+	if a != again {
+		t.Errorf("not deterministic: %q vs %q", a, again)
+	}
+	if len(strings.ReplaceAll(a, "-", "")) != 16 || strings.Count(a, "-") != 3 {
+		t.Errorf("shape of %q", a)
+	}
+	for _, c := range strings.ReplaceAll(a, "-", "") {
+		if !strings.ContainsRune(Alphabet, c) {
+			t.Errorf("%q has %q outside the alphabet", a, c)
+		}
+	}
+	seen := map[string]bool{a: true}
+	for _, other := range []struct {
+		key    []byte
+		member string
+		gen    int
+	}{{key, "m2", 0}, {key, "m1", 1}, {bytes.Repeat([]byte{2}, 32), "m1", 0}} {
+		p, err := DerivePassword(other.key, other.member, other.gen, 16)
+		if err != nil || seen[p] {
+			t.Errorf("DerivePassword(%v, %s, %d) = %q, %v: not distinct", other.key[:1], other.member, other.gen, p, err)
+		}
+		seen[p] = true
+	}
+	if _, err := DerivePassword(key, "m1", 0, 4); err == nil {
+		t.Error("a 4-symbol password was derived")
+	}
+	if _, err := DerivePassword(key[:8], "m1", 0, 16); err == nil {
+		t.Error("a short key was accepted")
 	}
 }

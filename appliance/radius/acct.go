@@ -71,15 +71,26 @@ func (x *sessionIndex) remove(s *Session) {
 // admits reports whether the member may bring mac online: it is already
 // online (roaming between access points is the same device), or the member
 // has fewer than max distinct devices online.
-func (x *sessionIndex) admits(member, mac string, limit int) bool {
+// admits reports whether device mac may join member's devices under
+// limit; remote are the member's device MACs live at other boxes of the
+// fleet (each counts once, and a device already counted is admitted).
+func (x *sessionIndex) admits(member, mac string, limit int, remote []string) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	keys := x.byMember[member]
-	if len(keys) < limit {
+	if len(keys)+len(remote) < limit {
 		return true
 	}
 	var seen [16]string
 	macs := seen[:0]
+	for _, m := range remote {
+		if m == mac {
+			return true
+		}
+		if !slices.Contains(macs, m) {
+			macs = append(macs, m)
+		}
+	}
 	for k := range keys {
 		m := x.live[k].MAC
 		if m != "" && m == mac {

@@ -90,6 +90,9 @@ type Config struct {
 	// PPSKGuestVLAN without a passphrase of its own.
 	PPSKUnknown   string
 	PPSKGuestVLAN int
+	// RemoteDevices, when set, returns the MACs of a member's devices live
+	// at the fleet's other boxes; they count toward the device limit.
+	RemoteDevices func(memberID string) []string
 }
 
 // Session is one device's accounting session at one NAS.

@@ -295,7 +295,7 @@ func (s *Server) decide(ev *evaluation) {
 		return
 	}
 	ev.access = la
-	if d.MaxDevices > 0 && !s.idx.admits(ev.subj.Account.MemberID, ev.mac, d.MaxDevices) {
+	if d.MaxDevices > 0 && !s.idx.admits(ev.subj.Account.MemberID, ev.mac, d.MaxDevices, s.remoteDevices(ev.subj.Account.MemberID)) {
 		ev.deny, ev.detail = model.DenyDeviceLimit, "member already has the maximum number of devices online"
 		return
 	}
@@ -514,4 +514,12 @@ func (s *Server) NASWithoutMessageAuthenticator() []NASReport {
 		n.mu.Unlock()
 	}
 	return out
+}
+
+// remoteDevices asks the fleet for the member's devices at other boxes.
+func (s *Server) remoteDevices(member string) []string {
+	if s.cfg.RemoteDevices == nil {
+		return nil
+	}
+	return s.cfg.RemoteDevices(member)
 }

@@ -160,7 +160,7 @@ func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision,
 		email.Secret["onboard_url"] = s.onboardURL(tok)
 		email.Data["expires"] = acct.OnboardExpires.Format("2 Jan 2006")
 	default:
-		pw, err := creds.GeneratePassword(cfg.Users.PasswordLength)
+		pw, err := s.newPassword(m.ID, cfg.Users.PasswordLength)
 		if err != nil {
 			return acctNone, err
 		}
@@ -170,7 +170,18 @@ func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision,
 	if err := tx.PutAccount(acct); err != nil {
 		return acctNone, fmt.Errorf("create account %s: %w", username, err)
 	}
-	if welcomeOn(cfg) && m.Email != "" {
+	send := welcomeOn(cfg) && m.Email != ""
+	if send && s.opts.Fleet != nil {
+		loc := ""
+		if len(dec.Locations) > 0 {
+			loc = dec.Locations[0].Name
+		}
+		var err error
+		if send, err = s.opts.Fleet.ClaimWelcome(tx, m.ID, loc); err != nil {
+			return acctNone, fmt.Errorf("claim welcome email for %s: %w", username, err)
+		}
+	}
+	if send {
 		if _, err := tx.EnqueueEmail(email); err != nil {
 			return acctNone, fmt.Errorf("queue welcome email for %s: %w", username, err)
 		}
@@ -178,6 +189,18 @@ func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision,
 	}
 	return acctCreated, s.audit(tx, actor, "account.created", m.ID, username,
 		fmt.Sprintf("%s → account %s created (%s, group %s)", cause, username, dec.PlanName, dec.Group), now)
+}
+
+// newPassword generates a password, or derives it from the fleet secret
+// when the box is in a fleet, so every box holds the same one.
+func (s *Syncer) newPassword(memberID string, n int) (string, error) {
+	if s.opts.Fleet != nil {
+		pw, ok, err := s.opts.Fleet.DerivePassword(memberID, n)
+		if err != nil || ok {
+			return pw, err
+		}
+	}
+	return creds.GeneratePassword(n)
 }
 
 func (s *Syncer) welcomeData(m model.Member, dec model.Decision, username string) map[string]string {

@@ -47,6 +47,21 @@ type Options struct {
 	// ProfileURL gives a member's device-setup page for the welcome email.
 	ProfileURL func(username string) string
 	ServerName string // RADIUS server certificate name for the welcome email
+	// Fleet, when set, makes account creation fleet-aware (docs/fleet.md).
+	Fleet Fleet
+	// Relay, when set, passes each verified, new webhook body on to the
+	// fleet's other boxes.
+	Relay func(body []byte)
+}
+
+// Fleet is what account creation asks the fleet (appliance/peer).
+type Fleet interface {
+	// DerivePassword returns the member's password derived from the fleet
+	// secret; ok is false when the box is in no fleet.
+	DerivePassword(memberID string, length int) (pw string, ok bool, err error)
+	// ClaimWelcome reports, inside the account's transaction, whether this
+	// box queues the member's welcome email (and marks it for the fleet).
+	ClaimWelcome(tx *store.Tx, memberID, location string) (bool, error)
 }
 
 // Syncer runs import, poll and webhook intake.

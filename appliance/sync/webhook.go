@@ -121,6 +121,30 @@ func (w *webhookIntake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		httpError(rw, http.StatusBadRequest, err.Error())
 		return
 	}
+	switch w.enqueue(ev, now) {
+	case errStoreDown:
+		httpError(rw, http.StatusServiceUnavailable, "store unavailable")
+	case errDuplicate:
+		writeJSON(rw, http.StatusOK, map[string]string{"status": "duplicate"})
+	case errBusy:
+		httpError(rw, http.StatusServiceUnavailable, "busy, retry later")
+	default:
+		writeJSON(rw, http.StatusAccepted, map[string]string{"status": "accepted"})
+		if s.opts.Relay != nil {
+			s.opts.Relay(body) // to the fleet's other boxes (docs/fleet.md)
+		}
+	}
+}
+
+var (
+	errStoreDown = errors.New("store unavailable")
+	errDuplicate = errors.New("duplicate event")
+	errBusy      = errors.New("webhook queue full")
+)
+
+// enqueue deduplicates a verified event and queues it for the workers.
+func (w *webhookIntake) enqueue(ev officernd.Event, now time.Time) error {
+	s := w.s
 	w.mu.Lock()
 	dup := w.inflight[ev.ID]
 	if !dup {
@@ -131,8 +155,7 @@ func (w *webhookIntake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		var seen bool
 		if err := s.st.View(func(tx *store.Tx) error { var e error; seen, e = tx.SeenEvent(ev.ID); return e }); err != nil {
 			w.release(ev.ID)
-			httpError(rw, http.StatusServiceUnavailable, "store unavailable")
-			return
+			return errStoreDown
 		}
 		if seen {
 			w.release(ev.ID)
@@ -141,19 +164,32 @@ func (w *webhookIntake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if dup {
 		w.bump(func(st *WebhookStats) { st.Duplicate++ }, "duplicate")
-		writeJSON(rw, http.StatusOK, map[string]string{"status": "duplicate"})
-		return
+		return errDuplicate
 	}
 	q := w.queues[route(ev)%uint32(len(w.queues))]
 	select {
 	case q <- queued{ev: ev, arrived: now}:
 	default:
 		w.release(ev.ID)
-		httpError(rw, http.StatusServiceUnavailable, "busy, retry later")
-		return
+		return errBusy
 	}
 	w.bump(func(st *WebhookStats) { st.Accepted++; st.LastAccepted = now }, "accepted")
-	writeJSON(rw, http.StatusAccepted, map[string]string{"status": "accepted"})
+	return nil
+}
+
+// RelayedEvent takes a webhook delivery another box of the fleet verified
+// and relayed over the authenticated fleet link: it is deduplicated and
+// applied like a local delivery (the entity is re-read from OfficeRnD).
+func (s *Syncer) RelayedEvent(from string, body []byte) {
+	ev, err := officernd.ParseEvent(body)
+	if err != nil {
+		s.log.Warn("relayed webhook payload invalid", "from", from, "err", err)
+		return
+	}
+	s.hooks.bump(func(st *WebhookStats) { st.Received++ }, "received")
+	if err := s.hooks.enqueue(ev, s.now()); err != nil && !errors.Is(err, errDuplicate) {
+		s.log.Warn("relayed webhook not queued", "from", from, "event", ev.ID, "err", err)
+	}
 }
 
 func (w *webhookIntake) release(id string) {

@@ -35,6 +35,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,6 +81,11 @@ commands:
   config check <file>       validate a configuration file
   config example            print a commented example configuration
   admin token               print the admin API token (over the unix socket only)
+  fleet init [--id BOX]     make this box the first of a fleet (creates the fleet CA)
+  fleet invite [--ttl 1h]   print a single-use join token for a new box
+  fleet join TOKEN [--id BOX]  join the fleet the token is from
+  fleet remove BOX          remove a box; every box refuses it from then on
+  fleet status              this box, its peers, link state and lag
 
 Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
@@ -396,6 +402,8 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 		fmt.Fprintln(out, v.Token)
 		return 0, nil
+	case "fleet":
+		return fleetCmd(ctx, c, rest[1:], out, show)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return 0, nil
@@ -644,5 +652,120 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 				fmt.Fprintf(out, "       fix: %s\n", l)
 			}
 		}
+	}
+}
+
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status"
+
+// fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
+func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
+	if len(args) == 0 {
+		return 2, errors.New(fleetUsage)
+	}
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	host, _ := os.Hostname()
+	id := fs.String("id", strings.ToLower(strings.SplitN(host, ".", 2)[0]), "this box's id in the fleet")
+	ttl := fs.String("ttl", "1h", "how long the join token is valid")
+	sub := args[0]
+	var pos []string
+	rest := args[1:]
+	for len(rest) > 0 { // flags and positional arguments in any order
+		if err := fs.Parse(rest); err != nil {
+			return 2, fmt.Errorf("%w; %s", err, fleetUsage)
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			pos, rest = append(pos, rest[0]), rest[1:]
+		}
+	}
+	type ident struct {
+		BoxID   string `json:"boxId"`
+		FleetID string `json:"fleetId"`
+	}
+	switch {
+	case sub == "init" && len(pos) == 0:
+		var v ident
+		if err := c.PostJSON(ctx, "/v1/fleet/init", map[string]string{"box": *id}, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			fmt.Fprintf(out, "fleet %s created; this box is %s. Restart deskgated so RADIUS presents the fleet certificate. Next: deskgate fleet invite\n", v.FleetID, v.BoxID)
+		})
+	case sub == "invite" && len(pos) == 0:
+		var v struct {
+			Token   string    `json:"token"`
+			Expires time.Time `json:"expires"`
+		}
+		if err := c.PostJSON(ctx, "/v1/fleet/invite", map[string]string{"ttl": *ttl}, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			fmt.Fprintf(out, "%s\n\nOn the new box: deskgate fleet join <token>  (single use, valid until %s)\n", v.Token, v.Expires.Local().Format("2006-01-02 15:04"))
+		})
+	case sub == "join" && len(pos) == 1:
+		var v ident
+		if err := c.PostJSON(ctx, "/v1/fleet/join", map[string]string{"token": pos[0], "box": *id}, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			fmt.Fprintf(out, "joined fleet %s as %s; restart deskgated so RADIUS presents the fleet certificate\n", v.FleetID, v.BoxID)
+		})
+	case sub == "remove" && len(pos) == 1:
+		if err := c.PostJSON(ctx, "/v1/fleet/remove", map[string]string{"box": pos[0]}, nil); err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(out, "box %s removed; every box refuses it once it hears of the removal\n", pos[0])
+		return 0, nil
+	case sub == "status" && len(pos) == 0:
+		var v peerStatus
+		if err := c.Get(ctx, "/v1/fleet/status", nil, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() { printFleet(out, v) })
+	}
+	return 2, errors.New(fleetUsage)
+}
+
+// peerStatus mirrors peer.Status (the CLI does not import the daemon's packages).
+type peerStatus struct {
+	InFleet       bool              `json:"inFleet"`
+	Box           string            `json:"box"`
+	Fleet         string            `json:"fleet"`
+	CAFingerprint string            `json:"caFingerprint"`
+	HoldsCA       bool              `json:"holdsCA"`
+	Listen        string            `json:"listen"`
+	Locations     []string          `json:"locations"`
+	VV            map[string]uint64 `json:"versionVector"`
+	Peers         []struct {
+		Box       string    `json:"box"`
+		URL       string    `json:"url"`
+		Locations []string  `json:"locations"`
+		Link      string    `json:"link"`
+		DialedBy  string    `json:"dialedBy"`
+		Since     time.Time `json:"since"`
+		Lag       uint64    `json:"lag"`
+		LastError string    `json:"lastError"`
+	} `json:"peers"`
+	Removed []string `json:"removed"`
+}
+
+func printFleet(out io.Writer, v peerStatus) {
+	if !v.InFleet {
+		fmt.Fprintln(out, "this box is in no fleet (deskgate fleet init, or fleet join TOKEN)")
+		return
+	}
+	fmt.Fprintf(out, "box %s in fleet %s (CA %s…%s)\n", v.Box, v.Fleet, v.CAFingerprint[:8], v.CAFingerprint[56:])
+	if v.Listen != "" {
+		fmt.Fprintf(out, "listening on %s; locations: %s\n", v.Listen, strings.Join(v.Locations, ", "))
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPEER\tLINK\tDIALED BY\tLAG\tURL\tLOCATIONS\tLAST ERROR")
+	for _, p := range v.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Box, p.Link, p.DialedBy, p.Lag, p.URL, strings.Join(p.Locations, ","), p.LastError)
+	}
+	tw.Flush()
+	if len(v.Removed) > 0 {
+		fmt.Fprintf(out, "removed: %s\n", strings.Join(v.Removed, ", "))
 	}
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestFleetCLI: the fleet subcommands send what the daemon's routes take
+// (flags before or after the token) and print status and errors.
+func TestFleetCLI(t *testing.T) {
+	var got []string
+	mux := http.NewServeMux()
+	body := func(r *http.Request) map[string]string {
+		var m map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		return m
+	}
+	mux.HandleFunc("POST /v1/fleet/init", func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, "init "+body(r)["box"])
+		json.NewEncoder(w).Encode(map[string]string{"boxId": "box-a", "fleetId": "f1"})
+	})
+	mux.HandleFunc("POST /v1/fleet/invite", func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, "invite "+body(r)["ttl"])
+		json.NewEncoder(w).Encode(map[string]any{"token": "dgf1.abc", "expires": "2030-01-01T00:00:00Z"})
+	})
+	mux.HandleFunc("POST /v1/fleet/join", func(w http.ResponseWriter, r *http.Request) {
+		b := body(r)
+		got = append(got, "join "+b["token"]+" "+b["box"])
+		if b["token"] == "dgf1.used" {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": "fleet join via 127.0.0.1:8443: 403 Forbidden: join refused: join token already used"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"boxId": b["box"], "fleetId": "f1"})
+	})
+	mux.HandleFunc("POST /v1/fleet/remove", func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, "remove "+body(r)["box"])
+		json.NewEncoder(w).Encode(map[string]string{"removed": "box-c"})
+	})
+	mux.HandleFunc("GET /v1/fleet/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"inFleet":true,"box":"box-a","fleet":"f1","caFingerprint":"` + strings.Repeat("ab", 32) + `","listen":"127.0.0.1:8443","locations":["Downtown"],
+			"peers":[{"box":"box-b","url":"wss://127.0.0.1:8444","link":"up","dialedBy":"box-a","lag":3},{"box":"box-c","link":"down","lastError":"connection refused"}],"removed":["box-x"]}`))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	cli := func(args ...string) (string, int, error) {
+		var out bytes.Buffer
+		code, err := run(append([]string{"-addr", addr, "-token", testToken, "fleet"}, args...), &out)
+		return out.String(), code, err
+	}
+	for _, args := range [][]string{
+		{"init", "--id", "box-a"},
+		{"invite", "--ttl", "30m"},
+		{"join", "dgf1.tok", "--id", "box-b"},
+		{"join", "--id", "box-c", "dgf1.tok2"},
+		{"remove", "box-c"},
+	} {
+		if out, code, err := cli(args...); code != 0 || err != nil {
+			t.Fatalf("fleet %v: %d %v\n%s", args, code, err, out)
+		}
+	}
+	want := []string{"init box-a", "invite 30m", "join dgf1.tok box-b", "join dgf1.tok2 box-c", "remove box-c"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	out, code, err := cli("status")
+	if code != 0 || err != nil || !strings.Contains(out, "box-b") || !strings.Contains(out, "up") || !strings.Contains(out, "connection refused") || !strings.Contains(out, "removed: box-x") {
+		t.Errorf("status: %d %v\n%s", code, err, out)
+	}
+	if _, code, err := cli("join", "dgf1.used", "--id", "box-d"); code != 1 || err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("refused join: %d %v", code, err)
+	}
+	for _, bad := range [][]string{{}, {"join"}, {"remove"}, {"frobnicate"}, {"init", "extra"}} {
+		if _, code, err := cli(bad...); code != 2 || err == nil || !strings.Contains(err.Error(), "usage: deskgate fleet") {
+			t.Errorf("fleet %v: %d %v, want usage", bad, code, err)
+		}
+	}
+}
