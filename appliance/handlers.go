@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,11 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	// Profiles for performance work (go tool pprof), on the local API only:
+	// stacks and sizes, never values.
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
+	mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
 	// The member pages also answer here, for setups (and the demo) whose
 	// onboarding_url points at the local API's address.
 	a.memberPages(mux)

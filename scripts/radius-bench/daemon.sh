@@ -17,7 +17,7 @@
 # the same CPU.
 #
 #   scripts/radius-bench/daemon.sh   # RUNS=3 DURATION=3s USERS=10000 P=4 R=25 KEYS="p256 rsa2048"
-#                                    # PARTS="radius eap"  CPUPROFILE=file (deskgated, whole run)
+#                                    # PARTS="radius eap" (or "hold": start both and wait)  CPUPROFILE=file (deskgated, whole run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -222,6 +222,11 @@ if [[ " $PARTS " == *" radius "* ]]; then
 	kill $MAP_PID
 fi
 
+if [[ " $PARTS " == *" hold "* ]]; then # keep both servers up for profiling by hand
+	echo "== holding: deskgated pid $DG_PID (socket $WORK/deskgate.sock, /debug/pprof), FreeRADIUS pid $FR_PID; kill $$ to end"
+	sleep infinity &
+	wait $!
+fi
 [[ " $PARTS " == *" eap "* ]] || exit 0
 
 # --- EAP: parallel eapol_test -r R against one server ---
