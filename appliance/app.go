@@ -182,6 +182,7 @@ func newMailer(cfg *config.Config) notify.Mailer {
 // Run starts everything and blocks until ctx is cancelled or a part fails.
 func (a *App) Run(ctx context.Context) error {
 	defer a.store.Close()
+	a.applyMemoryLimit()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cfg := a.Config()
@@ -225,6 +226,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
+	run("memory", a.trimMemory)
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)

@@ -22,6 +22,11 @@ type Config struct {
 	Guests    Guests            `yaml:"guests"`
 	Portal    Portal            `yaml:"portal"`
 
+	// memory_limit_mib: the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit), default 48; the garbage collector works
+	// harder near it. Not a cap: the daemon keeps running above it.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+
 	// src remembers where each key came from (file and line) so Validate
 	// can point at it; nil for configs built in code.
 	src *source

@@ -343,6 +343,9 @@ func (k *checker) general() {
 		k.add("admin.socket", "use an absolute path, e.g. /var/lib/deskgate/deskgate.sock", "admin.socket %q is not absolute", c.Admin.Socket)
 	}
 	k.enum("roaming.policy", c.Roaming.Policy, RoamSingle, RoamAll, RoamByPlan)
+	if c.MemoryLimitMiB < 16 || c.MemoryLimitMiB > 1<<20 {
+		k.add("memory_limit_mib", "use at least 16 (default 48)", "memory_limit_mib %d out of range", c.MemoryLimitMiB)
+	}
 }
 
 var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

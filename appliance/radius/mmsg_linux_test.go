@@ -126,4 +126,3 @@ func TestAuthSocketDualStack(t *testing.T) {
 		t.Errorf("auth address %v: want the IPv6 wildcard (dual stack)", a)
 	}
 }
-

@@ -349,19 +349,26 @@ type acctPacket struct {
 
 // acctWorker answers accounting packets; many run at once so their
 // durable writes share commits.
+//
+// They share scratch state through a pool: a worker holds it only while
+// answering, so 1,024 idle workers cost their stacks, not 1,024 × 10 KB of
+// buffers.
 func (s *Server) acctWorker(ctx context.Context) {
-	w := newWorker()
 	for {
 		select {
 		case p := <-s.acctQ:
+			w := acctScratch.Get().(*worker)
 			if out := s.handleAcct(ctx, w, p.b, p.src); out != nil {
 				s.write(p.conn, out, p.src)
 			}
+			acctScratch.Put(w)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+var acctScratch = sync.Pool{New: func() any { return newWorker() }}
 
 func (s *Server) write(c *net.UDPConn, b []byte, dst netip.AddrPort) {
 	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {
