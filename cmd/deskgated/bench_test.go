@@ -16,13 +16,17 @@ import (
 )
 
 // rssMB reads a process's resident set size from /proc.
-func rssMB(pid int) float64 {
+func rssMB(pid int) float64 { return statusMB(pid, "VmRSS:") }
+
+// statusMB reads one field of /proc/<pid>/status in MiB (VmRSS:, RssAnon:,
+// RssFile:).
+func statusMB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, field) {
 			f := strings.Fields(l)
 			kb, _ := strconv.Atoi(f[1])
 			return float64(kb) / 1024
@@ -69,11 +73,14 @@ func BenchmarkDaemonCached(b *testing.B) {
 				}
 				time.Sleep(2 * time.Second) // startup re-evaluation settles
 				rssCached := rssMB(d.cmd.Process.Pid)
+				anonCached, fileCached := statusMB(d.cmd.Process.Pid, "RssAnon:"), statusMB(d.cmd.Process.Pid, "RssFile:")
 				d.kill(syscall.SIGTERM)
 				b.ReportMetric(importTime.Seconds(), "s-import")
 				b.ReportMetric(rssImport, "MB-rss-after-import")
 				b.ReportMetric(float64(served.Milliseconds()), "ms-start-to-serve")
 				b.ReportMetric(rssCached, "MB-rss-cached")
+				b.ReportMetric(anonCached, "MB-anon-cached")
+				b.ReportMetric(fileCached, "MB-file-cached")
 			}
 		})
 	}
