@@ -46,6 +46,8 @@ type App struct {
 	now     func() time.Time
 	started time.Time
 
+	ownProcess bool // see Options.OwnProcess
+
 	store  *store.Store
 	res    *access.Resolver
 	api    *officernd.Client
@@ -79,6 +81,10 @@ type Options struct {
 	// PortalResolver finds a portal client's MAC; nil reads the kernel's
 	// neighbour table (tests on loopback have none).
 	PortalResolver portal.ClientResolver
+	// OwnProcess says the App is its process's only one (deskgated): it
+	// sets the runtime's soft memory limit (memory_limit_mib) and gives
+	// memory back (see trimMemory). In-process tests leave it off.
+	OwnProcess bool
 }
 
 // New opens the store and builds every part; it does not contact
@@ -87,7 +93,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess}
 	a.guests.started = make(chan struct{})
 	a.cfg.Store(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -182,7 +188,6 @@ func newMailer(cfg *config.Config) notify.Mailer {
 // Run starts everything and blocks until ctx is cancelled or a part fails.
 func (a *App) Run(ctx context.Context) error {
 	defer a.store.Close()
-	a.applyMemoryLimit()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cfg := a.Config()
@@ -226,7 +231,10 @@ func (a *App) Run(ctx context.Context) error {
 	run("watch", a.watchChanges)
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
-	run("memory", a.trimMemory)
+	if a.ownProcess {
+		a.applyMemoryLimit()
+		run("memory", a.trimMemory)
+	}
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)

@@ -75,7 +75,7 @@ func run(args []string) error {
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
 
-	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{})
+	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{OwnProcess: true})
 	if err != nil {
 		return err
 	}

@@ -209,11 +209,12 @@ start_fr "$first"
 
 if [[ " $PARTS " == *" radius "* ]]; then
 	echo "== map-backed appliance/radius (radload serve): the same accounts, decisions precomputed in a map"
+	mkdir -p "$WORK/map"
 	"$WORK/bin/radload" serve -auth 127.0.0.1:$MAP_AUTH_PORT -acct 127.0.0.1:$MAP_ACCT_PORT -users "$USERS" -secret $SECRET -dir "$WORK/map" >"$WORK/map.out" 2>"$WORK/map.err" &
 	MAP_PID=$!
 	PIDS+=($MAP_PID)
-	mkdir -p "$WORK/map"
 	for _ in $(seq 100); do grep -q ready "$WORK/map.out" 2>/dev/null && break; sleep 0.1; done
+	grep -q ready "$WORK/map.out" || { echo "radload serve did not start:"; cat "$WORK/map.err"; exit 1; }
 	echo "== RADIUS load (runs=$RUNS duration=$DURATION; half load = half of the lowest saturated rate, the same for every server)"
 	"$WORK/bin/radload" bench -secret $SECRET -users "$USERS" -runs "$RUNS" -duration "$DURATION" -modes "$MODES" \
 		-deskgate-auth 127.0.0.1:$DG_AUTH_PORT -deskgate-acct 127.0.0.1:$DG_ACCT_PORT -deskgate-pid $DG_PID \
