@@ -61,18 +61,18 @@ func (a *App) trimMemory(ctx context.Context) error {
 			continue
 		case <-quiet.C:
 		case <-tick.C:
-			file, err := residentFileBytes()
-			if err != nil {
-				a.log.Warn("read resident memory; not trimming", "err", err)
-				return nil
-			}
-			if file-base < trimGrowth {
-				continue
-			}
-			a.trimNow()
-			if base, err = residentFileBytes(); err != nil {
-				return nil
-			}
+		}
+		file, err := residentFileBytes()
+		if err != nil {
+			a.log.Warn("read resident memory; not trimming", "err", err)
+			return nil
+		}
+		if file-base < trimGrowth {
+			continue
+		}
+		a.trimNow()
+		if base, err = residentFileBytes(); err != nil {
+			return nil
 		}
 	}
 }
