@@ -21,10 +21,12 @@ import (
 
 // trimCheck is how often the resident set is looked at (one read of
 // /proc/self/statm); trimGrowth is how much the file-backed part may grow
-// before the trim.
+// before a trim; trimQuiet is how long the store must be quiet first: a
+// trim while writes go on (accounting under load) would only make them
+// fault the pages back in.
 const (
 	trimCheck  = 2 * time.Second
-	trimQuiet  = 200 * time.Millisecond
+	trimQuiet  = 300 * time.Millisecond
 	trimGrowth = 8 << 20
 )
 
@@ -36,18 +38,18 @@ func (a *App) applyMemoryLimit() {
 }
 
 // trimMemory releases the store's mapped pages and the heap's free
-// memory whenever the file-backed resident set has grown by trimGrowth
-// since the last trim: after the start-up evaluation, an import, a full
-// sync pass. It wakes every trimCheck and after each burst of changes.
+// memory when the file-backed resident set has grown by trimGrowth since
+// the last trim and the store is quiet: after the start-up evaluation, an
+// import, a full sync pass. It wakes every trimCheck and after each burst
+// of changes.
 func (a *App) trimMemory(ctx context.Context) error {
 	tick := time.NewTicker(trimCheck)
 	defer tick.Stop()
-	// A burst of store changes (an import, a sync pass) is looked at as
-	// soon as it is over, not at the next tick.
 	ch, cancel := a.store.Subscribe(1)
 	defer cancel()
 	quiet := time.NewTimer(time.Hour)
 	defer quiet.Stop()
+	var lastChange time.Time // monotonic: when the store last changed
 	base := -1 << 62
 	for {
 		select {
@@ -57,10 +59,14 @@ func (a *App) trimMemory(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
+			lastChange = time.Now()
 			quiet.Reset(trimQuiet)
 			continue
 		case <-quiet.C:
 		case <-tick.C:
+		}
+		if time.Since(lastChange) < trimQuiet {
+			continue // writes are going on
 		}
 		file, err := residentFileBytes()
 		if err != nil {

@@ -28,7 +28,7 @@ const (
 	DefaultInterimInterval    = 5 * time.Minute
 	DefaultDedupWindow        = 30 * time.Second
 	DefaultCoAPort            = 3799
-	DefaultMemoryLimitMiB     = 48
+	DefaultMemoryLimitMiB     = 128
 )
 
 // DefaultScopes are the OfficeRnD v2 scopes deskgate asks for when

@@ -23,7 +23,7 @@ type Config struct {
 	Portal    Portal            `yaml:"portal"`
 
 	// memory_limit_mib: the Go runtime's soft memory limit
-	// (debug.SetMemoryLimit), default 48; the garbage collector works
+	// (debug.SetMemoryLimit), default 128; the garbage collector works
 	// harder near it. Not a cap: the daemon keeps running above it.
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 
