@@ -48,6 +48,8 @@ type App struct {
 	now     func() time.Time
 	started time.Time
 
+	ownProcess bool // see Options.OwnProcess
+
 	store  *store.Store
 	res    *access.Resolver
 	api    *officernd.Client
@@ -96,6 +98,10 @@ type Options struct {
 	// FleetTakeoverEvery is how often the fleet looks for welcome emails
 	// to take over (default 15s).
 	FleetTakeoverEvery time.Duration
+	// OwnProcess says the App is its process's only one (deskgated): it
+	// sets the runtime's soft memory limit (memory_limit_mib) and gives
+	// memory back (see trimMemory). In-process tests leave it off.
+	OwnProcess bool
 }
 
 // New opens the store and builds every part; it does not contact
@@ -104,7 +110,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess}
 	a.guests.started = make(chan struct{})
 	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)
@@ -286,6 +292,10 @@ func (a *App) Run(ctx context.Context) error {
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
+	if a.ownProcess {
+		a.applyMemoryLimit()
+		run("memory", a.trimMemory)
+	}
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
 		go a.ensureWebhook(ctx)

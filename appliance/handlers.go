@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ func (a *App) adminServer() *http.Server {
 	a.fleetRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	// Profiles for performance work (go tool pprof), on the local API only
+	// (the token guards TCP): stacks and sizes, never values.
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
+	mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
 	// Certificate listing and revocation for the CLI; member pages are on
 	// the member listener only.
 	certRoutes(a, mux)

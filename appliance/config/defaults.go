@@ -30,6 +30,7 @@ const (
 	DefaultInterimInterval    = 5 * time.Minute
 	DefaultDedupWindow        = 30 * time.Second
 	DefaultCoAPort            = 3799
+	DefaultMemoryLimitMiB     = 128
 )
 
 // DefaultScopes are the OfficeRnD v2 scopes deskgate asks for when
@@ -98,6 +99,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	setS(&c.DataDir, DefaultDataDir)
+	setI(&c.MemoryLimitMiB, DefaultMemoryLimitMiB)
 	setS(&c.Log.Level, "info")
 	setS(&c.Log.Format, "text")
 	setS(&c.Admin.Listen, DefaultAdminListen)

@@ -27,6 +27,11 @@ type Config struct {
 	Portal    Portal            `yaml:"portal"`
 	Fleet     Fleet             `yaml:"fleet"`
 
+	// memory_limit_mib: the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit), default 128; the garbage collector works
+	// harder near it. Not a cap: the daemon keeps running above it.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+
 	// src remembers where each key came from (file and line) so Validate
 	// can point at it; nil for configs built in code.
 	src *source

@@ -368,6 +368,9 @@ func (k *checker) general() {
 	}
 	k.admin()
 	k.enum("roaming.policy", c.Roaming.Policy, RoamSingle, RoamAll, RoamByPlan)
+	if c.MemoryLimitMiB < 16 || c.MemoryLimitMiB > 1<<20 {
+		k.add("memory_limit_mib", "use at least 16 (default 128)", "memory_limit_mib %d out of range", c.MemoryLimitMiB)
+	}
 }
 
 // admin checks the TCP API's exposure: off loopback it must speak TLS (the

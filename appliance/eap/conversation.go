@@ -24,6 +24,9 @@ const (
 	// mtuOverhead is what Framed-MTU must leave room for around TLS data: EAPOL header (4), EAP header
 	// with type (5), flags (1) and TLS Message Length (4).
 	mtuOverhead = 14
+	// maxFramedMTU caps the Framed-MTU a NAS announces (an Ethernet
+	// frame's payload).
+	maxFramedMTU = 1500
 )
 
 type stage int
@@ -70,10 +73,14 @@ func (c *conversation) shutdown() {
 	})
 }
 
+// fragmentSize is the TLS data per EAP request. Without a Framed-MTU it is
+// the configured size; with one, what the NAS's link carries (up to an
+// Ethernet MTU), so the server's first flight (an RSA-2048 certificate
+// and key exchange come to about 1.3 KB) fits one round trip instead of two.
 func (s *Server) fragmentSize(mtu int) int {
 	f := s.cfg.FragmentSize
-	if mtu > 0 && mtu-mtuOverhead < f {
-		f = mtu - mtuOverhead
+	if mtu > 0 {
+		f = min(mtu, maxFramedMTU) - mtuOverhead
 	}
 	return max(f, minFragment)
 }

@@ -52,7 +52,7 @@ type Config struct {
 	ClientCAs        *x509.CertPool  // for EAP-TLS client certificates (deskgate's own CA)
 	MaxConversations int             // default 4096; oldest evicted beyond it
 	ConversationTTL  time.Duration   // default 30s idle
-	FragmentSize     int             // default 1020; the caller passes Framed-MTU per request
+	FragmentSize     int             // default 1020, without a Framed-MTU; the caller passes Framed-MTU per request
 	SessionTicketKey [32]byte        // TLS session resumption (tickets) for fast roaming; zero: random per process
 	Now              func() time.Time
 }

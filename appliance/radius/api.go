@@ -79,8 +79,9 @@ type Config struct {
 	DedupWindow time.Duration
 	// StaticPools maps a location id to the prefix static IPs come from.
 	StaticPools map[string]netip.Prefix
-	// Workers is the number of reader goroutines per socket; default
-	// GOMAXPROCS.
+	// Workers is the number of reader goroutines per accounting socket
+	// (and per authentication socket where batch reads are unavailable);
+	// default GOMAXPROCS.
 	Workers int
 	// EAP runs EAP conversations (PEAP, EAP-TTLS, EAP-TLS); nil rejects
 	// EAP as unsupported.

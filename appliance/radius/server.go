@@ -28,7 +28,7 @@ type Server struct {
 	clients atomic.Pointer[clientTable]
 
 	mu        sync.Mutex
-	authConns []*net.UDPConn
+	authConns []authSocket
 	acctConns []*net.UDPConn
 
 	unknown  sourceLimiter // unknown sources, logged once a minute each
@@ -44,6 +44,13 @@ type Server struct {
 	// panicOnBug lets a panic on the packet path propagate (tests, fuzzing)
 	// instead of dropping the packet.
 	panicOnBug bool
+}
+
+// authSocket is an authentication socket: on Linux one the server owns
+// outside the runtime's poller (see rawUDP), elsewhere a *net.UDPConn.
+type authSocket interface {
+	LocalAddr() net.Addr
+	Close() error
 }
 
 // acctWorkers bounds concurrent accounting requests, and so the size of a
@@ -178,9 +185,16 @@ func (s *Server) Listen(ctx context.Context) error {
 		}
 		return out, nil
 	}
-	auth, err := open(s.cfg.AuthAddrs)
-	if err != nil {
-		return err
+	var auth []authSocket
+	for _, a := range s.cfg.AuthAddrs {
+		c, err := listenAuth(ctx, a)
+		if err != nil {
+			for _, c := range auth {
+				c.Close()
+			}
+			return fmt.Errorf("radius listen %s: %w", a, err)
+		}
+		auth = append(auth, c)
 	}
 	acct, err := open(s.cfg.AcctAddrs)
 	if err != nil {
@@ -252,9 +266,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range auth {
-		for range s.cfg.Workers {
-			wg.Go(func() { s.readLoop(ctx, c, false) })
-		}
+		wg.Go(func() { s.serveAuth(ctx, c) })
 	}
 	for _, c := range acct {
 		for range s.cfg.Workers {
@@ -274,7 +286,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	bg.Go(func() { s.maintain(ctx) })
 	<-ctx.Done()
 	s.mu.Lock()
-	for _, c := range append(auth, acct...) {
+	for _, c := range auth {
+		c.Close()
+	}
+	for _, c := range acct {
 		c.Close()
 	}
 	s.authConns, s.acctConns = nil, nil
@@ -291,14 +306,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
 func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
-	if !acct && s.batchAuthLoop(ctx, c, func(w *worker, b []byte, src netip.AddrPort) []byte {
-		return s.handleAuth(ctx, w, b, src)
-	}) {
-		return
-	}
 	w := newWorker()
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(w.buf)
@@ -339,19 +348,26 @@ type acctPacket struct {
 
 // acctWorker answers accounting packets; many run at once so their
 // durable writes share commits.
+//
+// They share scratch state through a pool: a worker holds it only while
+// answering, so 1,024 idle workers cost their stacks, not 1,024 × 10 KB of
+// buffers.
 func (s *Server) acctWorker(ctx context.Context) {
-	w := newWorker()
 	for {
 		select {
 		case p := <-s.acctQ:
+			w := acctScratch.Get().(*worker)
 			if out := s.handleAcct(ctx, w, p.b, p.src); out != nil {
 				s.write(p.conn, out, p.src)
 			}
+			acctScratch.Put(w)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+var acctScratch = sync.Pool{New: func() any { return newWorker() }}
 
 func (s *Server) write(c *net.UDPConn, b []byte, dst netip.AddrPort) {
 	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {

@@ -5,6 +5,7 @@
 //	deskgated -config /etc/deskgate/deskgate.yaml
 //	deskgated -config ... -check     validate the config and exit
 //	deskgated -config ... -cleanup   remove the network state netcfg owns and exit
+//	deskgated -config ... -cpuprofile FILE   profile the CPU until exit (benchmarks)
 //
 // SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the configuration.
 package main
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/deskgate/deskgate/appliance"
@@ -36,6 +38,7 @@ func run(args []string) error {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	cleanup := fs.Bool("cleanup", false, "remove the network state (dg- chains, ipsets, classes, links) a crashed deskgated left, and exit")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until exit (benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,12 +57,25 @@ func run(args []string) error {
 	if *cleanup {
 		return appliance.CleanUpNet(context.Background(), cfg)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
 
-	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{})
+	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{OwnProcess: true})
 	if err != nil {
 		return err
 	}

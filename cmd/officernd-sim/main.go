@@ -6,7 +6,7 @@
 //
 //	officernd-sim [-listen 127.0.0.1:8990] [-org demo-space]
 //	              [-client-id deskgate-demo] [-client-secret-file FILE]
-//	              [-scopes a,b,...] [-seed=true] [-extra-members N]
+//	              [-scopes a,b,...] [-seed=true] [-extra-members N] [-bench-accounts]
 //	              [-state FILE] [-v2-payloads] [-log-level info]
 //
 // The client secret comes from -client-secret-file, else the environment
@@ -72,6 +72,7 @@ type config struct {
 	scopes       string
 	seed         bool
 	extraMembers int
+	benchAccts   bool
 	statePath    string
 	v2Payloads   bool
 	logLevel     string
@@ -94,6 +95,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes granted to the app, or \"read\" for a read-only app (default: all)")
 	fs.BoolVar(&c.seed, "seed", true, "load the demo space")
 	fs.IntVar(&c.extraMembers, "extra-members", 0, "add this many bulk members with active memberships")
+	fs.BoolVar(&c.benchAccts, "bench-accounts", false, "bulk member i gets e-mail user%05d@bench.example and property wifiPassword=pass%05d (benchmarks)")
 	fs.StringVar(&c.statePath, "state", "", "load records from this file if it exists, save them to it on exit")
 	fs.BoolVar(&c.v2Payloads, "v2-payloads", false, "send v2 field names in webhook payloads (default: v1 office/team, like the real service)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -152,7 +154,7 @@ func run() error {
 	}
 	opts := officerndsim.Options{
 		OrgSlug: c.org, ClientID: c.clientID, ClientSecret: sec,
-		Seed: c.seed, ExtraMembers: c.extraMembers, Logger: log, V2Payloads: c.v2Payloads,
+		Seed: c.seed, ExtraMembers: c.extraMembers, BenchAccounts: c.benchAccts, Logger: log, V2Payloads: c.v2Payloads,
 	}
 	switch c.scopes {
 	case "":

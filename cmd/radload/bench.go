@@ -24,6 +24,9 @@ func bench(ctx context.Context, args []string) error {
 	dgAuth := fs.String("deskgate-auth", "127.0.0.1:21812", "")
 	dgAcct := fs.String("deskgate-acct", "127.0.0.1:21813", "")
 	dgPID := fs.Int("deskgate-pid", 0, "")
+	mapAuth := fs.String("map-auth", "127.0.0.1:22812", "")
+	mapAcct := fs.String("map-acct", "127.0.0.1:22813", "")
+	mapPID := fs.Int("map-pid", 0, "a `radload serve` (map-backed directory) to measure beside deskgate; 0: none")
 	frAuth := fs.String("freeradius-auth", "127.0.0.1:31812", "")
 	frAcct := fs.String("freeradius-acct", "127.0.0.1:31813", "")
 	frPID := fs.Int("freeradius-pid", 0, "")
@@ -34,6 +37,9 @@ func bench(ctx context.Context, args []string) error {
 	}
 	c.Secret = []byte(*secret)
 	targets := []target{{"deskgate", *dgAuth, *dgAcct, *dgPID}}
+	if *mapPID != 0 {
+		targets = append(targets, target{"map", *mapAuth, *mapAcct, *mapPID})
+	}
 	if *frPID != 0 {
 		targets = append(targets, target{"freeradius", *frAuth, *frAcct, *frPID})
 	}
@@ -78,29 +84,32 @@ func bench(ctx context.Context, args []string) error {
 	}
 	fmt.Println()
 	fmt.Println("== summary (medians of", *runs, "runs; server CPU from /proc/<pid>/stat) ==")
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
 	for _, mode := range strings.Split(*modes, ",") {
-		dg := sums[mode+"/deskgate"]
-		fmt.Printf("%-6s deskgate:   %8.0f req/s  %6.1f µs CPU/req  %8.0f req/CPU-s  p50 %6.1f µs p99 %7.1f µs (saturation)", mode, dg.sat.ReqPerSec, us(dg.sat.CPUPerReq), dg.sat.ReqPerCPUSecond, us(dg.sat.P50), us(dg.sat.P99))
-		if dg.half.OK > 0 {
-			fmt.Printf("  p50 %6.1f µs p99 %7.1f µs at %.0f req/s (half load; generator lateness p99 %.0f µs)", us(dg.half.P50), us(dg.half.P99), dg.half.Rate, us(dg.half.LateP99))
-		}
-		fmt.Println()
-		fr, ok := sums[mode+"/freeradius"]
-		if !ok {
-			continue
-		}
-		fmt.Printf("%-6s freeradius: %8.0f req/s  %6.1f µs CPU/req  %8.0f req/CPU-s  p50 %6.1f µs p99 %7.1f µs (saturation)", mode, fr.sat.ReqPerSec, us(fr.sat.CPUPerReq), fr.sat.ReqPerCPUSecond, us(fr.sat.P50), us(fr.sat.P99))
-		if fr.half.OK > 0 {
-			fmt.Printf("  p50 %6.1f µs p99 %7.1f µs at %.0f req/s (half load; generator lateness p99 %.0f µs)", us(fr.half.P50), us(fr.half.P99), fr.half.Rate, us(fr.half.LateP99))
-		}
-		fmt.Println()
-		ratio := func(a, b float64) float64 {
-			if b == 0 {
-				return 0
+		for _, t := range targets {
+			r, ok := sums[mode+"/"+t.label]
+			if !ok {
+				continue
 			}
-			return a / b
+			fmt.Printf("%-6s %-10s %8.0f req/s  %6.1f µs CPU/req  %8.0f req/CPU-s  p50 %6.1f µs p99 %7.1f µs (saturation)", mode, t.label+":", r.sat.ReqPerSec, us(r.sat.CPUPerReq), r.sat.ReqPerCPUSecond, us(r.sat.P50), us(r.sat.P99))
+			if r.half.OK > 0 {
+				fmt.Printf("; half load %.0f req/s: %6.1f µs CPU/req (%.2f× saturated) p50 %6.1f µs p99 %7.1f µs (generator lateness p99 %.0f µs)",
+					r.half.Rate, us(r.half.CPUPerReq), ratio(float64(r.half.CPUPerReq), float64(r.sat.CPUPerReq)), us(r.half.P50), us(r.half.P99), us(r.half.LateP99))
+			}
+			fmt.Println()
 		}
-		fmt.Printf("%-6s ratio deskgate/freeradius: req/CPU-s %.2f×  req/s %.2f×\n", mode, ratio(dg.sat.ReqPerCPUSecond, fr.sat.ReqPerCPUSecond), ratio(dg.sat.ReqPerSec, fr.sat.ReqPerSec))
+		dg, fr := sums[mode+"/deskgate"], sums[mode+"/freeradius"]
+		if fr.sat.OK > 0 {
+			fmt.Printf("%-6s ratio deskgate/freeradius: req/CPU-s %.2f×  req/s %.2f×\n", mode, ratio(dg.sat.ReqPerCPUSecond, fr.sat.ReqPerCPUSecond), ratio(dg.sat.ReqPerSec, fr.sat.ReqPerSec))
+		}
+		if m := sums[mode+"/map"]; m.sat.OK > 0 {
+			fmt.Printf("%-6s ratio deskgate/map-backed: req/CPU-s %.2f×\n", mode, ratio(dg.sat.ReqPerCPUSecond, m.sat.ReqPerCPUSecond))
+		}
 	}
 	return nil
 }

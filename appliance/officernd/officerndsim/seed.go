@@ -406,10 +406,15 @@ func (s *Sim) addExtraMembers(n int) {
 		plan := plans[rng.IntN(2)]
 		start := b.day(-1 - rng.IntN(365))
 		mid := s.ids.seedID()
+		email, mprops := fmt.Sprintf("%s.%s.%d@example.org", strings.ToLower(first), strings.ToLower(last), i+1), props
+		if s.opts.BenchAccounts {
+			email = fmt.Sprintf("user%05d@bench.example", i)
+			mprops = map[string]any{"wifiPassword": fmt.Sprintf("pass%05d", i)}
+		}
 		members.put(doc{
-			"_id": mid, "name": first + " " + last, "email": fmt.Sprintf("%s.%s.%d@example.org", strings.ToLower(first), strings.ToLower(last), i+1),
+			"_id": mid, "name": first + " " + last, "email": email,
 			"location": loc, "status": "active", "startDate": start, "isBillingPerson": false, "isContactPerson": false,
-			"tags": tags, "properties": props,
+			"tags": tags, "properties": mprops,
 			"createdAt": b.stamp, "modifiedAt": b.stamp, "createdBy": admin, "modifiedBy": admin,
 		})
 		msd := doc{

@@ -87,6 +87,11 @@ type Options struct {
 	// Desk membership at Downtown or Uptown. It loads the seed's locations,
 	// resources and plans even when Seed is false.
 	ExtraMembers int
+	// BenchAccounts gives the extra members known WiFi credentials for
+	// benchmarks: member i (from 0) has the e-mail user%05d@bench.example
+	// and the custom property wifiPassword = pass%05d, the accounts
+	// cmd/radload and FreeRADIUS are provisioned with.
+	BenchAccounts bool
 	// Now is the simulated clock. nil: the sim owns a clock (wall time
 	// plus an offset that POST /_sim/clock can move).
 	Now    func() time.Time
