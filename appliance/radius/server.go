@@ -306,7 +306,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-
 func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 	w := newWorker()
 	for {
