@@ -18,6 +18,8 @@
 //	deskgate net teardown           remove the network state deskgate owns
 //	deskgate config check <file>    validate a configuration file
 //	deskgate config example         print a commented example configuration
+//	deskgate update status|install|gate
+//	                                A/B slots and signed updates (on the box)
 package main
 
 import (
@@ -62,6 +64,8 @@ commands:
   net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
   config example            print a commented example configuration
+  update status             root slots, versions, the last update attempt and why it failed
+  update install FILE|URL   install a signed bundle into the other slot and reboot
 `
 
 func run(args []string, out io.Writer) (int, error) {
@@ -247,6 +251,8 @@ func run(args []string, out io.Writer) (int, error) {
 			}
 			fmt.Fprint(out, v["plan"], v["status"], "\n")
 		})
+	case "update":
+		return runUpdate(ctx, rest[1:], c, out, *asJSON)
 	case "sessions":
 		q := url.Values{}
 		if len(rest) > 1 {
