@@ -39,6 +39,11 @@ if [ -x appliance/eap/bench.sh ]; then
 fi
 
 echo
+# The install image under qemu (issue 12); root only, single runs (minutes each).
+if [ "$(id -u)" = 0 ] && [ "${BENCH_IMAGE:-1}" = 1 ]; then
+	scripts/image/bench.sh | tee -a "$OUT"
+fi
+
 echo "== medians over $COUNT runs"
 awk '
 /^Benchmark/ {

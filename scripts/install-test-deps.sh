@@ -12,6 +12,8 @@ PKGS="$PKGS chromium"
 # External peers (eapol_test, wpa_supplicant) share the tests' clock
 # through libfaketime (internal/testepoch).
 PKGS="$PKGS faketime tzdata"
+# The install image (make image, appliance/update/vmtest).
+PKGS="$PKGS genimage rauc grub-pc-bin grub-common squashfs-tools e2fsprogs dbus-daemon ca-certificates linux-image-amd64 busybox-static cpio openssl"
 
 missing=""
 for p in $PKGS; do

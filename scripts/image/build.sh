@@ -60,6 +60,8 @@ copy_bin "$(command -v grub-editenv)" /usr/bin/grub-editenv
 copy_bin "$(command -v dbus-daemon)" /usr/bin/dbus-daemon
 copy_bin "$(command -v mke2fs)" /sbin/mkfs.ext4
 copy_bin "$(command -v unsquashfs 2>/dev/null || command -v mksquashfs)" /usr/bin/"$(basename "$(command -v unsquashfs 2>/dev/null || command -v mksquashfs)")"
+# TLS roots for OfficeRnD and SMTP.
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$T/etc/ssl/certs/ca-certificates.crt"
 # RAUC's verity bundles go through losetup/mount of the bundle (busybox's
 # will do) and dm-verity (the kernel); rauc also runs `mount` for slots.
 install -d -m 0755 "$T/var/lib/dbus" "$T/usr/share/dbus-1"
@@ -95,7 +97,7 @@ mksquashfs "$T" "$OUT/rootfs.squashfs" -comp xz -all-root -noappend -quiet >/dev
 
 # GRUB for BIOS boot: boot.img in the MBR, grub.img in the gap after it.
 cp /usr/lib/grub/i386-pc/boot.img "$OUT/boot.img"
-grub-mkimage -O i386-pc -o "$OUT/grub.img" -p "(hd0,msdos1)/grub" \
+grub-mkimage -O i386-pc -o "$OUT/grub.img" -p "(hd0,msdos1)/grub" -c "$BOARD/grub-builtin.cfg" \
 	boot biosdisk part_msdos ext2 squash4 linux normal configfile loadenv test echo reboot
 
 "$BOARD/post-image.sh" "$OUT" x86_64

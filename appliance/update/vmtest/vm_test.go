@@ -3,14 +3,24 @@ package vmtest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,12 +344,17 @@ func newBox(t *testing.T, a *artifacts, gateDeadline string) *box {
 	if err := run(dir, nil, "cp", "--sparse=always", a.disk, b.disk); err != nil {
 		t.Fatal(err)
 	}
-	b.simAddr = startSim(t)
+	sim := startSim(t)
+	caPEM := ""
+	b.simAddr, caPEM = tlsFront(t, sim)
 	b.bundles = serveBundles(t, filepath.Dir(a.good))
 
 	seed := filepath.Join(dir, "seed")
 	cfg := filepath.Join(seed, "config")
-	if err := os.MkdirAll(cfg, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg, "ca-certificates"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "ca-certificates", "test-ca.pem"), []byte(caPEM), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
@@ -355,8 +370,8 @@ officernd:
   client_id: deskgate-demo
   client_secret: {file: /data/config/officernd.secret}
   org_slug: demo-space
-  api_base: http://` + guestSim + `/api/v2
-  token_url: http://` + guestSim + `/oauth/token
+  api_base: https://` + guestSim + `/api/v2
+  token_url: https://` + guestSim + `/oauth/token
 sync: {interval: 15m, webhooks: false}
 users: {username_format: email, password_policy: generate, welcome_email: true}
 plans:
@@ -367,8 +382,8 @@ groups:
   - {name: standard, bandwidth_down: 20mbit, bandwidth_up: 5mbit, max_devices: 3}
   - {name: premium, bandwidth_down: 100mbit, bandwidth_up: 20mbit, max_devices: 5}
 locations:
-  - {location: Downtown, network: downtown-secure, vlan: 100}
-  - {location: Uptown, network: uptown-secure, vlan: 200}
+  - {location: Downtown, network: downtown-secure, vlan: 100, subnet: 10.100.0.0/22}
+  - {location: Uptown, network: uptown-secure, vlan: 200, subnet: 10.200.0.0/22}
 smtp: {mailbox_dir: /data/deskgate/mailbox, from: "WiFi <wifi@demo-space.example>"}
 radius:
   auth_listen: [":1812"]
@@ -441,6 +456,47 @@ func startSim(t *testing.T) string {
 	return ""
 }
 
+// tlsFront serves the simulator over TLS at the guest's name for it
+// (10.0.2.100), with a CA made for this test; the box trusts it through
+// /data/config/ca-certificates. OfficeRnD is https-only in the config.
+func tlsFront(t *testing.T, sim string) (addr, caPEM string) {
+	t.Helper()
+	now := time.Now() // the guest's clock is the host's: certificates from the wall clock
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vmtest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: guestSim},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP(guestSim)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse("http://" + sim)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	go func() { _ = srv.ServeTLS(l, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String(), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+}
+
 func serveBundles(t *testing.T, dir string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -478,7 +534,7 @@ func (b *box) boot() *vm {
 	}
 	v := &vm{b: b, radiusPort: freePort(t, "udp"), exited: make(chan struct{})}
 	nic := fmt.Sprintf("user,model=virtio-net-pci,restrict=on,hostfwd=udp:127.0.0.1:%d-:1812,"+
-		"guestfwd=tcp:%s:80-cmd:env %s=%s %s,guestfwd=tcp:%s:80-cmd:env %s=%s %s",
+		"guestfwd=tcp:%s:443-cmd:env %s=%s %s,guestfwd=tcp:%s:80-cmd:env %s=%s %s",
 		v.radiusPort, guestSim, relayEnv, b.simAddr, self, guestBundles, relayEnv, b.bundles, self)
 	v.cmd = exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1",
 		"-display", "none", "-no-reboot", "-monitor", "none",
@@ -603,6 +659,12 @@ func (v *vm) mustSh(cmd string, timeout time.Duration) string {
 	return out
 }
 
+// diag collects what explains a box that does not serve.
+func (v *vm) diag() string {
+	out, _ := v.sh("ip addr; ip route; ps; tail -n 30 /var/log/deskgated.log; cat /run/deskgate/last-exit; tail -n 20 /var/log/update-gate.log /var/log/rauc.log", time.Minute)
+	return out
+}
+
 // waitExit waits for the guest to reboot (qemu ends with -no-reboot).
 func (v *vm) waitExit(timeout time.Duration) {
 	v.b.t.Helper()
@@ -618,8 +680,7 @@ func (v *vm) waitReady(timeout time.Duration) time.Duration {
 	v.b.t.Helper()
 	out, rc := v.sh(fmt.Sprintf(`i=0; while [ $i -lt %d ]; do deskgate -json status 2>/dev/null | grep -q '"ready": true' && break; sleep 1; i=$((i+1)); done; [ $i -lt %d ]`, int(timeout.Seconds()), int(timeout.Seconds())), timeout+30*time.Second)
 	if rc != 0 {
-		log, _ := v.sh("tail -n 20 /var/log/deskgated.log", 30*time.Second)
-		v.b.t.Fatalf("deskgated not ready within %s: %s\n%s", timeout, out, log)
+		v.b.t.Fatalf("deskgated not ready within %s: %s\n%s", timeout, out, v.diag())
 	}
 	return time.Since(v.booted)
 }
