@@ -341,9 +341,21 @@ type GateResult struct {
 // other boot marks the booted slot good at once: it got to userland, which
 // is what boot counting guards.
 func (u *Updater) Gate(ctx context.Context, health Health, deadline, interval time.Duration) (GateResult, error) {
-	slots, err := u.Backend.Status(ctx)
-	if err != nil {
-		return GateResult{}, fmt.Errorf("reading slot status: %w", err)
+	// At boot the slot service may still be starting: retry for a while.
+	var slots Slots
+	var err error
+	for start := time.Now(); ; {
+		if slots, err = u.Backend.Status(ctx); err == nil {
+			break
+		}
+		if time.Since(start) > deadline {
+			return GateResult{}, fmt.Errorf("reading slot status: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return GateResult{}, fmt.Errorf("reading slot status: %w", err)
+		case <-time.After(interval):
+		}
 	}
 	st, err := u.LoadState()
 	if err != nil {
