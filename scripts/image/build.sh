@@ -37,7 +37,7 @@ mkdir -p "$T/bin" "$T/sbin" "$T/usr/bin" "$T/usr/sbin" "$T/usr/lib" "$T/lib" "$T
 
 # The daemon and the CLI, static.
 LDFLAGS="-s -w -X github.com/deskgate/deskgate/appliance.Version=$VERSION"
-(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$T/usr/bin/" ./cmd/deskgate ./cmd/deskgated)
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -tags timetzdata -ldflags "$LDFLAGS" -o "$T/usr/bin/" ./cmd/deskgate ./cmd/deskgated)
 [ -n "${DESKGATED:-}" ] && install -m 0755 "$DESKGATED" "$T/usr/bin/deskgated"
 mkdir -p "$T/etc/deskgate"
 echo "$VERSION" >"$T/etc/deskgate/version"

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,7 +186,12 @@ func build() (*artifacts, error) {
 		a.bundleSize = fi.Size()
 		return a, nil
 	}
-	_ = os.RemoveAll(dir)
+	// One cached build at a time: drop those of other inputs.
+	if old, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "*")); err == nil {
+		for _, o := range old {
+			_ = os.RemoveAll(o)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -203,7 +209,7 @@ func build() (*artifacts, error) {
 	}
 	// v2 and the broken v3: the factory root with another deskgated.
 	bin := filepath.Join(dir, "bin")
-	if err := run(r, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags",
+	if err := run(r, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", "timetzdata", "-ldflags",
 		"-s -w -X github.com/deskgate/deskgate/appliance.Version=v2", "-o", filepath.Join(bin, "deskgated"), "./cmd/deskgated"); err != nil {
 		return nil, err
 	}
@@ -440,6 +446,7 @@ func startSim(t *testing.T) string {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	cmd := exec.Command(bin, "-listen", addr, "-log-level", "warn")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -544,6 +551,7 @@ func (b *box) boot() *vm {
 		"-nic", nic,
 		"-chardev", "socket,id=con,path="+sock+",server=on,wait=on",
 		"-serial", "chardev:con")
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	v.cmd.Stderr = &stderr
 	v.booted = time.Now()

@@ -20,7 +20,8 @@ DESKGATE_INSTALL_BINS = deskgated deskgate
 DESKGATE_GO_ENV = CGO_ENABLED=0
 DESKGATE_LDFLAGS = -s -w \
 	-X github.com/deskgate/deskgate/appliance.Version=$(call qstrip,$(BR2_PACKAGE_DESKGATE_VERSION_STRING))
-DESKGATE_TAGS = netgo osusergo
+# timetzdata: location time zones work without a zoneinfo tree on the box.
+DESKGATE_TAGS = netgo osusergo timetzdata
 
 define DESKGATE_INSTALL_VERSION
 	mkdir -p $(TARGET_DIR)/etc/deskgate
