@@ -101,6 +101,9 @@ func TestGateRollsBackUnhealthySlot(t *testing.T) {
 		!strings.Contains(res.Decided.Reason, "rolled back to slot A") {
 		t.Fatalf("gate: %+v %+v", res, res.Decided)
 	}
+	if f.OK["B"] || f.Reboots != 2 {
+		t.Fatalf("a slot that failed its gate must be marked bad and the box rebooted: B ok=%v, reboots %d", f.OK["B"], f.Reboots)
+	}
 	if got := f.Boot(); got != "A" {
 		t.Fatalf("after a failed gate the box booted %s, want A", got)
 	}
