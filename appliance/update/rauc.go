@@ -93,7 +93,7 @@ func parseRaucStatus(b []byte) (Slots, error) {
 			x := Slot{
 				Name:    sl.Bootname,
 				Device:  sl.Device,
-				Booted:  sl.State == "booted" || sl.Bootname == rs.Booted,
+				Booted:  sl.State == "booted",
 				Good:    sl.BootStatus == "good",
 				Version: sl.SlotStatus.Bundle.Version,
 			}
@@ -102,6 +102,11 @@ func parseRaucStatus(b []byte) (Slots, error) {
 			}
 			if id == rs.BootPrimary {
 				s.Primary = sl.Bootname
+			}
+			// RAUC 1.8's "booted" is not always the boot name; the slot
+			// whose state is "booted" is.
+			if sl.State == "booted" {
+				s.Booted = sl.Bootname
 			}
 			s.Slots = append(s.Slots, x)
 		}

@@ -60,8 +60,7 @@ func TestImageBootsAndRefusesForeignBundle(t *testing.T) {
 	if !regexp.MustCompile(`last attempt: .*failed: bundle refused, nothing written: .*signature`).MatchString(st) {
 		t.Fatalf("update status does not say why the bundle was refused:\n%s", st)
 	}
-	v.mustSh("sync; poweroff -f", 30*time.Second)
-	v.waitExit(time.Minute)
+	v.poweroff()
 	if !bytes.Equal(slotB, readPartition(t, b.disk, 3)) {
 		t.Fatal("slot B changed although the bundle was refused")
 	}

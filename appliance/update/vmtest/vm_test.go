@@ -675,6 +675,15 @@ func (v *vm) diag() string {
 	return out
 }
 
+// poweroff syncs and powers the box off, and waits for qemu to end.
+func (v *vm) poweroff() {
+	v.b.t.Helper()
+	if _, err := v.conn.Write([]byte("sync; poweroff -f\n")); err != nil {
+		v.b.t.Fatal(err)
+	}
+	v.waitExit(time.Minute)
+}
+
 // waitExit waits for the guest to reboot (qemu ends with -no-reboot).
 func (v *vm) waitExit(timeout time.Duration) {
 	v.b.t.Helper()
