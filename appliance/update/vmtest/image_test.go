@@ -164,17 +164,19 @@ func TestImagePowerCutDuringInstall(t *testing.T) {
 	v.waitShell()
 	v.waitReady(3 * time.Minute)
 	pw := v.memberPassword(member)
-	v.mustSh(fmt.Sprintf("wget -q -O /data/update.raucb http://%s/good.raucb", guestBundles), 3*time.Minute)
-	// Start the install and cut the power once RAUC has written 4 MB.
+	// Start the install and cut the power as soon as RAUC has begun to
+	// write slot B (its squashfs magic appears at the slot's start).
 	from := len(v.console())
-	cmd := `(deskgate update install -no-reboot /data/update.raucb >/run/install.log 2>&1 &); ` +
-		`while :; do w=0; for p in $(pidof rauc); do x=$(sed -n 's/^wchar: //p' /proc/$p/io 2>/dev/null); w=$((w+${x:-0})); done; [ $w -gt 4000000 ] && break; sleep 0.1; done; echo RAUC_WRITING
-`
+	cmd := fmt.Sprintf(`(deskgate update install -no-reboot http://%s/good.raucb >/run/install.log 2>&1 &); `+
+		`while [ "$(head -c 4 /dev/disk/by-partuuid/d35c9a7e-03)" != hsqs ]; do sleep 0.05; done; echo RAUC_WRITING`+"\n", guestBundles)
 	if _, err := v.conn.Write([]byte(cmd)); err != nil {
 		t.Fatal(err)
 	}
-	v.wait(regexp.MustCompile(`\nRAUC_WRITING`), from, 3*time.Minute)
+	v.wait(regexp.MustCompile(`\nRAUC_WRITING`), from, 4*time.Minute)
 	v.kill()
+	if b := readPartition(t, b.disk, 3); !bytes.HasPrefix(b, []byte("hsqs")) {
+		t.Fatal("slot B shows no sign of the interrupted write")
+	}
 
 	v = b.boot()
 	v.waitShell()
