@@ -85,7 +85,8 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	v.waitReady(3 * time.Minute)
 	pw := v.memberPassword(member)
 	v.mustSh("echo kept >/data/config/marker2", 10*time.Second)
-	mails := strings.TrimSpace(v.mustSh("ls /data/deskgate/mailbox | wc -l", 10*time.Second))
+	welcomes := `grep -l 'To: .*` + member + `' /data/deskgate/mailbox/*.eml | wc -l`
+	mails := strings.TrimSpace(v.mustSh(welcomes, 10*time.Second))
 
 	t0 := time.Now()
 	out := v.mustSh(fmt.Sprintf("deskgate update install http://%s/good.raucb", guestBundles), 5*time.Minute)
@@ -112,8 +113,8 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	if got := v.mustSh("cat /data/config/marker /data/config/marker2", 10*time.Second); !strings.Contains(got, "before the first boot") || !strings.Contains(got, "kept") {
 		t.Fatalf("data partition not kept: %q", got)
 	}
-	if got := strings.TrimSpace(v.mustSh("ls /data/deskgate/mailbox | wc -l", 10*time.Second)); got != mails {
-		t.Fatalf("welcome emails: %s before the update, %s after (the database was not kept?)", mails, got)
+	if got := strings.TrimSpace(v.mustSh(welcomes, 10*time.Second)); got != mails {
+		t.Fatalf("emails to %s: %s before the update, %s after (the database was not kept?)", member, mails, got)
 	}
 	if out, err := v.radius(member, pw); err != nil || !accepted.MatchString(out) {
 		t.Fatalf("the member's password no longer works after the update: %v\n%s", err, out)
@@ -174,8 +175,11 @@ func TestImagePowerCutDuringInstall(t *testing.T) {
 	}
 	v.wait(regexp.MustCompile(`\nRAUC_WRITING`), from, 4*time.Minute)
 	v.kill()
-	if b := readPartition(t, b.disk, 3); !bytes.HasPrefix(b, []byte("hsqs")) {
-		t.Fatal("slot B shows no sign of the interrupted write")
+	// What reached the disk depends on the guest's write-back: either
+	// way slot B is not bootable (RAUC marked it bad before writing).
+	t.Logf("slot B's start on disk after the power cut: %q", readPartition(t, b.disk, 3)[:4])
+	if env := grubenv(t, b.disk); env["B_OK"] != "0" {
+		t.Fatalf("grubenv after the power cut: B_OK=%q, want 0", env["B_OK"])
 	}
 
 	v = b.boot()
