@@ -51,7 +51,7 @@ bench: test-deps build
 # from Debian packages with the board files of buildroot/; see the README's
 # "Install image and updates". Output in build/image/ (disk.img, bundle).
 IMAGE_DIR ?= build/image
-image: test-deps
+image:
 	VERSION=$(VERSION) DESKGATE_NO_BUNDLE=1 scripts/image/build.sh $(IMAGE_DIR)
 
 # A RAUC bundle of the image's root slot, signed with the update key
