@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/deskgate/deskgate/appliance.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo demo-fleet test test-deps test-clock lint bench fuzz clean
+.PHONY: all build demo demo-fleet test test-deps test-clock lint bench bench-image image bundle fuzz clean
 
 all: build
 
@@ -54,9 +54,28 @@ lint:
 bench: test-deps build
 	@scripts/bench.sh
 
+# The install image (A/B root slots, GRUB boot counting, RAUC) assembled
+# from Debian packages with the board files of buildroot/; see the README's
+# "Install image and updates". Output in build/image/ (disk.img, bundle).
+IMAGE_DIR ?= build/image
+image:
+	VERSION=$(VERSION) DESKGATE_NO_BUNDLE=1 scripts/image/build.sh $(IMAGE_DIR)
+
+# A RAUC bundle of the image's root slot, signed with the update key
+# (DESKGATE_SIGN_CERT/DESKGATE_SIGN_KEY, else the dev keys in IMAGE_DIR/keys).
+bundle: image
+	DESKGATE_KEYS_DIR=$${DESKGATE_KEYS_DIR:-$(IMAGE_DIR)/keys} buildroot/board/deskgate/mkbundle.sh \
+		$(IMAGE_DIR)/rootfs.squashfs $(VERSION) $(IMAGE_DIR)/update.raucb
+	@ls -l $(IMAGE_DIR)/update.raucb
+
+# Image figures under qemu: size, boot to first RADIUS answer, bundle size,
+# install and rollback time (scripts/image/bench.sh).
+bench-image: test-deps
+	@scripts/image/bench.sh
+
 # Short fuzzing of every parser (20 s each).
 fuzz:
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BIN) .demo .demo-fleet
+	rm -rf $(BIN) .demo .demo-fleet build

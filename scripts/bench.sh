@@ -54,6 +54,11 @@ awk '/^BenchmarkPollQuiet10k/ { for (i = 3; i < NF; i++) if ($(i+1) == "api-call
 	sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] " API calls per quiet poll"; else print "not measured" }'
 
 echo
+# The install image under qemu (issue 12); root only, single runs (minutes each).
+if [ "$(id -u)" = 0 ] && [ "${BENCH_IMAGE:-1}" = 1 ]; then
+	scripts/image/bench.sh | tee -a "$OUT"
+fi
+
 echo "== medians over $COUNT runs"
 awk '
 /^Benchmark/ {

@@ -16,14 +16,18 @@
 //	deskgate sessions               live RADIUS sessions
 //	deskgate certs [user]           EAP-TLS client certificates issued
 //	deskgate certs revoke <user|serial>
+//	                                revoke one certificate, or all of a member's
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	                                revoke one certificate, or all of a member's
+//	deskgate fleet init|invite|join|remove|status
+//	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
 //	deskgate config check <file>    validate a configuration file
 //	deskgate config example         print a commented example configuration
+//	deskgate update status|install|gate
+//	                                A/B slots and signed updates (on the box)
 //	deskgate admin token            print the token the TCP admin API wants
 //
 // Over the unix socket no token is needed. With -addr the CLI sends
@@ -80,6 +84,8 @@ commands:
   net teardown              remove every dg- chain, ipset, class and link
   config check <file>       validate a configuration file
   config example            print a commented example configuration
+  update status             root slots, versions, the last update attempt and why it failed
+  update install FILE|URL   install a signed bundle into the other slot and reboot
   admin token               print the admin API token (over the unix socket only)
   fleet init [--id BOX]     make this box the first of a fleet (creates the fleet CA)
   fleet invite [--ttl 1h]   print a single-use join token for a new box
@@ -294,6 +300,8 @@ func run(args []string, out io.Writer) (int, error) {
 			}
 			fmt.Fprint(out, v["plan"], v["status"], "\n")
 		})
+	case "update":
+		return runUpdate(ctx, rest[1:], c, out, *asJSON)
 	case "sessions":
 		q := url.Values{}
 		if len(rest) > 1 {
