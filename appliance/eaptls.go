@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -15,9 +14,7 @@ import (
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
-	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/eap/profile"
-	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
@@ -86,43 +83,12 @@ The device then joins <b>{{.SSID}}</b> with its certificate, no WiFi password ne
 // handleEAPTLSProfile answers the setup page's "certificate profile"
 // button (POST /wifi/eaptls).
 func (a *App) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := crossOrigin.Check(r); err != nil {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: "Certificates are issued only from your setup page."})
+	req, ok := a.memberPost(w, r, "Certificates are issued", certFormToken)
+	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
-		return
-	}
-	req, err := a.setupLink(r)
-	if err != nil {
-		memberError(w, err)
-		return
-	}
-	c, cerr := r.Cookie(csrfCookie)
-	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(certFormToken(req.key, req, c.Value))) != 1 {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
-			Text: "This form has expired. Open your setup link again and use the button on that page."})
-		return
-	}
-	limit := certLimit(req.Decision)
-	var devs []model.Device
-	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
-	var certPEM, keyPEM []byte
-	var serial string
-	err = certs.ErrLimit
-	if limit-len(devs) > 0 {
-		certPEM, keyPEM, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
-	}
-	if errors.Is(err, certs.ErrLimit) {
-		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
-			Text: fmt.Sprintf("Your plan allows %d devices and you have them all. Ask the front desk to revoke a certificate or remove a device you no longer use, then try again.", limit)})
-		return
-	}
-	if err != nil {
-		a.log.Error("issue client certificate", "user", req.User, "err", err)
-		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
+	certPEM, keyPEM, serial, ok := a.issueMemberCert(w, req)
+	if !ok {
 		return
 	}
 	pass, body, err := a.eapTLSProfile(req, certPEM, keyPEM)

@@ -406,44 +406,12 @@ var crossOrigin = http.NewCrossOriginProtection()
 // fewer live certificates than their device limit. The key is not kept;
 // certificates are revoked when access ends.
 func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := crossOrigin.Check(r); err != nil {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: "Certificates are issued only from your setup page."})
+	req, ok := a.memberPost(w, r, "Certificates are issued", certFormToken)
+	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
-		return
-	}
-	req, err := a.setupLink(r)
-	if err != nil {
-		memberError(w, err)
-		return
-	}
-	c, cerr := r.Cookie(csrfCookie)
-	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(certFormToken(req.key, req, c.Value))) != 1 {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
-			Text: "This form has expired. Open your setup link again and use the button on that page."})
-		return
-	}
-	limit := certLimit(req.Decision)
-	// Registered PPSK devices take their slots of the device limit too.
-	var devs []model.Device
-	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
-	var cert, key []byte
-	var serial string
-	err = certs.ErrLimit
-	if limit-len(devs) > 0 { // 0 would mean "no limit" to the CA
-		cert, key, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
-	}
-	if errors.Is(err, certs.ErrLimit) {
-		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
-			Text: fmt.Sprintf("You already hold %d certificates, as many as your plan allows for %d devices. Ask the front desk to revoke one you no longer use, then try again.", limit, limit)})
-		return
-	}
-	if err != nil {
-		a.log.Error("issue client certificate", "user", req.User, "err", err)
-		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
+	cert, key, serial, ok := a.issueMemberCert(w, req)
+	if !ok {
 		return
 	}
 	a.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS client certificate on the setup page (serial "+serial+")")
@@ -477,4 +445,56 @@ func (a *App) audit(actor, action, member, subject, cause string) {
 	if err != nil {
 		a.log.Error("audit", "action", action, "err", err)
 	}
+}
+
+// memberPost checks a form posted from a member's setup page: a bounded
+// body, the same origin, a valid setup link, and the form's token bound to
+// the link and the browser's cookie. On failure it has answered with a
+// page; what names what the page does ("Certificates are issued").
+func (a *App) memberPost(w http.ResponseWriter, r *http.Request, what string, token func([]byte, setupRequest, string) string) (setupRequest, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := crossOrigin.Check(r); err != nil {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: what + " only from your setup page."})
+		return setupRequest{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
+		return setupRequest{}, false
+	}
+	req, err := a.setupLink(r)
+	if err != nil {
+		memberError(w, err)
+		return setupRequest{}, false
+	}
+	c, cerr := r.Cookie(csrfCookie)
+	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(token(req.key, req, c.Value))) != 1 {
+		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
+			Text: "This form has expired. Open your setup link again and use the form on that page."})
+		return setupRequest{}, false
+	}
+	return req, true
+}
+
+// issueMemberCert issues the member an EAP-TLS certificate while their
+// live certificates and registered PPSK devices together stay within the
+// device limit. On failure it has answered with a page.
+func (a *App) issueMemberCert(w http.ResponseWriter, req setupRequest) (certPEM, keyPEM []byte, serial string, ok bool) {
+	limit := certLimit(req.Decision)
+	var devs []model.Device
+	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
+	err := certs.ErrLimit
+	if limit-len(devs) > 0 { // 0 would mean "no limit" to the CA
+		certPEM, keyPEM, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+	}
+	if errors.Is(err, certs.ErrLimit) {
+		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
+			Text: fmt.Sprintf("Your certificates and registered devices are as many as your plan allows (%d devices). Ask the front desk to revoke a certificate or remove a device you no longer use, then try again.", limit)})
+		return nil, nil, "", false
+	}
+	if err != nil {
+		a.log.Error("issue client certificate", "user", req.User, "err", err)
+		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
+		return nil, nil, "", false
+	}
+	return certPEM, keyPEM, serial, true
 }

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html/template"
@@ -358,28 +357,13 @@ code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px}</style></head>
 // origin, a token bound to the link and the browser's cookie, like the
 // certificate form.
 func (a *App) handleMemberDevice(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := crossOrigin.Check(r); err != nil {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: "Devices are registered only from your setup page."})
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
-		return
-	}
-	req, err := a.setupLink(r)
-	if err != nil {
-		memberError(w, err)
-		return
-	}
-	c, cerr := r.Cookie(csrfCookie)
-	if cerr != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(deviceFormToken(req.key, req, c.Value))) != 1 {
-		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused",
-			Text: "This form has expired. Open your setup link again and use the form on that page."})
+	req, ok := a.memberPost(w, r, "Devices are registered", deviceFormToken)
+	if !ok {
 		return
 	}
 	back := "/wifi?" + req.linkQuery().Encode()
 	var d admin.Device
+	var err error
 	title := "Device registered"
 	if strings.HasSuffix(r.URL.Path, "/remove") {
 		d, err = a.removeDevice(r.Context(), r.PostForm.Get("mac"), req.MemberID, "member")
