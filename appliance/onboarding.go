@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/deskgate/deskgate/internal/keyfile"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -56,20 +57,9 @@ func (a *App) profileKey() ([]byte, error) {
 	return a.profileKeyBytes, a.profileKeyErr
 }
 
-// loadProfileKey reads the 32-byte key at path, creating it when missing;
-// a file of another size is an error, not a reason to replace it.
-func loadProfileKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return loadOrCreateKey(path)
-	case err != nil:
-		return nil, fmt.Errorf("read setup link key %s: %w", path, err)
-	case len(b) != 32:
-		return nil, fmt.Errorf("setup link key %s has %d bytes, want 32", path, len(b))
-	}
-	return b, nil
-}
+// loadProfileKey reads the setup link key at path, creating it when
+// missing; a file of another size is an error, not a reason to replace it.
+func loadProfileKey(path string) ([]byte, error) { return keyfile.LoadOrCreate(path, "setup link key") }
 
 func macB64(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)

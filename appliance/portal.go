@@ -2,14 +2,12 @@ package appliance
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/deskgate/deskgate/internal/keyfile"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	stdsync "sync"
@@ -21,7 +19,6 @@ import (
 	"github.com/deskgate/deskgate/appliance/creds"
 	"github.com/deskgate/deskgate/appliance/guests"
 	"github.com/deskgate/deskgate/appliance/store"
-	"github.com/deskgate/deskgate/internal/atomicfile"
 	"github.com/deskgate/deskgate/netcfg"
 	"github.com/deskgate/deskgate/portal"
 )
@@ -323,37 +320,11 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 // codes are stored; it is never written to the database or logged.
 const codeKeyFile = "guest-codes.key"
 
-// loadCodeKey reads the 32-byte guest code key at path, creating it (0600,
-// from crypto/rand) when there is none. An existing file of the wrong size
-// or readable by others is refused, not replaced: a new key would silently
-// invalidate every live code.
-func loadCodeKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("generate guest code key: %w", err)
-		}
-		if err := atomicfile.Write(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("create guest code key: %w", err)
-		}
-		return key, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read guest code key: %w", err)
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("guest code key %s: %d bytes, want 32 (remove it to start afresh; live codes then stop working)", path, len(b))
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("guest code key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("guest code key %s: mode %04o, want 0600", path, fi.Mode().Perm())
-	}
-	return b, nil
-}
+// loadCodeKey reads the 32-byte guest code key at path, creating it (0600)
+// when there is none. An existing file of the wrong size or readable by
+// others is refused, not replaced: a new key would silently invalidate
+// every live code.
+func loadCodeKey(path string) ([]byte, error) { return keyfile.LoadOrCreate(path, "guest code key") }
 
 func firstNonEmpty(s ...string) string {
 	for _, x := range s {
