@@ -216,6 +216,7 @@ func (l *link) writeLoop(ping time.Duration) {
 		case <-l.done:
 			return
 		case b := <-l.out:
+			// I/O deadlines read the wall clock, as net.Conn requires.
 			_ = l.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := l.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 				l.close("write: " + err.Error())

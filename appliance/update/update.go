@@ -341,7 +341,8 @@ type GateResult struct {
 // other boot marks the booted slot good at once: it got to userland, which
 // is what boot counting guards.
 func (u *Updater) Gate(ctx context.Context, health Health, deadline, interval time.Duration) (GateResult, error) {
-	// At boot the slot service may still be starting: retry for a while.
+	// At boot the slot service may still be starting: retry for a while
+	// (an elapsed-time bound on the monotonic clock, not a decision).
 	var slots Slots
 	var err error
 	for start := time.Now(); ; {

@@ -145,6 +145,9 @@ func selfSigned(t testing.TB) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Valid around the wall clock: the clients that verify it are the notify
+	// package's own tests, whose mailers read the wall clock; daemon tests
+	// on a moved test clock connect with insecure_skip_verify.
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
