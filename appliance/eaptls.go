@@ -112,7 +112,7 @@ func (a *App) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
 // passphrase (79 random bits) is what protects it, and the file travels
 // over TLS once.
 func (a *App) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, []byte, error) {
-	cb, _ := pem.Decode(certPEM)
+	cb, rest := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
 		return "", nil, errors.New("issued certificate or key is not PEM")
@@ -129,7 +129,16 @@ func (a *App) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, [
 	if err != nil {
 		return "", nil, err
 	}
-	p12, err := pkcs12.LegacyDES.Encode(key, cert, nil, pass)
+	// In a fleet the chain holds the box's issuing CA as well.
+	var chain []*x509.Certificate
+	for b, r := pem.Decode(rest); b != nil; b, r = pem.Decode(r) {
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return "", nil, fmt.Errorf("parse issuing CA: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	p12, err := pkcs12.LegacyDES.Encode(key, cert, chain, pass)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode pkcs12: %w", err)
 	}

@@ -71,11 +71,16 @@ func (a *App) newEAP() (*eap.Server, *certs.Authority, error) {
 			certFile, keyFile, trustFile = c, k, t
 		}
 	}
+	fleetCA, err := a.fleetIssuing(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	ca, err := certs.Open(certs.Config{
 		Dir: filepath.Join(cfg.DataDir, "eap"), ServerName: e.ServerName,
 		// The one clock: certificates are issued, and checked during
 		// EAP-TLS handshakes, against the daemon's clock.
 		CertFile: certFile, KeyFile: keyFile, TrustFile: trustFile, Now: a.now,
+		Fleet: fleetCA,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("eap certificates: %w", err)

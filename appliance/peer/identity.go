@@ -164,7 +164,8 @@ func newCA(fleetID string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true,
+		// One level below: the boxes' EAP-TLS issuing CAs (certs.go).
+		MaxPathLen: 1,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -339,6 +339,7 @@ func (n *Node) applyEntries(es []Entry) (map[string]uint64, error) {
 		} else {
 			n.nudgeAll()
 		}
+		n.notifyApplied(applied)
 	}
 	return vv, nil
 }

@@ -99,6 +99,8 @@ func checkValue(kind string, raw json.RawMessage) error {
 		if err == nil && CheckBoxID(v.Box) != nil {
 			err = errors.New("bad box id")
 		}
+	case KindIssuer, KindCert, KindCertRevoked, KindGuestMail, KindGuestDevice, KindDayPass:
+		err = checkExtValue(kind, dec) // certs.go, guests.go
 	default:
 		err = fmt.Errorf("unknown kind %q", kind)
 	}
@@ -227,7 +229,7 @@ func (r *replica) merge(tx *store.Tx, e Entry) error {
 		return fmt.Errorf("merge %s: %w", k, err)
 	case e.Kind == KindRemoved:
 		return nil // a set: once in, always in
-	case !wins(e, cur):
+	case !mergeWins(e, cur):
 		return nil
 	}
 	if err := tx.PutKV(bucketReg, k, e); err != nil {

@@ -53,6 +53,9 @@ type Options struct {
 	RadiusName string
 	// OnHint receives a webhook body relayed by peer box.
 	OnHint func(box string, body []byte)
+	// OnApplied is told the kinds of the entries a batch from a peer
+	// added (after its commit).
+	OnApplied func(kinds map[string]bool)
 }
 
 // Node is this box's member of the fleet.
@@ -210,6 +213,9 @@ func (n *Node) Init(boxID string) (Identity, error) {
 		if err := n.files.saveRadius(rcert, rkey); err != nil {
 			return Identity{}, fmt.Errorf("fleet init: %w", err)
 		}
+	}
+	if err := n.makeIssuing(ca, caKey, boxID, now); err != nil {
+		return Identity{}, fmt.Errorf("fleet init: %w", err)
 	}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet init: %w", err)
@@ -634,6 +640,9 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-n.started:
 	}
 	k, _ := n.current()
+	if err := n.announceIssuer(k); err != nil {
+		n.log.Error("fleet: announce the EAP-TLS issuing CA", "err", err)
+	}
 	if err := n.announce(k); err != nil {
 		if ln != nil {
 			ln.Close()
@@ -826,6 +835,8 @@ type joinRequest struct {
 	// RadiusCSR asks for the RADIUS server certificate of RadiusName.
 	RadiusCSR  []byte `json:"radiusCsr,omitempty"`
 	RadiusName string `json:"radiusName,omitempty"`
+	// IssuingCSR asks for the box's EAP-TLS issuing CA (certs.go).
+	IssuingCSR []byte `json:"issuingCsr,omitempty"`
 }
 
 type joinResponse struct {
@@ -835,6 +846,8 @@ type joinResponse struct {
 	Secret     []byte   `json:"secret"`
 	FleetID    string   `json:"fleetId"`
 	Peers      []string `json:"peers"`
+	// IssuingCert is the joiner's EAP-TLS issuing CA (certs.go).
+	IssuingCert []byte `json:"issuingCert,omitempty"`
 }
 
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
@@ -844,6 +857,12 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
 	if err := dec.Decode(&req); err != nil {
 		n.log.Warn("fleet join refused", "reason", "malformed request", "remote", r.RemoteAddr)
 		http.Error(w, "malformed join request", http.StatusBadRequest)
+		return
+	}
+	icsr, err := parseIssuingCSR(req.IssuingCSR)
+	if err != nil {
+		n.log.Warn("fleet join refused", "reason", err.Error(), "token", safeID(req.TokenID), "box", safeID(req.BoxID), "remote", r.RemoteAddr)
+		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
 		return
 	}
 	cert, rcert, reason, err := n.admit(k, req)
@@ -875,6 +894,14 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, k *keys) {
 	resp := joinResponse{Cert: pemCert(cert), CA: pemCert(k.ca), Secret: k.secret, FleetID: k.id.FleetID, Peers: peers}
 	if rcert != nil {
 		resp.RadiusCert = pemCert(rcert)
+	}
+	if icsr != nil && canSignIntermediates(k.ca) {
+		icert, err := signIssuing(k.ca, k.caKey, req.BoxID, icsr.PublicKey, n.now())
+		if err != nil {
+			n.log.Error("fleet join: issuing CA not signed", "box", req.BoxID, "err", err)
+		} else {
+			resp.IssuingCert = pemCert(icert)
+		}
 	}
 	_ = json.NewEncoder(w).Encode(resp)
 }
@@ -1037,6 +1064,11 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 			return Identity{}, fmt.Errorf("fleet join: RADIUS certificate request: %w", err)
 		}
 	}
+	ikey, icsr, err := newIssuingCSR(boxID)
+	if err != nil {
+		return Identity{}, fmt.Errorf("fleet join: %w", err)
+	}
+	jreq.IssuingCSR = icsr
 	body, _ := json.Marshal(jreq)
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: false}}
 	defer hc.CloseIdleConnections()
@@ -1084,6 +1116,9 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 		if err := n.files.saveRadius(rcert, rkey); err != nil {
 			return Identity{}, fmt.Errorf("fleet join: %w", err)
 		}
+	}
+	if err := n.saveJoinedIssuing(jr.IssuingCert, ikey, ca); err != nil {
+		return Identity{}, err
 	}
 	if err := n.files.save(k); err != nil {
 		return Identity{}, fmt.Errorf("fleet join: %w", err)

@@ -37,6 +37,8 @@ type Config struct {
 	// without it the last certificate of the chain is used.
 	TrustFile string
 	Now       func() time.Time
+	// Fleet, when set, makes client certificates fleet-wide (fleet.go).
+	Fleet *Fleet
 }
 
 // File names inside Config.Dir.
@@ -167,6 +169,16 @@ func (a *Authority) CA() *x509.Certificate { return a.ca }
 func (a *Authority) ClientCAs() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(a.ca)
+	if f := a.cfg.Fleet; f != nil {
+		// The fleet CA, and the issuing CAs known now for devices that
+		// present their certificate without its chain; CertIdentity then
+		// checks the whole chain against the fleet CA.
+		p.AddCert(f.Root)
+		p.AddCert(f.Issuing)
+		for _, c := range f.Registry.Issuers() {
+			p.AddCert(c)
+		}
+	}
 	return p
 }
 
@@ -320,7 +332,14 @@ func (a *Authority) IssueClientUpTo(identity string, validFor time.Duration, lim
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, key.Public(), a.caKey)
+	issuer, issuerKey := a.ca, a.caKey
+	if f := a.cfg.Fleet; f != nil {
+		issuer, issuerKey = f.Issuing, f.Key
+		if tmpl.NotAfter.After(issuer.NotAfter) {
+			tmpl.NotAfter = issuer.NotAfter
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
@@ -329,19 +348,32 @@ func (a *Authority) IssueClientUpTo(identity string, validFor time.Duration, lim
 		return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
 	}
 	serialHex = sn.Text(16)
-	a.issued[serialHex] = issuedRecord{Identity: identity, IssuedAt: now.UTC(), NotAfter: tmpl.NotAfter.UTC()}
+	rec := issuedRecord{Identity: identity, IssuedAt: now.UTC(), NotAfter: tmpl.NotAfter.UTC()}
+	if f := a.cfg.Fleet; f != nil {
+		// The fleet hears of it first: a certificate other boxes do not
+		// know of could not be revoked there by its serial.
+		if err := f.Registry.RecordIssued(a.issuedLocked(serialHex, rec), fingerprint(der)); err != nil {
+			return nil, nil, "", fmt.Errorf("certs: issue client certificate: %w", err)
+		}
+	}
+	a.issued[serialHex] = rec
 	if err := saveJSON(filepath.Join(a.cfg.Dir, issuedFile), a.issued); err != nil {
 		delete(a.issued, serialHex)
 		return nil, nil, "", fmt.Errorf("certs: issue client certificate: record: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), serialHex, nil
+	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if issuer != a.ca {
+		// The issuing CA too, so the device presents the whole chain up
+		// to the fleet CA.
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw})...)
+	}
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), serialHex, nil
 }
 
 func (a *Authority) liveLocked(identity string, now time.Time) int {
 	n := 0
-	for sn, r := range a.issued {
-		if r.Identity == identity && a.issuedLocked(sn, r).Live(now) {
+	for _, i := range a.allLocked(identity) {
+		if i.Live(now) {
 			n++
 		}
 	}
@@ -349,7 +381,30 @@ func (a *Authority) liveLocked(identity string, now time.Time) int {
 }
 
 func (a *Authority) issuedLocked(serialHex string, r issuedRecord) Issued {
-	return Issued{Serial: serialHex, Identity: r.Identity, IssuedAt: r.IssuedAt, NotAfter: r.NotAfter, Revoked: a.revoked[serialHex]}
+	i := Issued{Serial: serialHex, Identity: r.Identity, IssuedAt: r.IssuedAt, NotAfter: r.NotAfter, Revoked: a.revoked[serialHex]}
+	if f := a.cfg.Fleet; f != nil && i.Revoked.IsZero() {
+		i.Revoked, _ = f.Registry.Revoked(serialHex)
+	}
+	return i
+}
+
+// allLocked returns the certificates of identity (every identity when
+// empty) this CA issued and, in a fleet, those the other boxes issued.
+func (a *Authority) allLocked(identity string) []Issued {
+	var out []Issued
+	for sn, r := range a.issued {
+		if identity == "" || r.Identity == identity {
+			out = append(out, a.issuedLocked(sn, r))
+		}
+	}
+	if f := a.cfg.Fleet; f != nil {
+		for _, i := range f.Registry.Issued(identity) {
+			if _, local := a.issued[i.Serial]; !local {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
 }
 
 // LiveCount is how many live (unexpired, unrevoked) client certificates identity holds.
@@ -364,14 +419,10 @@ func (a *Authority) LiveCount(identity string) int {
 func (a *Authority) ListIssued(identity string) []Issued {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []Issued
 	now := a.cfg.Now()
-	for sn, r := range a.issued {
-		if identity == "" || r.Identity == identity {
-			i := a.issuedLocked(sn, r)
-			i.Current = i.Live(now)
-			out = append(out, i)
-		}
+	out := a.allLocked(identity)
+	for k := range out {
+		out[k].Current = out[k].Live(now)
 	}
 	slices.SortFunc(out, func(x, y Issued) int {
 		if c := y.IssuedAt.Compare(x.IssuedAt); c != 0 {
@@ -390,12 +441,17 @@ func (a *Authority) RevokeSerial(serialHex string) (Issued, error) {
 	defer a.mu.Unlock()
 	r, ok := a.issued[serialHex]
 	if !ok {
-		return Issued{}, ErrUnknownSerial
+		return a.revokeFleetLocked(serialHex)
 	}
 	if _, done := a.revoked[serialHex]; !done {
 		a.revoked[serialHex] = a.cfg.Now().UTC()
 		if err := a.saveRevokedLocked(); err != nil {
 			delete(a.revoked, serialHex)
+			return Issued{}, fmt.Errorf("certs: revoke %s: %w", serialHex, err)
+		}
+	}
+	if f := a.cfg.Fleet; f != nil {
+		if err := f.Registry.RecordRevoked(serialHex, r.Identity); err != nil {
 			return Issued{}, fmt.Errorf("certs: revoke %s: %w", serialHex, err)
 		}
 	}
@@ -462,17 +518,31 @@ func (a *Authority) RevokeIdentity(identity string) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
+	var serials []string
 	for serial, r := range a.issued {
 		if _, done := a.revoked[serial]; r.Identity == identity && !done {
 			a.revoked[serial] = a.cfg.Now().UTC()
+			serials = append(serials, serial)
 			n++
 		}
 	}
-	if n == 0 {
-		return 0, nil
+	if n > 0 {
+		if err := a.saveRevokedLocked(); err != nil {
+			return 0, fmt.Errorf("certs: revoke %s: %w", identity, err)
+		}
 	}
-	if err := a.saveRevokedLocked(); err != nil {
-		return 0, fmt.Errorf("certs: revoke %s: %w", identity, err)
+	if f := a.cfg.Fleet; f != nil {
+		for _, i := range f.Registry.Issued(identity) {
+			if _, local := a.issued[i.Serial]; !local && i.Revoked.IsZero() {
+				serials = append(serials, i.Serial)
+				n++
+			}
+		}
+		for _, sn := range serials {
+			if err := f.Registry.RecordRevoked(sn, identity); err != nil {
+				return 0, fmt.Errorf("certs: revoke %s: %w", identity, err)
+			}
+		}
 	}
 	return n, nil
 }
@@ -481,15 +551,27 @@ func (a *Authority) RevokeIdentity(identity string) (int, error) {
 func (a *Authority) IsRevoked(cert *x509.Certificate) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.revoked[cert.SerialNumber.Text(16)]
-	return ok
+	sn := cert.SerialNumber.Text(16)
+	if _, ok := a.revoked[sn]; ok {
+		return true
+	}
+	if f := a.cfg.Fleet; f != nil {
+		_, ok := f.Registry.Revoked(sn)
+		return ok
+	}
+	return false
 }
 
 // CertIdentity returns the member identity of a client certificate issued by the local CA, or an error
 // when it was not issued by it or is revoked. It suits eap.Authenticator.CertIdentity.
 func (a *Authority) CertIdentity(cert *x509.Certificate) (string, error) {
 	if err := cert.CheckSignatureFrom(a.ca); err != nil {
-		return "", fmt.Errorf("certificate not issued by the local CA: %w", err)
+		if a.cfg.Fleet == nil {
+			return "", fmt.Errorf("certificate not issued by the local CA: %w", err)
+		}
+		if ferr := a.fleetVerify(cert); ferr != nil {
+			return "", fmt.Errorf("certificate issued neither by the local CA nor by an issuing CA of the fleet: %w", ferr)
+		}
 	}
 	if a.IsRevoked(cert) {
 		return "", fmt.Errorf("certificate %s for %q is revoked", cert.SerialNumber.Text(16), cert.Subject.CommonName)
