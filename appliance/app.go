@@ -138,6 +138,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		TakeoverEvery: opts.FleetTakeoverEvery,
 		RadiusName:    cfg.RADIUS.EAP.ServerName,
 		OnHint:        func(box string, body []byte) { a.syncer.RelayedEvent(box, body) },
+		OnApplied:     a.fleetApplied,
 	})
 	if err != nil {
 		st.Close()

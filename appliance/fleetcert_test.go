@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +15,10 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/guests"
+	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
+	"github.com/deskgate/deskgate/appliance/store"
 )
 
 // TestFleetEAPTLSAcrossBoxes: a member's EAP-TLS certificate issued at
@@ -97,4 +103,207 @@ func TestFleetEAPTLSAcrossBoxes(t *testing.T) {
 			t.Errorf("%s lists %+v, want the one revoked certificate", x.id, l)
 		}
 	}
+}
+
+// guestMails returns the guest code emails to email in every box's
+// mailbox, as "box-x: <code>".
+func guestMails(t *testing.T, boxes []*fleetBox, email string) []string {
+	t.Helper()
+	var out []string
+	for _, b := range boxes {
+		if err := b.app.sender.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(b.dir + "/mailbox/*.eml")
+		for _, f := range files {
+			body := qpDecode(readFile(t, f))
+			if (strings.Contains(body, "<"+email+">") || strings.Contains(body, "To: "+email)) && strings.Contains(body, "WiFi guest code") {
+				out = append(out, b.id+": "+codeRE.FindString(body))
+			}
+		}
+	}
+	return out
+}
+
+// codesOf returns what box b's guest manager holds for member (host or
+// holder) of kind.
+func codesOf(t *testing.T, b *fleetBox, member, kind string) []guests.CodeInfo {
+	t.Helper()
+	b.app.guests.mu.Lock()
+	mgr := b.app.guests.mgr
+	b.app.guests.mu.Unlock()
+	if mgr == nil {
+		return nil
+	}
+	all, err := mgr.Codes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []guests.CodeInfo
+	for _, c := range all {
+		if c.Member == member && c.Kind == kind {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func guestLogin(t *testing.T, b *fleetBox, code, mac, location string) (guests.Session, error) {
+	t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, ok := b.app.res.LocationID(location)
+	if !ok {
+		t.Fatalf("%s knows no location %s", b.id, location)
+	}
+	return b.app.guests.mgr.LoginCode(context.Background(), code, guests.Client{MAC: hw}, loc)
+}
+
+// TestFleetGuestCodes: a meeting-room visitor gets one code email for
+// the whole fleet (from box-a, the lowest box serving the booking's
+// location), and that code works at box-a and box-b (Downtown) but not
+// at box-c (Uptown); its device limit (2) holds across boxes; a day pass
+// first used at box-a has the same end at box-b.
+func TestFleetGuestCodes(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, b, c := boxes[0], boxes[1], boxes[2]
+	ctx := context.Background()
+	ids := a.sim.Seeded().IDs
+	visitorEmail := "grace.guestwood@example.net"
+	v, err := officernd.Create[officernd.Visitor](ctx, a.admin, "visitors", map[string]any{
+		"name": "Grace Guestwood", "email": visitorEmail, "member": ids["member:hotdesk-downtown"], "type": "preregistration"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := a.clock.Now().Add(10 * time.Minute).Truncate(time.Minute)
+	if _, err := officernd.Create[officernd.Booking](ctx, a.admin, "bookings", map[string]any{
+		"title": "Fleet review", "resource": ids["resource:Boardroom"], "member": ids["member:hotdesk-downtown"],
+		"start": start.UTC().Format(time.RFC3339), "end": start.Add(time.Hour).UTC().Format(time.RFC3339), "visitors": []string{v.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range boxes {
+		x.app.syncer.SyncNow(false)
+	}
+	host := ids["member:hotdesk-downtown"]
+	for _, x := range boxes {
+		waitFor(t, 10*time.Second, x.id+" holds the visitor's code", func() bool {
+			for _, ci := range codesOf(t, x, host, guests.KindGuest) {
+				if ci.VisitorID == v.ID {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // let any stray email be queued
+	mails := guestMails(t, boxes, visitorEmail)
+	if len(mails) != 1 || !strings.HasPrefix(mails[0], "box-a: ") {
+		t.Fatalf("want one guest code email, from box-a; got %q", mails)
+	}
+	code := strings.TrimPrefix(mails[0], "box-a: ")
+	if _, err := guestLogin(t, a, code, "02:00:00:00:0a:01", "Downtown"); err != nil {
+		t.Fatalf("code at box-a: %v", err)
+	}
+	if _, err := guestLogin(t, c, code, "02:00:00:00:0a:02", "Uptown"); !errors.Is(err, guests.ErrWrongLocation) {
+		t.Fatalf("code at box-c (Uptown): %v, want %v", err, guests.ErrWrongLocation)
+	}
+	seed := "b/" + findBooking(t, b, host, v.ID) + "/" + v.ID
+	waitFor(t, time.Second, "box-b knows box-a's device", func() bool { return len(fleetDevices(t, b, seed)) == 1 })
+	if _, err := guestLogin(t, b, code, "02:00:00:00:0a:02", "Downtown"); err != nil {
+		t.Fatalf("code at box-b: %v", err)
+	}
+	if _, err := guestLogin(t, b, code, "02:00:00:00:0a:03", "Downtown"); !errors.Is(err, guests.ErrDeviceLimit) {
+		t.Fatalf("a third device at box-b: %v, want %v", err, guests.ErrDeviceLimit)
+	}
+	waitFor(t, time.Second, "box-a knows box-b's device", func() bool { return len(fleetDevices(t, a, seed)) == 2 })
+	if _, err := guestLogin(t, a, code, "02:00:00:00:0a:03", "Downtown"); !errors.Is(err, guests.ErrDeviceLimit) {
+		t.Fatalf("a third device at box-a: %v, want %v", err, guests.ErrDeviceLimit)
+	}
+	if _, err := guestLogin(t, b, code, "02:00:00:00:0a:01", "Downtown"); err != nil {
+		t.Fatalf("box-a's device roaming to box-b: %v", err)
+	}
+
+	// A day pass bought now, first used at box-a, ends at the same
+	// moment at box-b where it is used an hour later.
+	annie := ids["member:hotdesk-downtown-2"]
+	now := a.clock.Now()
+	if _, err := officernd.Create[officernd.Pass](ctx, a.admin, "passes", map[string]any{
+		"member": annie, "plan": ids["plan:"+officerndsim.PlanDayPass], "count": 1, "resourceType": "hotdesk",
+		"startDate": now.UTC().Format("2006-01-02"), "validFrom": now.Add(-time.Hour).UTC().Format(time.RFC3339),
+		"validTo": now.Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339), "properties": map[string]any{"location": ids["location:Downtown"]}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range boxes {
+		x.app.syncer.SyncNow(false)
+	}
+	for _, x := range boxes[:2] {
+		waitFor(t, 10*time.Second, x.id+" holds Annie's day pass", func() bool { return len(codesOf(t, x, annie, guests.KindDayPass)) == 1 })
+	}
+	annieEmail := annieAddress(t, a, annie)
+	var passMails []string
+	waitFor(t, 3*time.Second, "the day pass email", func() bool { passMails = guestMails(t, boxes, annieEmail); return len(passMails) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	if passMails = guestMails(t, boxes, annieEmail); len(passMails) != 1 {
+		t.Fatalf("want one day pass email, got %q", passMails)
+	}
+	passCode := passMails[0][strings.Index(passMails[0], ": ")+2:]
+	before := a.clock.Now()
+	sa, err := guestLogin(t, a, passCode, "02:00:00:00:0b:01", "Downtown")
+	if err != nil {
+		t.Fatalf("day pass at box-a: %v", err)
+	}
+	if sa.Until.Before(before.Add(24*time.Hour)) || sa.Until.After(a.clock.Now().Add(24*time.Hour)) {
+		t.Fatalf("day pass at box-a ends %s, want 24 hours after its first use at %s", sa.Until, before)
+	}
+	waitFor(t, time.Second, "box-b learns the first use", func() bool {
+		cs := codesOf(t, b, annie, guests.KindDayPass)
+		return len(cs) == 1 && cs[0].Until.Equal(sa.Until)
+	})
+	a.clock.Jump(time.Hour)
+	sb, err := guestLogin(t, b, passCode, "02:00:00:00:0b:02", "Downtown")
+	if err != nil {
+		t.Fatalf("day pass at box-b: %v", err)
+	}
+	if !sb.Until.Equal(sa.Until) {
+		t.Fatalf("day pass ends %s at box-b, %s at box-a", sb.Until, sa.Until)
+	}
+}
+
+func fleetDevices(t *testing.T, b *fleetBox, seed string) []string {
+	t.Helper()
+	var out []string
+	if err := b.app.Store().View(func(tx *store.Tx) error {
+		var err error
+		out, err = b.app.fleet.GuestDevices(tx, seed)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func findBooking(t *testing.T, b *fleetBox, host, visitor string) string {
+	t.Helper()
+	for _, ci := range codesOf(t, b, host, guests.KindGuest) {
+		if ci.VisitorID == visitor {
+			return ci.BookingID
+		}
+	}
+	t.Fatalf("%s holds no code for visitor %s", b.id, visitor)
+	return ""
+}
+
+func annieAddress(t *testing.T, b *fleetBox, member string) string {
+	t.Helper()
+	var email string
+	if err := b.app.Store().View(func(tx *store.Tx) error {
+		m, err := tx.GetMember(member)
+		email = m.Email
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return email
 }

@@ -76,3 +76,18 @@ func parsePEMCert(b []byte) (*x509.Certificate, error) {
 	}
 	return x509.ParseCertificate(blk.Bytes)
 }
+
+// fleetApplied hears which kinds of entries arrived from a peer: guest
+// code news makes the guest manager reconcile (a delivery claimed
+// elsewhere, a day pass first used elsewhere).
+func (a *App) fleetApplied(kinds map[string]bool) {
+	if !kinds[peer.KindGuestMail] && !kinds[peer.KindDayPass] {
+		return
+	}
+	a.guests.mu.Lock()
+	mgr := a.guests.mgr
+	a.guests.mu.Unlock()
+	if mgr != nil {
+		mgr.Refresh()
+	}
+}

@@ -45,6 +45,10 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 		if err != nil {
 			return err
 		}
+		startedElsewhere, err := m.fleetDayPass(tx, &rec)
+		if err != nil {
+			return err
+		}
 		switch {
 		case rec.LocationID != locationID:
 			return ErrWrongLocation
@@ -57,14 +61,43 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 		}
 		subject := "code " + rec.hint()
 		dev := device(c)
-		if !slices.Contains(rec.Devices, dev) {
-			if len(rec.Devices) >= m.cfg.DevicesPerCode {
-				m.log.Info("guest login refused: device limit", "code", rec.hint(), "devices", len(rec.Devices))
+		bound := rec.Devices
+		if rec.Seed != "" && m.cfg.Fleet != nil {
+			// The code's devices at every box of the fleet count.
+			remote, err := m.cfg.Fleet.GuestDevices(tx, rec.Seed)
+			if err != nil {
+				return err
+			}
+			bound = slices.Clone(bound)
+			for _, d := range remote {
+				if !slices.Contains(bound, d) {
+					bound = append(bound, d)
+				}
+			}
+		}
+		if !slices.Contains(bound, dev) {
+			if len(bound) >= m.cfg.DevicesPerCode {
+				m.log.Info("guest login refused: device limit", "code", rec.hint(), "devices", len(bound))
 				return ErrDeviceLimit
 			}
-			rec.Devices = append(rec.Devices, dev)
+			bound = append(bound, dev)
 			if err := audit(tx, portalActor, "guest.device_added", rec.Member, subject,
-				fmt.Sprintf("device %d of %d (%s)", len(rec.Devices), m.cfg.DevicesPerCode, dev)); err != nil {
+				fmt.Sprintf("device %d of %d (%s)", len(bound), m.cfg.DevicesPerCode, dev)); err != nil {
+				return err
+			}
+		}
+		if !slices.Contains(rec.Devices, dev) {
+			rec.Devices = append(rec.Devices, dev)
+			if rec.Seed != "" && m.cfg.Fleet != nil {
+				if err := m.cfg.Fleet.AddGuestDevice(tx, rec.Seed, dev); err != nil {
+					return err
+				}
+				fx.fleet = true
+			}
+		}
+		if startedElsewhere {
+			if err := audit(tx, portalActor, "guest.daypass_started", rec.Member, subject,
+				fmt.Sprintf("first used at another box of the fleet; valid until %s", rec.Until.UTC().Format(time.RFC3339))); err != nil {
 				return err
 			}
 		}
@@ -73,6 +106,12 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 			if err := audit(tx, portalActor, "guest.daypass_started", rec.Member, subject,
 				fmt.Sprintf("first login; valid %s until %s", fmtHours(rec.Granted), rec.Until.UTC().Format(time.RFC3339))); err != nil {
 				return err
+			}
+			if rec.Seed != "" && m.cfg.Fleet != nil {
+				if err := m.cfg.Fleet.RecordDayPassStart(tx, dayPassKey(rec), now); err != nil {
+					return err
+				}
+				fx.fleet = true
 			}
 		}
 		if err := putCode(tx, rec); err != nil {

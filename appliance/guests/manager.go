@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/model"
@@ -32,6 +33,9 @@ type Manager struct {
 	http    *http.Client
 	poke    chan struct{}
 	settle  chan chan struct{}
+	refresh chan struct{}
+	// pendingClaims: a code waits for a fleet box to claim its delivery.
+	pendingClaims atomic.Bool
 
 	// mu orders writes with the Network calls that follow them, so a
 	// revoke never overtakes the allow it cancels.
@@ -68,7 +72,7 @@ func New(cfg Config, st *store.Store, net Network, members Members, log *slog.Lo
 		cfg: cfg, st: st, net: net, members: members, log: log, now: now, seal: s,
 		codes: codeHasher{key: bytes.Clone(codeKey)},
 		http:  &http.Client{Timeout: cfg.SMS.Timeout, Transport: smsTransport},
-		poke:  make(chan struct{}, 1), settle: make(chan chan struct{}),
+		poke:  make(chan struct{}, 1), settle: make(chan chan struct{}), refresh: make(chan struct{}, 1),
 	}
 }
 
@@ -78,6 +82,7 @@ type effects struct {
 	allow  []sessionRecord
 	mail   bool
 	sms    bool
+	fleet  bool // entries for the fleet were originated
 }
 
 func (m *Manager) apply(ctx context.Context, fx effects) error {
@@ -91,6 +96,9 @@ func (m *Manager) apply(ctx context.Context, fx effects) error {
 		if err := m.net.Allow(ctx, s.client(), s.Until); err != nil {
 			errs = append(errs, fmt.Errorf("allow %s: %w", device(s.client()), err))
 		}
+	}
+	if fx.fleet && m.cfg.Fleet != nil {
+		m.cfg.Fleet.Nudge()
 	}
 	if fx.mail && m.cfg.KickMail != nil {
 		m.cfg.KickMail()
@@ -175,6 +183,9 @@ func fmtHours(d time.Duration) string {
 func (m *Manager) deliver(tx *store.Tx, fx *effects, rec *codeRecord, cause string) error {
 	if rec.Email == "" && (rec.Phone == "" || m.cfg.SMS.URL == "") {
 		return nil
+	}
+	if send, err := m.claimDelivery(tx, fx, rec); err != nil || !send {
+		return err
 	}
 	code, err := m.seal.open(rec.Sealed, rec.Hash)
 	if err != nil {

@@ -93,6 +93,9 @@ func (m *Manager) reconcileTx(tx *store.Tx, fx *effects, now time.Time) error {
 			return err
 		}
 	}
+	if err := m.syncFleet(tx, fx, now); err != nil {
+		return err
+	}
 	return prunePassDone(tx)
 }
 
@@ -177,6 +180,9 @@ func guestGoneCause(tx *store.Tx, rec codeRecord) string {
 
 // newRecord allocates a unique code for a record and seals it.
 func (m *Manager) newRecord(tx *store.Tx, rec *codeRecord) error {
+	if key := m.fleetKey(); key != nil {
+		return m.newFleetRecord(tx, rec, key)
+	}
 	for range 16 {
 		code, err := newCode()
 		if err != nil {
@@ -448,6 +454,7 @@ func (m *Manager) updateDayPass(tx *store.Tx, fx *effects, rec *codeRecord, d de
 			// Used up but not cleaned yet: the new pass starts afresh.
 			rec.Until, rec.FirstLogin, rec.Granted = time.Time{}, time.Time{}, dur
 			rec.From = cmp.Or(start, now)
+			rec.Period = p.ID
 		default:
 			rec.From = maxTime(now, start)
 			rec.Until, rec.Granted = rec.From.Add(dur), dur

@@ -53,6 +53,12 @@ type codeRecord struct {
 	ActivateBy time.Time     `json:"activateBy,omitzero"`
 	FirstLogin time.Time     `json:"firstLogin,omitzero"`
 
+	// Seed names a code derived from the fleet's key (HashV hashFleet)
+	// across the fleet; Period, the pass that started a day pass's
+	// current period when not its first (fleet.go).
+	Seed   string `json:"seed,omitempty"`
+	Period string `json:"period,omitempty"`
+
 	Devices        []string  `json:"devices,omitempty"`
 	Sealed         []byte    `json:"sealed,omitempty"`
 	Delivered      bool      `json:"delivered,omitempty"`

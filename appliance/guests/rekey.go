@@ -16,6 +16,12 @@ func (m *Manager) lookupCode(tx *store.Tx, norm string) (codeRecord, error) {
 	if err == nil || !notFound(err) {
 		return rec, err
 	}
+	if key := m.fleetKey(); key != nil {
+		rec, err = getCode(tx, fleetHasher(key).hash(norm))
+		if err == nil || !notFound(err) {
+			return rec, err
+		}
+	}
 	rec, err = getCode(tx, legacyHash(norm))
 	if err != nil {
 		return codeRecord{}, err

@@ -46,6 +46,12 @@ func (m *Manager) Run(ctx context.Context) error {
 					m.log.Warn("guests reconcile", "err", err)
 				}
 			}
+		case <-m.refresh:
+			// The fleet brought news (a delivery claimed elsewhere, a day
+			// pass started elsewhere).
+			if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("guests reconcile", "err", err)
+			}
 		case <-m.poke:
 		case done := <-m.settle:
 			// Everything committed before Settle was called is in the store
@@ -55,6 +61,13 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			close(done)
 		case <-timer.C:
+			// Deliveries waiting for a fleet box to claim them: ask again
+			// (the owner may have come up, or a takeover may be due).
+			if m.pendingClaims.Swap(false) {
+				if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+					m.log.Warn("guests reconcile", "err", err)
+				}
+			}
 		}
 		next := m.tick(ctx)
 		if sms := m.flushSMS(ctx); !sms.IsZero() && (next.IsZero() || sms.Before(next)) {

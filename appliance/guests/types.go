@@ -100,6 +100,8 @@ type Config struct {
 	CodeKey []byte
 	// KickMail, if set, is called after emails were queued.
 	KickMail func()
+	// Fleet, when set, shares codes with the other boxes of a fleet.
+	Fleet Fleet
 }
 
 // SMSConfig configures the SMS hook: a POST of JSON {"to","text","from"}
