@@ -1,0 +1,161 @@
+package peer
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/store"
+)
+
+// TestCertAndGuestMergeRules: revocations and guest device bindings are
+// sets, a day pass's start keeps the earliest first login (not the latest
+// write), and every arrival order gives the same registers.
+func TestCertAndGuestMergeRules(t *testing.T) {
+	now := testClock()
+	t0 := now().UnixNano()
+	first := now().UTC()
+	later := first.Add(time.Hour)
+	dp := func(at time.Time, box string) json.RawMessage {
+		b, _ := json.Marshal(DayPassValue{At: at, Box: box})
+		return b
+	}
+	es := []Entry{
+		// box-b logs the later first use with the later HLC: LWW would keep it.
+		{Origin: "box-a", Seq: 1, Time: HLC{t0, 0}, Kind: KindDayPass, Key: "p/m/l/p1/p1", Value: dp(first, "box-a")},
+		{Origin: "box-b", Seq: 1, Time: HLC{t0 + 10, 0}, Kind: KindDayPass, Key: "p/m/l/p1/p1", Value: dp(later, "box-b")},
+		{Origin: "box-c", Seq: 1, Time: HLC{t0 + 20, 0}, Kind: KindCertRevoked, Key: "1f", Value: json.RawMessage(`{"by":"box-c","at":"2026-01-01T00:00:00Z"}`)},
+		{Origin: "box-a", Seq: 2, Time: HLC{t0 + 30, 0}, Kind: KindCertRevoked, Key: "1f", Value: json.RawMessage(`{"by":"box-a","at":"2026-01-02T00:00:00Z"}`)},
+		{Origin: "box-b", Seq: 2, Time: HLC{t0 + 5, 0}, Kind: KindGuestDevice, Key: "b/x/y/02:00:00:00:00:01", Value: json.RawMessage(`{"box":"box-b"}`)},
+		{Origin: "box-c", Seq: 2, Time: HLC{t0 + 1, 0}, Kind: KindGuestDevice, Key: "b/x/y/02:00:00:00:00:01", Value: json.RawMessage(`{"box":"box-c"}`)},
+	}
+	orders := [][]int{{0, 1, 2, 3, 4, 5}, {1, 0, 3, 2, 5, 4}, {3, 5, 1, 4, 2, 0}}
+	var got []string
+	for _, ord := range orders {
+		st, err := store.Open(filepath.Join(t.TempDir(), "d.db"), store.Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &replica{self: "box-z", clk: &clock{now: now}, now: now}
+		seq := map[string]uint64{}
+		if err := st.Update(func(tx *store.Tx) error {
+			// Per origin in seq order (apply skips gaps), origins interleaved by ord.
+			for len(seq) < 3 || seq["box-a"]+seq["box-b"]+seq["box-c"] < 6 {
+				for _, i := range ord {
+					e := es[i]
+					if e.Seq != seq[e.Origin]+1 {
+						continue
+					}
+					if ok, err := r.apply(tx, e); err != nil || !ok {
+						return fmt.Errorf("apply %s/%d: %v %v", e.Origin, e.Seq, ok, err)
+					}
+					seq[e.Origin]++
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var dump strings.Builder
+		_ = st.View(func(tx *store.Tx) error {
+			return tx.ForEachKV(bucketReg, "", func(k string, raw []byte) error { fmt.Fprintf(&dump, "%s=%s\n", k, raw); return nil })
+		})
+		st.Close()
+		got = append(got, dump.String())
+	}
+	for i := range got {
+		if got[i] != got[0] {
+			t.Errorf("order %v gives\n%s\nwant\n%s", orders[i], got[i], got[0])
+		}
+	}
+	for _, want := range []string{
+		`daypass/p/m/l/p1/p1={"o":"box-a"`,             // the earliest first use, not the latest write
+		`certrevoked/1f={"o":"box-c"`,                  // a set keeps its earliest element
+		`guestdev/b/x/y/02:00:00:00:00:01={"o":"box-c"`, // likewise
+	} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("registers lack %s:\n%s", want, got[0])
+		}
+	}
+}
+
+// TestCertAndGuestValuesChecked: malformed values of the new kinds are
+// refused by the decoder (and so close the link, applying nothing).
+func TestCertAndGuestValuesChecked(t *testing.T) {
+	t0 := testClock()().UnixNano()
+	bad := map[string]string{
+		KindIssuer:      `{"cert":"AAAA"}`,
+		KindCert:        `{"box":"box-a","identity":"x@example.net","issuedAt":"2026-01-01T00:00:00Z","notAfter":"2027-01-01T00:00:00Z","fp":"short"}`,
+		KindCertRevoked: `{"by":"BOX A","at":"2026-01-01T00:00:00Z"}`,
+		KindGuestMail:   `{"box":"box-a","extra":1}`,
+		KindGuestDevice: `{"box":""}`,
+		KindDayPass:     `{"box":"box-a"}`,
+	}
+	for kind, v := range bad {
+		m := Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 1, Time: HLC{t0, 0}, Kind: kind, Key: "k", Value: json.RawMessage(v)}}}
+		b, _ := json.Marshal(m)
+		if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), kind+" value") {
+			t.Errorf("%s %s: %v, want refused", kind, v, err)
+		}
+	}
+	good := Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 1, Time: HLC{t0, 0}, Kind: KindDayPass, Key: "k",
+		Value: json.RawMessage(`{"at":"2026-01-01T00:00:00Z","box":"box-a"}`)}}}
+	b, _ := json.Marshal(good)
+	if _, err := Decode(b); err != nil {
+		t.Errorf("a good day pass entry: %v", err)
+	}
+}
+
+// TestGuestDeliveryClaim: the lowest box serving the location claims a
+// code's delivery; the others wait and, once the claim reached them, know
+// it is settled; a box whose owner is not linked takes over only after
+// TakeoverAfter and only as the lowest live box.
+func TestGuestDeliveryClaim(t *testing.T) {
+	a, b, c := fleet3(t)
+	claim := func(n *testNode, seed, loc string, created time.Time) (bool, bool) {
+		t.Helper()
+		var send, settled bool
+		if err := n.st.Update(func(tx *store.Tx) error {
+			var err error
+			send, settled, err = n.ClaimGuestDelivery(tx, seed, loc, created)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		n.Nudge()
+		return send, settled
+	}
+	now := a.now()
+	if send, settled := claim(b, "b/1/v", "Downtown", now); send || settled {
+		t.Fatalf("box-b (not the owner) claimed: %v %v", send, settled)
+	}
+	if send, _ := claim(a, "b/1/v", "Downtown", now); !send {
+		t.Fatal("box-a, the lowest box serving Downtown, did not claim")
+	}
+	waitFor(t, time.Second, "box-b hears of the claim", func() bool { s, settled := claim(b, "b/1/v", "Downtown", now); return !s && settled })
+	if send, _ := claim(a, "b/1/v", "Downtown", now); !send {
+		t.Fatal("the owner's second delivery (a moved booking) was refused")
+	}
+	// The owner is cut off: box-b waits TakeoverAfter, then takes over;
+	// box-c (not the lowest live box) never does.
+	a.setCut("box-b", "box-c")
+	b.setCut("box-a")
+	c.setCut("box-a")
+	waitFor(t, 5*time.Second, "box-a unlinked", func() bool { return !b.linkUp("box-a") && !c.linkUp("box-a") })
+	if send, settled := claim(b, "b/2/v", "Downtown", now); send || settled {
+		t.Fatal("box-b took over at once")
+	}
+	old := now.Add(-b.opts.TakeoverAfter)
+	if send, _ := claim(c, "b/2/v", "Downtown", old); send {
+		t.Fatal("box-c took over though box-b is live and lower")
+	}
+	if send, settled := claim(b, "b/2/v", "Downtown", old); !send || !settled {
+		t.Fatal("box-b did not take over an old unclaimed delivery")
+	}
+	if send, settled := claim(b, "b/2/v", "Downtown", old); !send || !settled {
+		t.Fatal("box-b's own claim is not its to deliver again")
+	}
+}
