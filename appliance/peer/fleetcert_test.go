@@ -72,8 +72,8 @@ func TestCertAndGuestMergeRules(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`daypass/p/m/l/p1/p1={"o":"box-a"`,             // the earliest first use, not the latest write
-		`certrevoked/1f={"o":"box-c"`,                  // a set keeps its earliest element
+		`daypass/p/m/l/p1/p1={"o":"box-a"`,              // the earliest first use, not the latest write
+		`certrevoked/1f={"o":"box-c"`,                   // a set keeps its earliest element
 		`guestdev/b/x/y/02:00:00:00:00:01={"o":"box-c"`, // likewise
 	} {
 		if !strings.Contains(got[0], want) {
