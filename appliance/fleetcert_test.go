@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -81,6 +82,9 @@ func TestFleetEAPTLSAcrossBoxes(t *testing.T) {
 	})
 	if listed[0].Serial != serial || !listed[0].Live {
 		t.Fatalf("box-c lists %+v, want serial %s live", listed[0], serial)
+	}
+	if fc := c.app.fleet.FleetCerts(email); len(fc) != 1 || fc[0].Box != "box-a" || fc[0].Member == "" || fc[0].Fingerprint != fmt.Sprintf("%x", sha256.Sum256(chain[0].Raw)) {
+		t.Fatalf("box-c's record of the certificate: %+v", fc)
 	}
 	revoked := time.Now()
 	var out []admin.ClientCert

@@ -12,16 +12,27 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/peer"
+	"github.com/deskgate/deskgate/appliance/store"
 )
 
 // fleetCertRegistry shares client certificates through the fleet's
 // replicated registers (docs/fleet.md, "EAP-TLS").
-type fleetCertRegistry struct{ n *peer.Node }
+type fleetCertRegistry struct {
+	n  *peer.Node
+	st *store.Store
+}
 
 func (r fleetCertRegistry) Issuers() []*x509.Certificate { return r.n.Issuers() }
 
 func (r fleetCertRegistry) RecordIssued(i certs.Issued, fp string) error {
-	return r.n.RecordCert(i.Serial, peer.CertValue{Identity: i.Identity, IssuedAt: i.IssuedAt, NotAfter: i.NotAfter, Fingerprint: fp})
+	v := peer.CertValue{Identity: i.Identity, IssuedAt: i.IssuedAt, NotAfter: i.NotAfter, Fingerprint: fp}
+	_ = r.st.View(func(tx *store.Tx) error {
+		if acct, err := tx.GetAccount(i.Identity); err == nil {
+			v.Member = acct.MemberID
+		}
+		return nil
+	})
+	return r.n.RecordCert(i.Serial, v)
 }
 
 func (r fleetCertRegistry) RecordRevoked(serial, identity string) error {
@@ -66,7 +77,7 @@ func (a *App) fleetIssuing(dataDir string) (*certs.Fleet, error) {
 	if err := pair.Leaf.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("fleet EAP-TLS issuing CA is not signed by the fleet CA: %w", err)
 	}
-	return &certs.Fleet{Root: root, Issuing: pair.Leaf, Key: signer, Registry: fleetCertRegistry{a.fleet}}, nil
+	return &certs.Fleet{Root: root, Issuing: pair.Leaf, Key: signer, Registry: fleetCertRegistry{n: a.fleet, st: a.store}}, nil
 }
 
 func parsePEMCert(b []byte) (*x509.Certificate, error) {
