@@ -3,7 +3,11 @@ package peer
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +161,128 @@ func TestGuestDeliveryClaim(t *testing.T) {
 	}
 	if send, settled := claim(b, "b/2/v", "Downtown", old); !send || !settled {
 		t.Fatal("box-b's own claim is not its to deliver again")
+	}
+}
+
+// TestFleetRandomizedCertsGuests is TestFleetRandomized for the kinds of
+// certs.go and guests.go: 600 random operations (certificates revoked,
+// day passes first used, devices bound to guest codes, at random boxes)
+// with random partitions, heals and restarts, then a heal. Afterwards
+// every box holds the same registers; every acknowledged revocation and
+// binding is there; each day pass starts at the earliest first use
+// recorded anywhere. The seed is printed; DESKGATE_FLEET_SEED replays it.
+func TestFleetRandomizedCertsGuests(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("DESKGATE_FLEET_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("DESKGATE_FLEET_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with DESKGATE_FLEET_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0xce27))
+	a, b, c := fleet3(t)
+	nodes := []*testNode{a, b, c}
+	ids := []string{"box-a", "box-b", "box-c"}
+	locs := []string{"Downtown", "Downtown", "Uptown"}
+	cut := map[[2]int]bool{}
+	applyCuts := func() {
+		for i, n := range nodes {
+			var off []string
+			for j := range nodes {
+				if cut[[2]int{min(i, j), max(i, j)}] {
+					off = append(off, ids[j])
+				}
+			}
+			n.setCut(off...)
+		}
+	}
+	revoked := map[string]bool{}
+	bound := map[string]bool{} // seed/device
+	earliest := map[string]time.Time{}
+	base := a.now().UTC().Truncate(time.Second)
+	var ops, parts, heals, restarts int
+	for range 600 {
+		k := rng.IntN(3)
+		n := nodes[k]
+		switch r := rng.IntN(100); {
+		case r < 30:
+			sn := fmt.Sprintf("%x", 0x1000+rng.IntN(80))
+			if err := n.RevokeCert(sn, "u@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			revoked[sn] = true
+			ops++
+		case r < 60:
+			key := fmt.Sprintf("p/m%d/l/p/p", rng.IntN(30))
+			at := base.Add(time.Duration(rng.IntN(600)) * time.Minute)
+			if err := n.st.Update(func(tx *store.Tx) error { return n.RecordDayPassStart(tx, key, at) }); err != nil {
+				t.Fatal(err)
+			}
+			n.Nudge()
+			if e, ok := earliest[key]; !ok || at.Before(e) {
+				earliest[key] = at
+			}
+			ops++
+		case r < 88:
+			s, dev := fmt.Sprintf("b/bk%d/v", rng.IntN(20)), fmt.Sprintf("02:00:00:00:00:%02x", rng.IntN(8))
+			if err := n.st.Update(func(tx *store.Tx) error { return n.AddGuestDevice(tx, s, dev) }); err != nil {
+				t.Fatal(err)
+			}
+			n.Nudge()
+			bound[s+"/"+dev] = true
+			ops++
+		case r < 94:
+			x, y := rng.IntN(3), rng.IntN(3)
+			if x != y {
+				cut[[2]int{min(x, y), max(x, y)}] = true
+				applyCuts()
+				parts++
+			}
+		case r < 98:
+			clear(cut)
+			applyCuts()
+			heals++
+		default:
+			addr := n.advertise()
+			n.stop()
+			nodes[k] = startNodeIn(t, n.dir, addr, a.now, locs[k])
+			applyCuts()
+			restarts++
+		}
+	}
+	clear(cut)
+	applyCuts()
+	took := waitFor(t, 10*time.Second, "convergence after healing", func() bool {
+		d := regDump(t, nodes[0].st)
+		return d == regDump(t, nodes[1].st) && d == regDump(t, nodes[2].st)
+	})
+	t.Logf("%d operations, %d partitions, %d heals, %d restarts; identical %s after the last heal", ops, parts, heals, restarts, took)
+	for _, n := range nodes {
+		for sn := range revoked {
+			if _, ok := n.CertRevoked(sn); !ok {
+				t.Errorf("%s: revocation of %s lost", n.BoxID(), sn)
+			}
+		}
+		err := n.st.View(func(tx *store.Tx) error {
+			for key, want := range earliest {
+				at, ok, err := n.DayPassStart(tx, key)
+				if err != nil || !ok || !at.Equal(want) {
+					t.Errorf("%s: day pass %s starts %s (%v %v), want the earliest %s", n.BoxID(), key, at, ok, err, want)
+				}
+			}
+			for sd := range bound {
+				i := strings.LastIndex(sd, "/")
+				devs, err := n.GuestDevices(tx, sd[:i])
+				if err != nil || !slices.Contains(devs, sd[i+1:]) {
+					t.Errorf("%s: binding %s lost", n.BoxID(), sd)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
