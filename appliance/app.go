@@ -49,6 +49,9 @@ type App struct {
 	started time.Time
 
 	ownProcess bool // see Options.OwnProcess
+	// claimRetry: how often guests ask again to deliver a code no fleet
+	// box has claimed (Options.FleetTakeoverEvery).
+	claimRetry time.Duration
 
 	store  *store.Store
 	res    *access.Resolver
@@ -96,7 +99,7 @@ type Options struct {
 	// neighbour table (tests on loopback have none).
 	PortalResolver portal.ClientResolver
 	// FleetTakeoverEvery is how often the fleet looks for welcome emails
-	// to take over (default 15s).
+	// and guest code deliveries to take over (default 15s).
 	FleetTakeoverEvery time.Duration
 	// OwnProcess says the App is its process's only one (deskgated): it
 	// sets the runtime's soft memory limit (memory_limit_mib) and gives
@@ -110,7 +113,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess, claimRetry: opts.FleetTakeoverEvery}
 	a.guests.started = make(chan struct{})
 	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)

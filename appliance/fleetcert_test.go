@@ -192,14 +192,7 @@ func TestFleetGuestCodes(t *testing.T) {
 	}
 	host := ids["member:hotdesk-downtown"]
 	for _, x := range boxes {
-		waitFor(t, 10*time.Second, x.id+" holds the visitor's code", func() bool {
-			for _, ci := range codesOf(t, x, host, guests.KindGuest) {
-				if ci.VisitorID == v.ID {
-					return true
-				}
-			}
-			return false
-		})
+		waitFor(t, 10*time.Second, x.id+" holds the visitor's code", func() bool { return hasVisitorCode(t, x, host, v.ID) })
 	}
 	time.Sleep(300 * time.Millisecond) // let any stray email be queued
 	mails := guestMails(t, boxes, visitorEmail)
@@ -310,4 +303,66 @@ func annieAddress(t *testing.T, b *fleetBox, member string) string {
 		t.Fatal(err)
 	}
 	return email
+}
+
+// TestFleetGuestCodeTakeover: the owner of a Downtown visitor's code
+// (box-a) is down when the booking is made; the others wait, and 10
+// minutes on box-b takes over and sends the one email; box-a, back up,
+// never sends a second, and the code works at box-a.
+func TestFleetGuestCodeTakeover(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, b := boxes[0], boxes[1]
+	a.stop()
+	ctx := context.Background()
+	ids := b.sim.Seeded().IDs
+	visitorEmail := "hedy.guestwood@example.net"
+	v, err := officernd.Create[officernd.Visitor](ctx, b.admin, "visitors", map[string]any{
+		"name": "Hedy Guestwood", "email": visitorEmail, "member": ids["member:hotdesk-downtown"], "type": "preregistration"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := b.clock.Now().Add(2 * time.Hour).Truncate(time.Minute)
+	if _, err := officernd.Create[officernd.Booking](ctx, b.admin, "bookings", map[string]any{
+		"title": "While box-a is down", "resource": ids["resource:Boardroom"], "member": ids["member:hotdesk-downtown"],
+		"start": start.UTC().Format(time.RFC3339), "end": start.Add(time.Hour).UTC().Format(time.RFC3339), "visitors": []string{v.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	host := ids["member:hotdesk-downtown"]
+	for _, x := range boxes[1:] {
+		x.app.syncer.SyncNow(false)
+		waitFor(t, 10*time.Second, x.id+" holds the visitor's code", func() bool { return hasVisitorCode(t, x, host, v.ID) })
+	}
+	time.Sleep(300 * time.Millisecond)
+	if m := guestMails(t, boxes[1:], visitorEmail); len(m) != 0 {
+		t.Fatalf("sent while the owner may still send it: %q", m)
+	}
+	b.clock.Jump(11 * time.Minute)
+	var mails []string
+	waitFor(t, 3*time.Second, "the taken-over email", func() bool { mails = guestMails(t, boxes[1:], visitorEmail); return len(mails) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	if mails = guestMails(t, boxes[1:], visitorEmail); len(mails) != 1 || !strings.HasPrefix(mails[0], "box-b: ") {
+		t.Fatalf("want one email from box-b, got %q", mails)
+	}
+	a.start()
+	waitLinks(t, boxes)
+	a.app.syncer.SyncNow(false)
+	waitFor(t, 10*time.Second, "box-a holds the visitor's code", func() bool { return hasVisitorCode(t, a, host, v.ID) })
+	time.Sleep(300 * time.Millisecond)
+	if mails = guestMails(t, boxes, visitorEmail); len(mails) != 1 {
+		t.Fatalf("%d emails after the owner came back, want 1: %q", len(mails), mails)
+	}
+	a.clock.Jump(start.Add(-5 * time.Minute).Sub(a.clock.Now()))
+	if _, err := guestLogin(t, a, strings.TrimPrefix(mails[0], "box-b: "), "02:00:00:00:0c:01", "Downtown"); err != nil {
+		t.Fatalf("the taken-over code at box-a: %v", err)
+	}
+}
+
+func hasVisitorCode(t *testing.T, b *fleetBox, host, visitor string) bool {
+	t.Helper()
+	for _, ci := range codesOf(t, b, host, guests.KindGuest) {
+		if ci.VisitorID == visitor {
+			return true
+		}
+	}
+	return false
 }

@@ -248,8 +248,9 @@ func (a *App) runGuests(ctx context.Context) error {
 		BufferBefore: cfg.Guests.BufferBefore, BufferAfter: cfg.Guests.BufferAfter,
 		DevicesPerCode: cfg.Guests.DevicesPerCode, DayPassFrom: cfg.Guests.DayPassFrom,
 		DayPassDuration: cfg.Guests.DayPassDuration, Locations: gl, SealKey: sealKey, CodeKey: codeKey, KickMail: a.sender.Kick,
-		SMS:   guests.SMSConfig{URL: cfg.Guests.SMS.URL, TokenFile: cfg.Guests.SMS.Token.File, From: cfg.Guests.SMS.From},
-		Fleet: a.fleet, // codes, deliveries, devices and day passes shared in a fleet (docs/fleet.md)
+		SMS:        guests.SMSConfig{URL: cfg.Guests.SMS.URL, TokenFile: cfg.Guests.SMS.Token.File, From: cfg.Guests.SMS.From},
+		Fleet:      a.fleet, // codes, deliveries, devices and day passes shared in a fleet (docs/fleet.md)
+		ClaimRetry: a.claimRetry,
 	}
 	mgr := guests.New(gcfg, a.store, guestsNetwork{a.guests.net}, members{a}, a.log.With("component", "guests"), a.now)
 	a.guests.mu.Lock()

@@ -77,6 +77,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		if !next.IsZero() {
 			d = min(max(next.Sub(m.now()), 0), maxSleep)
 		}
+		if m.pendingClaims.Load() {
+			d = min(d, m.cfg.ClaimRetry)
+		}
 		timer.Reset(d)
 	}
 }

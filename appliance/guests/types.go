@@ -102,6 +102,9 @@ type Config struct {
 	KickMail func()
 	// Fleet, when set, shares codes with the other boxes of a fleet.
 	Fleet Fleet
+	// ClaimRetry is how often a delivery no fleet box has claimed yet is
+	// asked for again (the owner may be back, a takeover due); default 15s.
+	ClaimRetry time.Duration
 }
 
 // SMSConfig configures the SMS hook: a POST of JSON {"to","text","from"}
@@ -142,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.ResourceTypes) == 0 {
 		c.ResourceTypes = []string{"meeting_room", "team_room"}
+	}
+	if c.ClaimRetry <= 0 {
+		c.ClaimRetry = 15 * time.Second
 	}
 	if c.SMS.Timeout <= 0 {
 		c.SMS.Timeout = 10 * time.Second
