@@ -20,7 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,11 +29,11 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
-	dsync "github.com/deskgate/deskgate/appliance/sync"
 	"github.com/deskgate/deskgate/portal"
 )
 
@@ -53,7 +53,7 @@ type App struct {
 	store  *store.Store
 	res    *access.Resolver
 	api    *officernd.Client
-	syncer *dsync.Syncer
+	syncer *mirror.Syncer
 	sender *notify.Sender
 	mailer notify.Mailer
 	reg    *prometheus.Registry
@@ -61,7 +61,7 @@ type App struct {
 
 	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
 
-	hookSecretMu stdsync.RWMutex
+	hookSecretMu sync.RWMutex
 	hookSecret   string
 	hookReg      webhookRegistration
 	// autoRegDenied: OfficeRnD refused the webhook scopes (invalid_scope),
@@ -74,7 +74,7 @@ type App struct {
 
 	portalResolver portal.ClientResolver
 
-	profileKeyOnce stdsync.Once
+	profileKeyOnce sync.Once
 	// oneTime holds EAP-TLS profiles made on the setup page until their one
 	// download (appliance/eaptls.go).
 	oneTime         oneTimeProfiles
@@ -177,13 +177,13 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.loadWebhookSecret()
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := dsync.NewMetrics()
+	metrics := mirror.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	a.reg.MustRegister(&appCollector{a: a})
-	a.syncer = dsync.New(dsync.Options{
+	a.syncer = mirror.New(mirror.Options{
 		Client:         a.api,
 		Store:          st,
 		Resolver:       a.res,
@@ -214,7 +214,7 @@ func (a *App) Config() *config.Config { return a.cfg.Load() }
 func (a *App) Store() *store.Store { return a.store }
 
 // Syncer exposes the sync (tests).
-func (a *App) Syncer() *dsync.Syncer { return a.syncer }
+func (a *App) Syncer() *mirror.Syncer { return a.syncer }
 
 func newMailer(cfg *config.Config, now func() time.Time) notify.Mailer {
 	if cfg.SMTP.MailboxDir != "" {
@@ -262,7 +262,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
@@ -26,7 +26,7 @@ type netPart struct {
 	// leases remembers the MAC learned per (location, member) for static
 	// leases, mirroring the netLeasesBucket, so accounting bursts write
 	// only what is new.
-	leasesMu stdsync.Mutex
+	leasesMu sync.Mutex
 	leases   map[string]staticLease
 }
 

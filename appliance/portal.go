@@ -10,7 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -26,7 +26,7 @@ import (
 // guestPart is the guest side: codes (appliance/guests), the captive
 // portal, and the allow-list they drive.
 type guestPart struct {
-	mu  stdsync.Mutex
+	mu  sync.Mutex
 	mgr *guests.Manager
 	// started is closed once mgr is set and running.
 	started chan struct{}
@@ -39,7 +39,7 @@ type guestPart struct {
 // status) and programs the gateway when gateway.enabled is true.
 type guestNet struct {
 	a  *App
-	mu stdsync.Mutex
+	mu sync.Mutex
 	by map[string]netcfg.GuestClient // by MAC (or IP when no MAC)
 }
 
