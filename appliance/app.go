@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/deskgate/deskgate/internal/atomicfile"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,10 +23,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/deskgate/deskgate/internal/atomicfile"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deskgate/deskgate/appliance/access"
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify"
@@ -59,7 +62,7 @@ type App struct {
 	reg    *prometheus.Registry
 	fleet  *peer.Node
 
-	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
+	adminSrv *admin.Server // the operator's API: routes, token, listeners
 
 	hookSecretMu sync.RWMutex
 	hookSecret   string
@@ -127,7 +130,15 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
-	if a.adminAuth.token, err = loadOrCreateAdminToken(filepath.Join(cfg.DataDir, adminTokenFile)); err != nil {
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.adminSrv, err = admin.NewServer(admin.Options{
+		Backend:      adminAPI{a},
+		TokenFile:    filepath.Join(cfg.DataDir, admin.TokenFile),
+		AllowedHosts: func() []string { return a.Config().Admin.AllowedHosts },
+		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+	})
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -175,8 +186,6 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
 	a.sender.Now = opts.Now
 	a.loadWebhookSecret()
-	a.reg = prometheus.NewRegistry()
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := mirror.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		st.Close()
@@ -234,7 +243,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel(nil)
 	cfg := a.Config()
 
-	adminLn, sockLn, err := a.listenAdmin(cfg)
+	adminLn, sockLn, err := a.adminSrv.Listen(cfg.Admin.Listen, cfg.Admin.Socket, cfg.Admin.TLSCertFile, cfg.Admin.TLSKeyFile)
 	if err != nil {
 		return err
 	}
@@ -273,10 +282,9 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	admin := a.adminServer()
-	run("admin", func(ctx context.Context) error { return serveHTTP(ctx, admin, adminLn) })
-	admin2 := a.adminServer()
-	run("admin-socket", func(ctx context.Context) error { return serveHTTP(ctx, admin2, sockLn) })
+	adminTCP, adminSock := a.adminSrv.HTTPServer(), a.adminSrv.HTTPServer()
+	run("admin", func(ctx context.Context) error { return serveHTTP(ctx, adminTCP, adminLn) })
+	run("admin-socket", func(ctx context.Context) error { return serveHTTP(ctx, adminSock, sockLn) })
 	if hookLn != nil {
 		pub := a.publicServer()
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
@@ -347,36 +355,8 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	}
 }
 
-// listenAdmin opens the TCP listener (TLS when configured; token required,
-// see adminauth.go) and the unix socket (0600, no token) of the local API.
-func (a *App) listenAdmin(cfg *config.Config) (net.Listener, net.Listener, error) {
-	tcp, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", cfg.Admin.Listen, err)
-	}
-	ln, err := adminTLSListener(cfg, tcp)
-	if err != nil {
-		tcp.Close()
-		return nil, nil, err
-	}
-	a.adminAuth.setListener(ln, ln != tcp)
-	_ = os.Remove(cfg.Admin.Socket)
-	if err := os.MkdirAll(filepath.Dir(cfg.Admin.Socket), 0o755); err != nil {
-		ln.Close()
-		return nil, nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	sock, err := net.Listen("unix", cfg.Admin.Socket)
-	if err != nil {
-		ln.Close()
-		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Admin.Socket, err)
-	}
-	if err := os.Chmod(cfg.Admin.Socket, 0o600); err != nil {
-		ln.Close()
-		sock.Close()
-		return nil, nil, fmt.Errorf("chmod %s: %w", cfg.Admin.Socket, err)
-	}
-	return ln, sock, nil
-}
+// AdminAddr is the admin API's TCP address once Run listens ("" before).
+func (a *App) AdminAddr() string { return a.adminSrv.Addr(a.Config().Admin.Listen) }
 
 // loadOrCreateKey returns a 32-byte key kept in path (0600).
 func loadOrCreateKey(path string) ([]byte, error) {

@@ -54,7 +54,7 @@ var allowedImports = map[string][]string{
 		"internal/atomicfile", "internal/guestnet", "internal/keyfile", "netcfg", "portal",
 	},
 	"appliance/access":                {"appliance/config", "appliance/model", "appliance/policy", "appliance/store"},
-	"appliance/admin":                 {"appliance/model"},
+	"appliance/admin":                 {"appliance/model", "internal/atomicfile"},
 	"appliance/config":                nil,
 	"appliance/creds":                 {"appliance/model"},
 	"appliance/eap":                   {"appliance/creds"},

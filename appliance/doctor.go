@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -165,7 +164,7 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	// 8. RADIUS.
 	out = append(out, a.radiusChecks()...)
 	// 9. The admin API's exposure.
-	add(a.adminCheck())
+	add(a.adminSrv.Check(cfg.Admin.Socket, a.AdminAddr()))
 
 	// 10. Member pages.
 	out = append(out, a.memberChecks()...)
@@ -178,10 +177,6 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 }
 
 var errStop = errors.New("stop")
-
-func (a *App) handleDoctor(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.Doctor(r.Context()))
-}
 
 // portalAPICheck: RFC 8908 (section 2) asks for the Captive Portal API and
 // the user portal over https; over plain http a client cannot trust what

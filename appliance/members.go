@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
-	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
@@ -86,15 +83,6 @@ func containsStr(list []string, s string) bool {
 	return false
 }
 
-// certRoutes are the admin API's client-certificate routes (deskgate certs).
-// certRoutes adds the admin API's certificate routes.
-func certRoutes(a *App, mux interface {
-	HandleFunc(string, func(http.ResponseWriter, *http.Request))
-}) {
-	mux.HandleFunc("GET /v1/certs", a.handleCertList)
-	mux.HandleFunc("POST /v1/certs/revoke", a.handleCertRevoke)
-}
-
 // certIdentity resolves a username, email or member id to the account's
 // username; an unknown one is taken as a username (certificates outlive
 // deleted accounts).
@@ -111,69 +99,6 @@ func (a *App) certIdentity(q string) string {
 		return nil
 	})
 	return user
-}
-
-func clientCertView(i certs.Issued) admin.ClientCert {
-	return admin.ClientCert{Serial: i.Serial, Identity: i.Identity, IssuedAt: i.IssuedAt, NotAfter: i.NotAfter, Revoked: i.Revoked, Live: i.Current}
-}
-
-func (a *App) handleCertList(w http.ResponseWriter, r *http.Request) {
-	if a.radius.ca == nil {
-		writeErr(w, http.StatusNotFound, errors.New("certs: EAP is off, no client certificates"))
-		return
-	}
-	user := ""
-	if q := r.URL.Query().Get("user"); q != "" {
-		user = a.certIdentity(q)
-	}
-	out := []admin.ClientCert{}
-	for _, i := range a.radius.ca.ListIssued(user) {
-		out = append(out, clientCertView(i))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// handleCertRevoke revokes one certificate (target = its serial) or every
-// certificate of a member (target = username, email or member id).
-func (a *App) handleCertRevoke(w http.ResponseWriter, r *http.Request) {
-	if a.radius.ca == nil {
-		writeErr(w, http.StatusNotFound, errors.New("certs: EAP is off, no client certificates"))
-		return
-	}
-	target := r.URL.Query().Get("target")
-	if target == "" {
-		writeErr(w, http.StatusBadRequest, errors.New("certs revoke: which user or serial?"))
-		return
-	}
-	is, err := a.radius.ca.RevokeSerial(target)
-	switch {
-	case err == nil:
-		a.audit("admin", "cert.revoked", "", is.Identity, "client certificate "+is.Serial+" revoked by the operator")
-		writeJSON(w, http.StatusOK, []admin.ClientCert{clientCertView(is)})
-		return
-	case !errors.Is(err, certs.ErrUnknownSerial):
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("certs revoke %s: %w", target, err))
-		return
-	}
-	user := a.certIdentity(target)
-	list := a.radius.ca.ListIssued(user)
-	if len(list) == 0 {
-		writeErr(w, http.StatusNotFound, errors.New("certs revoke: no certificate with serial or for user "+strconv.Quote(target)))
-		return
-	}
-	n, err := a.radius.ca.RevokeIdentity(user)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("certs revoke %s: %w", user, err))
-		return
-	}
-	if n > 0 {
-		a.audit("admin", "cert.revoked", "", user, fmt.Sprintf("%d client certificate(s) revoked by the operator", n))
-	}
-	out := []admin.ClientCert{}
-	for _, i := range a.radius.ca.ListIssued(user) {
-		out = append(out, clientCertView(i))
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // memberChecks are doctor's checks of the member pages.

@@ -41,7 +41,7 @@ func TestReadOnlyOfficeRnDApp(t *testing.T) {
 		t.Fatalf("hot-desk member %q not allowed after a read-only import", active)
 	}
 	waitFor(t, 5*time.Second, "registration state manual", func() bool { return h.app.registration().State == "manual" })
-	st, err := h.app.status()
+	st, err := adminAPI{h.app}.Status()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,15 +267,6 @@ func isDeviceOf(tx *store.Tx, username, member string) bool {
 	return err == nil && d.MemberID == member
 }
 
-// deviceRoutes adds the admin API's device routes (deskgate devices).
-func deviceRoutes(a *App, mux interface {
-	HandleFunc(string, func(http.ResponseWriter, *http.Request))
-}) {
-	mux.HandleFunc("GET /v1/devices", a.handleDevices)
-	mux.HandleFunc("POST /v1/devices", a.handleDeviceAdd)
-	mux.HandleFunc("POST /v1/devices/remove", a.handleDeviceRemove)
-}
-
 func (a *App) findMemberID(q string) (string, error) {
 	var id string
 	err := a.store.View(func(tx *store.Tx) error {
@@ -287,57 +278,6 @@ func (a *App) findMemberID(q string) (string, error) {
 		return "", errDevice{"no member " + q}
 	}
 	return id, nil
-}
-
-func (a *App) handleDevices(w http.ResponseWriter, r *http.Request) {
-	member := ""
-	if q := r.URL.Query().Get("user"); q != "" {
-		id, err := a.findMemberID(q)
-		if err != nil {
-			writeErr(w, http.StatusNotFound, err)
-			return
-		}
-		member = id
-	}
-	out, err := a.devices(member)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("list devices: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func deviceErr(w http.ResponseWriter, err error) {
-	var de errDevice
-	if errors.As(err, &de) {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	writeErr(w, http.StatusInternalServerError, err)
-}
-
-func (a *App) handleDeviceAdd(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	id, err := a.findMemberID(q.Get("user"))
-	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
-	d, err := a.registerDevice(id, q.Get("mac"), q.Get("name"), "cli")
-	if err != nil {
-		deviceErr(w, fmt.Errorf("devices add: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, []admin.Device{d})
-}
-
-func (a *App) handleDeviceRemove(w http.ResponseWriter, r *http.Request) {
-	d, err := a.removeDevice(r.Context(), r.URL.Query().Get("mac"), "", "cli")
-	if err != nil {
-		deviceErr(w, fmt.Errorf("devices remove: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, []admin.Device{d})
 }
 
 // maxDevicesUnlimited bounds the devices of a plan without max_devices.

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/eap"
@@ -360,39 +358,6 @@ func (a *App) radiusReply(query, nas string, ex admin.Explanation) (string, []st
 		lines = append(lines, "note: "+n)
 	}
 	return res.NAS, lines
-}
-
-func (a *App) handleNASCheck(w http.ResponseWriter, r *http.Request) {
-	if a.radius.srv == nil {
-		writeJSON(w, http.StatusOK, []radius.NASReport{})
-		return
-	}
-	out := a.radius.srv.NASWithoutMessageAuthenticator()
-	if out == nil {
-		out = []radius.NASReport{}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *App) handleSessions(w http.ResponseWriter, r *http.Request) {
-	if a.radius.srv == nil {
-		writeJSON(w, http.StatusOK, []radius.Session{})
-		return
-	}
-	member := r.URL.Query().Get("member")
-	if member != "" {
-		_ = a.store.View(func(tx *store.Tx) error {
-			if id, err := access.FindMember(tx, member); err == nil {
-				member = id
-			}
-			return nil
-		})
-	}
-	out := a.radius.srv.Sessions(member)
-	if out == nil {
-		out = []radius.Session{}
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // accessChanged reports whether member m's live sessions were authorized
