@@ -344,3 +344,21 @@ func (b adminAPI) RemoveDevice(ctx context.Context, mac string) (admin.Device, e
 	}
 	return d, nil
 }
+
+// certIdentity resolves a username, email or member id to the account's
+// username; an unknown one is taken as a username (certificates outlive
+// deleted accounts).
+func (a *App) certIdentity(q string) string {
+	user := q
+	_ = a.store.View(func(tx *store.Tx) error {
+		id, err := access.FindMember(tx, q)
+		if err != nil {
+			return nil
+		}
+		if ac, err := tx.AccountOfMember(id); err == nil {
+			user = ac.Username
+		}
+		return nil
+	})
+	return user
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/onboard"
 	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
 	"github.com/deskgate/deskgate/portal"
@@ -77,15 +78,10 @@ type App struct {
 
 	portalResolver portal.ClientResolver
 
-	profileKeyOnce sync.Once
-	// oneTime holds EAP-TLS profiles made on the setup page until their one
-	// download (appliance/eaptls.go).
-	oneTime         oneTimeProfiles
-	profileKeyBytes []byte
-	profileKeyErr   error
+	pages *onboard.Pages // the member pages (onboarding, device setup)
 
 	ready atomic.Bool // see ready.go
-	// membersOff: no certificate for the member pages (see errNoMemberCert).
+	// membersOff: no certificate for the member pages (onboard.ErrNoCert).
 	membersOff bool
 }
 
@@ -213,6 +209,10 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
+	a.pages = onboard.New(onboard.Options{
+		Store: st, Resolver: a.res, CA: a.radius.ca, Config: a.Config, Now: opts.Now,
+		Log: log.With("component", "members"), App: memberPages{a},
+	})
 	return a, nil
 }
 
@@ -257,8 +257,8 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
-	memberLn, err := a.listenMembers(cfg)
-	if errors.Is(err, errNoMemberCert) {
+	memberLn, err := a.pages.Listen(cfg)
+	if errors.Is(err, onboard.ErrNoCert) {
 		a.log.Warn(err.Error())
 		a.membersOff, err = true, nil
 	}
@@ -289,7 +289,7 @@ func (a *App) Run(ctx context.Context) error {
 		pub := a.publicServer()
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
 	}
-	members := a.memberServer()
+	members := a.pages.Server()
 	if memberLn != nil {
 		run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
 	}

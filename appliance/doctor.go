@@ -167,7 +167,7 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	add(a.adminSrv.Check(cfg.Admin.Socket, a.AdminAddr()))
 
 	// 10. Member pages.
-	out = append(out, a.memberChecks()...)
+	out = append(out, a.pages.Checks(a.membersOff)...)
 
 	// 11. The captive portal's RFC 8908 API.
 	if c, ok := portalAPICheck(cfg.Portal.Enabled, cfg.Portal.ListenTLS, cfg.Portal.CertFile, cfg.Portal.PublicURL); ok {

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -107,28 +106,4 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	n, _ := c.a.store.OutboxLen()
 	ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, c.a.api.Stats().RateLimitWaitTime.Seconds())
-}
-
-// memberServer serves the pages members reach from their emails:
-// onboarding (setting a WiFi password) and device setup, with the portal's
-// security headers. It runs on the member listener only.
-func (a *App) memberServer() *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /wifi", a.handleWiFiPage)
-	mux.HandleFunc("GET /wifi/profile.mobileconfig", a.handleWiFiProfile)
-	mux.HandleFunc("GET /wifi/ca.pem", a.handleCA)
-	mux.HandleFunc("GET /wifi/ca.crt", a.handleCA)
-	mux.HandleFunc("POST /wifi/client-cert.pem", a.handleClientCert)
-	mux.HandleFunc("POST /wifi/devices", a.handleMemberDevice)
-	mux.HandleFunc("POST /wifi/eaptls", a.handleEAPTLSProfile)
-	mux.HandleFunc("GET /wifi/eaptls/profile.mobileconfig", a.handleEAPTLSDownload)
-	mux.HandleFunc("POST /wifi/devices/remove", a.handleMemberDevice)
-	mux.HandleFunc("GET /onboard", a.handleOnboard)
-	mux.HandleFunc("POST /onboard", a.handleOnboard)
-	return &http.Server{
-		Handler: memberHeaders(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 32 << 10,
-		// TLS handshake failures are anyone's to cause: debug, not stderr.
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "members").Handler(), slog.LevelDebug),
-	}
 }

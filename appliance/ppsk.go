@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
-	"net/http"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -282,45 +280,3 @@ func (a *App) findMemberID(q string) (string, error) {
 
 // maxDevicesUnlimited bounds the devices of a plan without max_devices.
 const maxDevicesUnlimited = 50
-
-var deviceDoneTmpl = template.Must(template.New("dev").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:1.5rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}
-code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px}</style></head>
-<body><h1>{{.Title}}</h1><p>{{.Text}}</p>
-{{if .Passphrase}}<p>On the device, join the WiFi network with the passphrase <code>{{.Passphrase}}</code>.</p>{{end}}
-<p><a href="{{.Back}}">Back to your setup page</a></p></body></html>`))
-
-// handleMemberDevice registers (POST /wifi/devices) or removes (POST
-// /wifi/devices/remove) a device from the member's setup page: same
-// origin, a token bound to the link and the browser's cookie, like the
-// certificate form.
-func (a *App) handleMemberDevice(w http.ResponseWriter, r *http.Request) {
-	req, ok := a.memberPost(w, r, "Devices are registered", deviceFormToken)
-	if !ok {
-		return
-	}
-	back := "/wifi?" + req.linkQuery().Encode()
-	var d admin.Device
-	var err error
-	title := "Device registered"
-	if strings.HasSuffix(r.URL.Path, "/remove") {
-		d, err = a.removeDevice(r.Context(), r.PostForm.Get("mac"), req.MemberID, "member")
-		title = "Device removed"
-	} else {
-		d, err = a.registerDevice(req.MemberID, r.PostForm.Get("mac"), r.PostForm.Get("name"), "member")
-	}
-	var de errDevice
-	if errors.As(err, &de) {
-		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Not done", Text: de.msg + "."})
-		return
-	}
-	if err != nil {
-		a.log.Error("member device form", "user", req.User, "err", err)
-		memberError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = deviceDoneTmpl.Execute(w, map[string]string{"Title": title, "Text": d.Name + " (" + d.MAC + ")", "Passphrase": d.Passphrase, "Back": back})
-}

@@ -448,3 +448,28 @@ func (a *App) revokeIfEnded(c store.Change) {
 		a.revokeCerts(acct.Username)
 	}
 }
+
+// revokeCerts revokes the EAP-TLS certificates of an account whose access
+// ended (disabled or deleted).
+func (a *App) revokeCerts(username string) {
+	if a.radius.ca == nil || username == "" {
+		return
+	}
+	n, err := a.radius.ca.RevokeIdentity(username)
+	if err != nil {
+		a.log.Error("revoke client certificates", "user", username, "err", err)
+		return
+	}
+	if n > 0 {
+		a.audit("radius", "cert.revoked", "", username, fmt.Sprintf("%d client certificate(s) revoked: access ended", n))
+	}
+}
+
+func (a *App) audit(actor, action, member, subject, cause string) {
+	err := a.store.Update(func(tx *store.Tx) error {
+		return tx.Audit(model.AuditEntry{Time: a.now(), Actor: actor, Action: action, Member: member, Subject: subject, Cause: cause})
+	})
+	if err != nil {
+		a.log.Error("audit", "action", action, "err", err)
+	}
+}
