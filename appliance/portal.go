@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/creds"
 	"github.com/deskgate/deskgate/appliance/guests"
@@ -296,27 +294,12 @@ func (loopbackOrNeighbor) Resolve(r *http.Request) (portal.Client, error) {
 	}
 	if err == nil && ip.Is6() && !ip.Is4In6() {
 		// The ARP table is IPv4 only; IPv6 neighbours come from netlink.
-		if mac, ok := neighbourMAC(ip); ok {
+		if mac, ok := netcfg.NeighbourMAC(ip); ok {
 			return portal.Client{MAC: mac, IP: ip}, nil
 		}
 		return portal.Client{}, fmt.Errorf("%w: %s", portal.ErrUnknownClient, ip)
 	}
 	return portal.NeighborResolver{}.Resolve(r)
-}
-
-// neighbourMAC looks an IPv6 address up in the kernel's neighbour table.
-func neighbourMAC(ip netip.Addr) (net.HardwareAddr, bool) {
-	neighs, err := netlink.NeighList(0, netlink.FAMILY_V6)
-	if err != nil {
-		return nil, false
-	}
-	for _, n := range neighs {
-		if a, ok := netip.AddrFromSlice(n.IP); ok && a == ip && len(n.HardwareAddr) == 6 &&
-			n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
-			return n.HardwareAddr, true
-		}
-	}
-	return nil, false
 }
 
 // memberProfileURL is the "set up the secure network" link the portal
