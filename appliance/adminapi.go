@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/peer"
@@ -302,7 +303,7 @@ func (b adminAPI) RevokeCerts(target string) ([]admin.ClientCert, error) {
 // deviceErr: a refused device (bad MAC, name, limit) is the request's
 // fault; anything else is the daemon's.
 func deviceErr(err error) error {
-	var de errDevice
+	var de devices.Refused
 	if errors.As(err, &de) {
 		return &admin.Error{Code: http.StatusBadRequest, Err: err}
 	}
@@ -312,13 +313,13 @@ func deviceErr(err error) error {
 func (b adminAPI) Devices(user string) ([]admin.Device, error) {
 	member := ""
 	if user != "" {
-		id, err := b.a.findMemberID(user)
+		id, err := b.a.ppsk.FindMember(user)
 		if err != nil {
 			return nil, &admin.Error{Code: http.StatusNotFound, Err: err}
 		}
 		member = id
 	}
-	out, err := b.a.devices(member)
+	out, err := b.a.ppsk.List(member)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -326,11 +327,11 @@ func (b adminAPI) Devices(user string) ([]admin.Device, error) {
 }
 
 func (b adminAPI) AddDevice(user, mac, name string) (admin.Device, error) {
-	id, err := b.a.findMemberID(user)
+	id, err := b.a.ppsk.FindMember(user)
 	if err != nil {
 		return admin.Device{}, &admin.Error{Code: http.StatusNotFound, Err: err}
 	}
-	d, err := b.a.registerDevice(id, mac, name, "cli")
+	d, err := b.a.ppsk.Register(id, mac, name, "cli")
 	if err != nil {
 		return d, deviceErr(fmt.Errorf("devices add: %w", err))
 	}
@@ -338,7 +339,7 @@ func (b adminAPI) AddDevice(user, mac, name string) (admin.Device, error) {
 }
 
 func (b adminAPI) RemoveDevice(ctx context.Context, mac string) (admin.Device, error) {
-	d, err := b.a.removeDevice(ctx, mac, "", "cli")
+	d, err := b.a.ppsk.Remove(ctx, mac, "", "cli")
 	if err != nil {
 		return d, deviceErr(fmt.Errorf("devices remove: %w", err))
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
@@ -78,7 +79,8 @@ type App struct {
 
 	portalResolver portal.ClientResolver
 
-	pages *onboard.Pages // the member pages (onboarding, device setup)
+	pages *onboard.Pages    // the member pages (onboarding, device setup)
+	ppsk  *devices.Registry // PPSK devices (radius.ppsk)
 
 	ready atomic.Bool // see ready.go
 	// membersOff: no certificate for the member pages (onboard.ErrNoCert).
@@ -208,6 +210,18 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if err := a.newRadius(); err != nil {
 		st.Close()
 		return nil, err
+	}
+	a.ppsk = &devices.Registry{
+		Store: st, Resolver: a.res, Config: a.Config, Now: opts.Now, Log: log.With("component", "devices"),
+		Disconnect: func(ctx context.Context, member, mac string) error {
+			if a.radius.srv == nil {
+				return nil
+			}
+			return a.radius.srv.DisconnectMAC(ctx, member, mac)
+		},
+	}
+	if ca := a.radius.ca; ca != nil {
+		a.ppsk.LiveCerts = ca.LiveCount
 	}
 	a.pages = onboard.New(onboard.Options{
 		Store: st, Resolver: a.res, CA: a.radius.ca, Config: a.Config, Now: opts.Now,

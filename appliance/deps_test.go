@@ -48,7 +48,7 @@ var allowedImports = map[string][]string{
 	// The composition root builds and wires everything.
 	"appliance": {
 		"appliance/access", "appliance/admin", "appliance/config", "appliance/creds",
-		"appliance/eap", "appliance/eap/certs", "appliance/eap/profile", "appliance/guests",
+		"appliance/devices", "appliance/eap", "appliance/eap/certs", "appliance/eap/profile", "appliance/guests",
 		"appliance/mirror", "appliance/model", "appliance/notify", "appliance/officernd",
 		"appliance/onboard", "appliance/peer", "appliance/policy", "appliance/radius", "appliance/store",
 		"internal/atomicfile", "internal/guestnet", "internal/keyfile", "netcfg", "portal",
@@ -57,6 +57,7 @@ var allowedImports = map[string][]string{
 	"appliance/admin":                 {"appliance/model", "internal/atomicfile"},
 	"appliance/config":                nil,
 	"appliance/creds":                 {"appliance/model"},
+	"appliance/devices":               {"appliance/access", "appliance/admin", "appliance/config", "appliance/model", "appliance/store"},
 	"appliance/eap":                   {"appliance/creds"},
 	"appliance/eap/certs":             {"internal/atomicfile"},
 	"appliance/eap/internal/benchsrv": {"appliance/creds", "appliance/eap", "appliance/eap/certs"},

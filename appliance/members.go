@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/onboard"
 	"github.com/deskgate/deskgate/appliance/store"
 )
@@ -30,21 +31,21 @@ func (m memberPages) Network(username string) string {
 	return ""
 }
 
-func (m memberPages) Devices(memberID string) ([]admin.Device, error) { return m.a.devices(memberID) }
+func (m memberPages) Devices(memberID string) ([]admin.Device, error) { return m.a.ppsk.List(memberID) }
 
 // refused turns a device refusal into words for the member.
 func refused(d admin.Device, err error) (admin.Device, error) {
-	var de errDevice
+	var de devices.Refused
 	if errors.As(err, &de) {
-		return d, onboard.Refused(de.msg)
+		return d, onboard.Refused(de.Msg)
 	}
 	return d, err
 }
 
 func (m memberPages) RegisterDevice(memberID, mac, name string) (admin.Device, error) {
-	return refused(m.a.registerDevice(memberID, mac, name, "member"))
+	return refused(m.a.ppsk.Register(memberID, mac, name, "member"))
 }
 
 func (m memberPages) RemoveDevice(ctx context.Context, mac, memberID string) (admin.Device, error) {
-	return refused(m.a.removeDevice(ctx, mac, memberID, "member"))
+	return refused(m.a.ppsk.Remove(ctx, mac, memberID, "member"))
 }

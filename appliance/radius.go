@@ -12,6 +12,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/eap"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/model"
@@ -378,7 +379,7 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 		}
 		for _, s := range sessions {
 			f := strings.Split(s.Class, ";")
-			if len(f) < 5 || f[0] != "dg1" || (s.Username != acct.Username && !isDeviceOf(tx, s.Username, m)) {
+			if len(f) < 5 || f[0] != "dg1" || (s.Username != acct.Username && !devices.IsDeviceOf(tx, s.Username, m)) {
 				changed = true // not issued by this decision scheme: re-check
 				return nil
 			}
