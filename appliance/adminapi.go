@@ -62,9 +62,9 @@ func (b adminAPI) Status() (admin.Status, error) {
 		return st, err
 	}
 	st.Outbox, _ = a.store.OutboxLen()
-	reg := a.registration()
-	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.webhookSecret() != "",
-		AutoRegister: a.autoRegActive(), ReadOnlyScopes: a.api.ScopesReduced()}
+	reg := a.hooks.Registration()
+	st.Webhook = admin.Webhook{Registration: reg.State, URL: reg.URL, Detail: reg.Detail, SecretSet: a.hooks.Secret() != "",
+		AutoRegister: a.hooks.AutoActive(), ReadOnlyScopes: a.api.ScopesReduced()}
 	if st.Webhook.Registration == "" {
 		st.Webhook.Registration = "none"
 		if a.Config().Sync.WebhookSecret.IsSet() {

@@ -1,11 +1,17 @@
 // Package appliance is deskgate's composition root: it builds every part
-// of the daemon from the configuration (store, OfficeRnD client, sync,
-// email sender, RADIUS, the local admin API), runs them, and returns the
-// first fatal error. Only cmd/deskgated imports it.
+// of the daemon from the configuration (store, OfficeRnD mirror, email
+// sender, RADIUS and EAP, guest codes and the captive portal, the gateway,
+// the fleet, the admin API and the member pages), runs them, and returns
+// the first fatal error. Only cmd/deskgated imports it. What stays here is
+// wiring: the adapters between the parts (adminapi.go answers the admin
+// API, members.go the member pages, portal.go the portal and the guest
+// lifecycle, radius.go and eapwire.go the RADIUS and EAP servers), the
+// loop that turns store state into netcfg's desired state (net.go), and
+// doctor's checks across the parts.
 //
-// Import rules (enforced by deps_test.go): appliance/* packages never
-// import appliance itself or portal; store, officernd, policy, model and
-// creds import no other project package except model.
+// Import rules (enforced by deps_test.go, which lists what every package
+// of the module may import): appliance/* packages never import appliance
+// itself or portal; only cmd/* imports appliance.
 package appliance
 
 import (
@@ -66,12 +72,7 @@ type App struct {
 
 	adminSrv *admin.Server // the operator's API: routes, token, listeners
 
-	hookSecretMu sync.RWMutex
-	hookSecret   string
-	hookReg      webhookRegistration
-	// autoRegDenied: OfficeRnD refused the webhook scopes (invalid_scope),
-	// so automatic registration is off.
-	autoRegDenied bool
+	hooks *mirror.Registrar // the OfficeRnD webhook: registration and secret
 
 	radius radiusPart
 	net    netPart
@@ -153,7 +154,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	a.res = access.New(cfg)
-	scopes, readScopes := apiScopes(cfg)
+	a.hooks = mirror.NewRegistrar(a.Config, opts.Now, log)
+	scopes, readScopes := mirror.APIScopes(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
 		APIBase:      cfg.OfficeRnD.APIBase,
 		TokenURL:     cfg.OfficeRnD.TokenURL,
@@ -163,7 +165,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Scopes:       scopes,
 		ReadScopes:   readScopes,
 		OnScopesReduced: func(refused error) {
-			a.autoRegOff(refused)
+			a.hooks.ScopesRefused(refused)
 		},
 		RequestTimeout: cfg.OfficeRnD.RequestTimeout,
 		MaxRetries:     cfg.OfficeRnD.MaxRetries,
@@ -183,7 +185,6 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
 	a.sender.Now = opts.Now
-	a.loadWebhookSecret()
 	metrics := mirror.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		st.Close()
@@ -199,7 +200,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Now:            opts.Now,
 		KickMail:       a.sender.Kick,
 		FingerprintKey: fpKey,
-		WebhookSecret:  a.webhookSecret,
+		WebhookSecret:  a.hooks.Secret,
 		Metrics:        metrics,
 		SpaceName:      cfg.OfficeRnD.OrgSlug,
 		ServerName:     cfg.RADIUS.EAP.ServerName,
@@ -320,7 +321,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
-		go a.ensureWebhook(ctx)
+		go a.hooks.Ensure(ctx, a.api)
 	}
 	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", listenAddr(memberLn))
 	<-ctx.Done()

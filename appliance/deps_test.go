@@ -65,7 +65,7 @@ var allowedImports = map[string][]string{
 	"appliance/guests":                {"appliance/model", "appliance/store", "internal/guestnet"},
 	"appliance/mirror": {
 		"appliance/access", "appliance/config", "appliance/creds", "appliance/model",
-		"appliance/officernd", "appliance/store",
+		"appliance/officernd", "appliance/store", "internal/atomicfile",
 	},
 	"appliance/model":                  nil,
 	"appliance/notify":                 {"appliance/model", "internal/atomicfile"},

@@ -4,7 +4,8 @@
 // verifies, deduplicates, acknowledges fast and applies events in order per
 // member. Each entity change and the WiFi account changes it implies are
 // written in one store transaction; OfficeRnD being unreachable never
-// changes what is stored.
+// changes what is stored. Registrar registers deskgate's own webhook with
+// OfficeRnD and keeps the secret that verifies its deliveries.
 package mirror
 
 import (
