@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,5 +65,49 @@ func TestMountBehindGuard(t *testing.T) {
 	}
 	if code, body := get(tok, ""); code != http.StatusOK || body != "console" {
 		t.Errorf("mounted route with the token: %d %q", code, body)
+	}
+}
+
+// TestAdminToken: generated once (0600), reused on the next start, a too
+// open file is narrowed, and a malformed one is an error, not replaced.
+func TestAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, TokenFile)
+	tok, err := LoadOrCreateToken(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) != 43 { // 32 bytes, base64url without padding
+		t.Errorf("token %d characters, want 43", len(tok))
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	again, err := LoadOrCreateToken(p)
+	if err != nil || again != tok {
+		t.Errorf("second start: %q %v, want the same token", again, err)
+	}
+	other, _ := LoadOrCreateToken(filepath.Join(dir, "other.token"))
+	if other == tok {
+		t.Error("two boxes got the same token")
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := LoadOrCreateToken(p); err != nil || again != tok {
+		t.Errorf("open file: %q %v", again, err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("open file left at %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.WriteFile(p, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateToken(p); err == nil || !strings.Contains(err.Error(), "delete the file") {
+		t.Errorf("malformed token file: %v, want an error", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "short\n" {
+		t.Errorf("malformed token file rewritten to %q", b)
 	}
 }
