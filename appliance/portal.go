@@ -103,6 +103,14 @@ func (g *guestNet) clients(now time.Time) []netcfg.GuestClient {
 // guest lifecycle (both speak internal/guestnet's Network).
 type guestNetwork struct{ g *guestNet }
 
+// The guest lifecycle is the portal's Backend as it is: both speak
+// internal/guestnet, so a drift between them fails to compile.
+var (
+	_ portal.Backend = (*guests.Manager)(nil)
+	_ portal.Network = guestNetwork{}
+	_ guests.Network = guestNetwork{}
+)
+
 func (n guestNetwork) Allow(ctx context.Context, c guestnet.Client, until time.Time) error {
 	return n.g.allow(ctx, c.MAC, c.IP, until)
 }
