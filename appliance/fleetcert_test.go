@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"layeh.com/radius/rfc2866"
+
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/guests"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
 	"github.com/deskgate/deskgate/appliance/store"
@@ -365,4 +368,53 @@ func hasVisitorCode(t *testing.T, b *fleetBox, host, visitor string) bool {
 		}
 	}
 	return false
+}
+
+// TestFleetMemberDayPass: a member's day pass first used by WiFi at
+// box-a (RADIUS accounting) ends at the same moment at box-b, also when
+// the member logs in at box-b an hour later: the earliest first use wins.
+func TestFleetMemberDayPass(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, b := boxes[0], boxes[1]
+	ctx := context.Background()
+	email := "frances.allen@example.org"
+	passID := a.sim.Seeded().IDs["pass:valid"]
+	firstUse := func(x *fleetBox) time.Time {
+		var p model.Pass
+		if err := x.app.Store().View(func(tx *store.Tx) error { var err error; p, err = tx.GetPass(passID); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return p.FirstUse
+	}
+	if !firstUse(a).IsZero() || !firstUse(b).IsZero() {
+		t.Fatal("the pass is used before the test")
+	}
+	ex, err := a.app.Explain(email, "downtown-ap")
+	if err != nil || !ex.Decision.Allowed {
+		t.Fatalf("explain at box-a: %v %+v", err, ex.Decision)
+	}
+	var class string
+	for _, l := range ex.Reply {
+		if v, ok := strings.CutPrefix(l, "Class = "); ok {
+			class = strings.Trim(v, `"`)
+		}
+	}
+	acctAt(t, a, email, class, "dp-a", "AA-BB-CC-00-0D-01", rfc2866.AcctStatusType_Value_Start)
+	a.app.activateDayPasses(ctx) // what its 15 s ticker does
+	first := firstUse(a)
+	if first.IsZero() {
+		t.Fatal("box-a did not start the pass at the first WiFi login")
+	}
+	waitFor(t, time.Second, "box-b learns the first use", func() bool { return firstUse(b).Equal(first) })
+	a.clock.Jump(time.Hour)
+	acctAt(t, b, email, class, "dp-b", "AA-BB-CC-00-0D-02", rfc2866.AcctStatusType_Value_Start)
+	b.app.activateDayPasses(ctx)
+	if got := firstUse(b); !got.Equal(first) {
+		t.Fatalf("box-b moved the first use to %s (box-a's was %s)", got, first)
+	}
+	exA, _ := a.app.Explain(email, "downtown-ap")
+	exB, _ := b.app.Explain(email, "downtown-ap")
+	if want := first.Add(24 * time.Hour); !exA.Decision.ValidUntil.Equal(want) || !exB.Decision.ValidUntil.Equal(want) {
+		t.Fatalf("the pass ends %s at box-a and %s at box-b, want %s at both", exA.Decision.ValidUntil, exB.Decision.ValidUntil, want)
+	}
 }

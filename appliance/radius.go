@@ -410,6 +410,7 @@ func (a *App) activateDayPasses(ctx context.Context) {
 			first[s.MemberID] = s.Start
 		}
 	}
+	a.fleetPassStarts() // first used at another box: that start holds here too
 	for m, t := range first {
 		err := a.store.Update(func(tx *store.Tx) error {
 			ps, err := tx.PassesOfMember(m)
@@ -421,6 +422,10 @@ func (a *App) activateDayPasses(ctx context.Context) {
 					continue
 				}
 				p.FirstUse = t
+				// The fleet hears of it (the earliest first use wins).
+				if err := a.fleet.RecordDayPassStart(tx, passKey(p.ID), t); err != nil {
+					return err
+				}
 				if err := tx.PutPass(p); err != nil {
 					return err
 				}
@@ -434,6 +439,9 @@ func (a *App) activateDayPasses(ctx context.Context) {
 		if err != nil {
 			a.log.Warn("activate day pass", "member", m, "err", err)
 		}
+	}
+	if len(first) > 0 {
+		a.fleet.Nudge()
 	}
 }
 

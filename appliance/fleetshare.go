@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/eap/certs"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
 )
@@ -88,10 +89,14 @@ func parsePEMCert(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
-// fleetApplied hears which kinds of entries arrived from a peer: guest
-// code news makes the guest manager reconcile (a delivery claimed
-// elsewhere, a day pass first used elsewhere).
+// fleetApplied hears which kinds of entries arrived from a peer: a day
+// pass first used elsewhere starts here too, and guest code news makes the
+// guest manager reconcile (a delivery claimed elsewhere, a day-pass code
+// first used elsewhere).
 func (a *App) fleetApplied(kinds map[string]bool) {
+	if kinds[peer.KindDayPass] {
+		a.fleetPassStarts()
+	}
 	if !kinds[peer.KindGuestMail] && !kinds[peer.KindDayPass] {
 		return
 	}
@@ -100,5 +105,67 @@ func (a *App) fleetApplied(kinds map[string]bool) {
 	a.guests.mu.Unlock()
 	if mgr != nil {
 		mgr.Refresh()
+	}
+}
+
+// passKey names a member day pass's first WiFi login in the fleet's
+// daypass registers (guest codes use their seeds there).
+func passKey(id string) string { return "pass/" + id }
+
+// passStartFromFleet returns when the fleet says pass p was first used,
+// if that is earlier than what p holds (or p is unused here).
+func (a *App) passStartFromFleet(tx *store.Tx, p model.Pass) (time.Time, bool, error) {
+	at, ok, err := a.fleet.DayPassStart(tx, passKey(p.ID))
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	return at, p.FirstUse.IsZero() || at.Before(p.FirstUse), nil
+}
+
+// fleetPassStarts gives member day passes the earliest first WiFi login
+// any box of the fleet recorded (docs/fleet.md), so a pass first used at
+// box A ends at the same moment at box B.
+func (a *App) fleetPassStarts() {
+	if a.fleet.BoxID() == "" {
+		return
+	}
+	due := false
+	_ = a.store.View(func(tx *store.Tx) error {
+		return tx.ForEachPass(func(p model.Pass) error {
+			if _, ok, err := a.passStartFromFleet(tx, p); err == nil && ok {
+				due = true
+			}
+			return nil
+		})
+	})
+	if !due {
+		return
+	}
+	err := a.store.Update(func(tx *store.Tx) error {
+		var ps []model.Pass
+		if err := tx.ForEachPass(func(p model.Pass) error { ps = append(ps, p); return nil }); err != nil {
+			return err
+		}
+		for _, p := range ps {
+			at, ok, err := a.passStartFromFleet(tx, p)
+			if err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			p.FirstUse = at
+			if err := tx.PutPass(p); err != nil {
+				return err
+			}
+			if err := tx.Audit(model.AuditEntry{Time: a.now(), Actor: "fleet", Action: "daypass.activated", Member: p.Member,
+				Cause: "day pass " + p.ID + " first used at another box of the fleet at " + at.UTC().Format(time.RFC3339)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("fleet: day pass starts", "err", err)
 	}
 }
