@@ -33,6 +33,12 @@
 // work until they end either way. Logs carry a short keyed hash of the
 // code, never the code.
 //
+// In a fleet (Config.Fleet, fleet.go) a code is derived instead from the
+// fleet's key and the code's seed (booking and visitor, or member,
+// location and first pass), so every box holds the same code; one box
+// delivers it, and device bindings and day-pass first logins are shared
+// (docs/fleet.md).
+//
 // Sessions (client MAC/IP to code) persist in the store so a restart keeps
 // guests online: Restore re-allows them. Run watches the store's change feed,
 // reconciles, revokes sessions when they end (within a second) and cleans up
