@@ -286,3 +286,40 @@ func TestFleetRandomizedCertsGuests(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuingCAs: init and join give every box an issuing CA signed by the
+// fleet CA (the joiner's key never leaves it: it sent a CSR), announced to
+// every box; a removed box's issuing CA is no longer offered.
+func TestIssuingCAs(t *testing.T) {
+	a, b, c := fleet3(t)
+	waitFor(t, 2*time.Second, "three issuing CAs at every box", func() bool {
+		return len(a.Issuers()) == 3 && len(b.Issuers()) == 3 && len(c.Issuers()) == 3
+	})
+	k, _ := b.current()
+	for _, iss := range b.Issuers() {
+		if !iss.IsCA || !iss.MaxPathLenZero || iss.CheckSignatureFrom(k.ca) != nil {
+			t.Fatalf("issuing CA %s: CA %v, path length 0 %v, signed by the fleet CA: %v", iss.Subject.CommonName, iss.IsCA, iss.MaxPathLenZero, iss.CheckSignatureFrom(k.ca))
+		}
+	}
+	for _, n := range []*testNode{a, b, c} {
+		cert, key, root, ok := IssuingFiles(n.dir)
+		if !ok {
+			t.Fatalf("%s has no issuing CA files", n.BoxID())
+		}
+		if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s issuing key: %v %v", n.BoxID(), st.Mode(), err)
+		}
+		if cert == "" || root == "" {
+			t.Errorf("%s: paths %q %q", n.BoxID(), cert, root)
+		}
+	}
+	if err := a.Remove("box-c"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "box-c's issuing CA dropped at box-b", func() bool { return len(b.Issuers()) == 2 })
+	for _, iss := range b.Issuers() {
+		if strings.HasSuffix(iss.Subject.CommonName, "box-c") {
+			t.Fatal("box-b still offers box-c's issuing CA")
+		}
+	}
+}
