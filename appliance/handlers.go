@@ -267,13 +267,20 @@ func (a *App) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	var entries []model.AuditEntry
 	var err error
+	id := ""
 	if q := r.URL.Query().Get("member"); q != "" {
-		var id string
 		err = a.store.View(func(tx *store.Tx) error { var e error; id, e = access.FindMember(tx, q); return e })
-		if err == nil {
-			entries, err = a.store.AuditOf(id, limit)
-		}
-	} else {
+	}
+	// In a fleet: every box's trail, in HLC order, with a box column.
+	fleet := false
+	if err == nil {
+		entries, fleet, err = a.fleet.Audit(id, limit)
+	}
+	switch {
+	case err != nil || fleet:
+	case id != "":
+		entries, err = a.store.AuditOf(id, limit)
+	default:
 		entries, err = a.store.AuditTail(limit)
 	}
 	if err != nil {

@@ -298,6 +298,9 @@ type AuditEntry struct {
 	Member  string    `json:"member,omitempty"`
 	Subject string    `json:"subject,omitempty"` // e.g. username
 	Cause   string    `json:"cause"`             // "membership 603d… ended"
+	// Box is the fleet box the change was made at (the fleet's trail,
+	// see docs/fleet.md); empty outside a fleet.
+	Box string `json:"box,omitempty"`
 }
 
 // Email is an outbox entry. Secret holds material that must not sit in

@@ -316,6 +316,7 @@ func (n *Node) applyEntries(es []Entry) (map[string]uint64, error) {
 	var vv map[string]uint64
 	var applied []Entry
 	err := n.st.Update(func(tx *store.Tx) error {
+		tx.LocalAudit() // what applying audits was audited at its origin
 		applied = applied[:0]
 		for _, e := range es {
 			ok, err := rep.apply(tx, e)

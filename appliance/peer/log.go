@@ -93,6 +93,9 @@ func checkValue(kind string, raw json.RawMessage) error {
 		if err == nil && v.Source != "" && v.Source != model.PasswordGenerated && v.Source != model.PasswordMember && v.Source != model.PasswordProperty {
 			err = fmt.Errorf("unknown password source %.32q", v.Source)
 		}
+	case KindAudit:
+		var v AuditValue
+		err = dec.Decode(&v)
 	case KindWelcome:
 		var v WelcomeValue
 		err = dec.Decode(&v)
@@ -169,6 +172,9 @@ func (r *replica) originate(tx *store.Tx, kind, key string, v any) (Entry, error
 		return Entry{}, err
 	}
 	e := Entry{Origin: r.self, Seq: seq + 1, Time: r.clk.Now(), Kind: kind, Key: key, Value: raw}
+	if kind == KindAudit {
+		e.Key = auditKey(e.Time, e.Origin)
+	}
 	if err := e.check(); err != nil {
 		return Entry{}, fmt.Errorf("originate %s %s: %w", kind, key, err)
 	}
@@ -186,6 +192,9 @@ func (r *replica) apply(tx *store.Tx, e Entry) (bool, error) {
 		return false, err
 	}
 	if err := checkValue(e.Kind, e.Value); err != nil {
+		return false, err
+	}
+	if err := checkAuditKey(e); err != nil {
 		return false, err
 	}
 	seq, err := seqOf(tx, e.Origin)

@@ -143,6 +143,7 @@ func (n *Node) adopt(k *keys) error {
 	n.mu.Lock()
 	n.keys, n.rep, n.removed = k, rep, removed
 	n.mu.Unlock()
+	n.st.SetAuditHook(n.auditHook)
 	n.startOnce.Do(func() { close(n.started) })
 	return nil
 }

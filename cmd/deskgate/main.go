@@ -223,13 +223,18 @@ func run(args []string, out io.Writer) (int, error) {
 			Action  string    `json:"action"`
 			Subject string    `json:"subject"`
 			Cause   string    `json:"cause"`
+			Box     string    `json:"box"`
 		}
 		if err := c.Get(ctx, "/v1/audit", q, &entries); err != nil {
 			return 1, err
 		}
 		return show(entries, func() {
 			for _, e := range entries {
-				fmt.Fprintf(out, "%s  %-8s %-22s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Cause)
+				box := ""
+				if e.Box != "" { // a fleet's trail: which box made the change
+					box = fmt.Sprintf("%-10s ", e.Box)
+				}
+				fmt.Fprintf(out, "%s  %s%-8s %-22s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), box, e.Actor, e.Action, e.Cause)
 			}
 		})
 	case "doctor":
