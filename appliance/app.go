@@ -174,6 +174,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
 	a.sender.Now = opts.Now
+	a.sender.Claim = a.fleet.ClaimSend // in a fleet, a message goes out from one box only
 	a.loadWebhookSecret()
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

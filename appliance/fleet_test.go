@@ -16,7 +16,9 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/peer"
+	"github.com/deskgate/deskgate/appliance/store"
 )
 
 // fleetBox is one daemon of a test fleet.
@@ -388,4 +390,59 @@ func TestFleetDeviceLimit(t *testing.T) {
 	acctAt(t, a, email, class, "dl-2", macs[2], rfc2866.AcctStatusType_Value_Stop)
 	waitFor(t, time.Second, "the 4th device admitted at box-b", func() bool { return papFrom(t, b, email, pw, "AA-BB-CC-00-00-04") })
 	t.Logf("device offline at box-a → a new device admitted at box-b after %s", time.Since(stopped))
+}
+
+// TestFleetAuditAndSentMarks: the audit trail of every box is at every
+// box, with its origin box (what `deskgate audit` shows; HLC order is
+// checked by appliance/peer's TestFleetAuditTrail);
+// and an email with the same fleet-wide name queued at two boxes (an
+// owner that queued it and a box that took it over) goes out once: the
+// second box drops it unsent when the first box's "sent" mark is there.
+func TestFleetAuditAndSentMarks(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	email := "grace.fleetwood@example.net"
+	createMember(t, boxes[0].harness, "Grace Fleetwood", email, "Hot Desk", "Uptown")
+	syncAll(t, boxes, email)
+	ctx := context.Background()
+	var trail []struct {
+		Action string
+		Box    string
+	}
+	waitFor(t, 2*time.Second, "every box's account.created in box-c's trail", func() bool {
+		if err := boxes[2].cli.Get(ctx, "/v1/audit", url.Values{"member": {email}}, &trail); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range trail {
+			if e.Action == "account.created" {
+				seen[e.Box] = true
+			}
+		}
+		return seen["box-a"] && seen["box-b"] && seen["box-c"]
+	})
+
+	once := "guest_code/test-once-1"
+	for _, b := range boxes[1:] {
+		if err := b.app.store.Update(func(tx *store.Tx) error {
+			_, err := tx.EnqueueEmail(model.Email{Kind: "welcome", Once: once, To: "once@example.net", Username: "once",
+				Data: map[string]string{"name": "Once"}, Secret: map[string]string{"password": "pw-" + b.id}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(welcomes(t, boxes[1:2], "once@example.net")); n != 1 {
+		t.Fatalf("box-b sent %d, want 1", n)
+	}
+	c := boxes[2]
+	waitFor(t, time.Second, "box-b's mark at box-c", func() bool { by, _ := c.app.fleet.SentBy(once); return by == "box-b" })
+	if n := len(welcomes(t, boxes, "once@example.net")); n != 1 {
+		t.Fatalf("%d copies of one message across the fleet, want 1", n)
+	}
+	if n, _ := c.app.store.OutboxLen(); n != 0 {
+		t.Errorf("box-c's outbox still holds %d", n)
+	}
+	if st := c.app.sender.Stats(); st.Skipped != 1 {
+		t.Errorf("box-c skipped %d, want 1", st.Skipped)
+	}
 }

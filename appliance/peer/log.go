@@ -96,6 +96,11 @@ func checkValue(kind string, raw json.RawMessage) error {
 	case KindAudit:
 		var v AuditValue
 		err = dec.Decode(&v)
+	case KindSent:
+		var v SentValue
+		if err = dec.Decode(&v); err == nil {
+			err = checkSent(v)
+		}
 	case KindWelcome:
 		var v WelcomeValue
 		err = dec.Decode(&v)
@@ -236,6 +241,10 @@ func (r *replica) merge(tx *store.Tx, e Entry) error {
 		return fmt.Errorf("merge %s: %w", k, err)
 	case e.Kind == KindRemoved:
 		return nil // a set: once in, always in
+	case e.Kind == KindSent:
+		if !wins(cur, e) {
+			return nil // the first claim stays
+		}
 	case !wins(e, cur):
 		return nil
 	}

@@ -49,7 +49,7 @@ type Message struct {
 }
 
 // known record kinds; an entry of another kind is malformed.
-var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true, KindAudit: true}
+var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true, KindAudit: true, KindSent: true}
 
 // Decode parses and checks one frame. Anything malformed, oversized or of
 // an unknown type or kind is an error; nothing of it may be applied.
