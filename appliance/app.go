@@ -117,6 +117,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
+	cfg = a.withFleetConfig(cfg)
+	a.cfg.Store(cfg)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "deskgate.db"), store.Options{Now: opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -138,6 +140,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		TakeoverEvery: opts.FleetTakeoverEvery,
 		RadiusName:    cfg.RADIUS.EAP.ServerName,
 		OnHint:        func(box string, body []byte) { a.syncer.RelayedEvent(box, body) },
+		CheckConfig:   a.checkFleetConfig,
+		ApplyConfig:   a.applyFleetConfig,
 	})
 	if err != nil {
 		st.Close()
@@ -314,7 +318,7 @@ func (a *App) Run(ctx context.Context) error {
 // without a restart (NAS clients, plan/group/location mapping, sync
 // settings). Listen addresses and the data dir need a restart.
 func (a *App) Reload() error {
-	cfg, err := config.Load(a.cfgPath)
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return fmt.Errorf("reload %s: %w", a.cfgPath, err)
 	}

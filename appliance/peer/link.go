@@ -293,6 +293,12 @@ func (l *link) handle(m Message) error {
 		l.theirVV = m.VV
 		l.mu.Unlock()
 		return nil
+	case m.Type == TypeConfigCheck:
+		go l.answerCheck(m.Check)
+		return nil
+	case m.Type == TypeConfigVote:
+		l.n.deliverVote(l.peer, m.Vote)
+		return nil
 	case m.Type == TypeHint:
 		if l.n.opts.OnHint != nil {
 			l.n.opts.OnHint(l.peer, m.Hint)
@@ -335,6 +341,12 @@ func (n *Node) applyEntries(es []Entry) (map[string]uint64, error) {
 		return nil, fmt.Errorf("apply entries: %w", err)
 	}
 	if len(applied) > 0 {
+		if slices.ContainsFunc(applied, func(e Entry) bool { return e.Kind == KindConfig }) {
+			select {
+			case n.cfgKick <- struct{}{}:
+			default:
+			}
+		}
 		if slices.ContainsFunc(applied, func(e Entry) bool { return e.Kind == KindRemoved }) {
 			n.refresh()
 		} else {
@@ -592,6 +604,8 @@ type Status struct {
 	VV            map[string]uint64 `json:"versionVector,omitempty"`
 	Peers         []PeerStatus      `json:"peers,omitempty"`
 	Removed       []string          `json:"removed,omitempty"`
+	// Config is what this box did with the fleet's configuration.
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // Status reports identity, peers, link state and lag.
@@ -615,6 +629,9 @@ func (n *Node) Status() (Status, error) {
 		return st, fmt.Errorf("fleet status: %w", err)
 	}
 	st.Removed = sortedKeys(removed)
+	if st.Config, err = n.ConfigStatus(); err != nil {
+		return st, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, id := range sortedKeys(all) {

@@ -96,6 +96,11 @@ func checkValue(kind string, raw json.RawMessage) error {
 	case KindAudit:
 		var v AuditValue
 		err = dec.Decode(&v)
+	case KindConfig:
+		var v ConfigValue
+		if err = dec.Decode(&v); err == nil {
+			err = checkConfigValue(v)
+		}
 	case KindSent:
 		var v SentValue
 		if err = dec.Decode(&v); err == nil {

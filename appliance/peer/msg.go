@@ -46,10 +46,12 @@ type Message struct {
 	VV      map[string]uint64 `json:"vv,omitempty"`
 	Entries []Entry           `json:"entries,omitempty"`
 	Hint    json.RawMessage   `json:"hint,omitempty"`
+	Check   *ConfigCheck      `json:"check,omitempty"` // TypeConfigCheck
+	Vote    *ConfigVote       `json:"vote,omitempty"`  // TypeConfigVote
 }
 
 // known record kinds; an entry of another kind is malformed.
-var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true, KindAudit: true, KindSent: true}
+var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true, KindAudit: true, KindSent: true, KindConfig: true}
 
 // Decode parses and checks one frame. Anything malformed, oversized or of
 // an unknown type or kind is an error; nothing of it may be applied.
@@ -81,7 +83,12 @@ func (m *Message) check() error {
 			return fmt.Errorf("version vector: bad origin %.64q", o)
 		}
 	}
+	if (m.Check != nil || m.Vote != nil) && m.Type != TypeConfigCheck && m.Type != TypeConfigVote {
+		return fmt.Errorf("%.32s: carries a configuration check or vote", m.Type)
+	}
 	switch m.Type {
+	case TypeConfigCheck, TypeConfigVote:
+		return checkConfigMsg(m)
 	case TypeHello:
 		if CheckBoxID(m.Box) != nil {
 			return fmt.Errorf("hello: bad box id %.64q", m.Box)

@@ -53,6 +53,12 @@ type Options struct {
 	RadiusName string
 	// OnHint receives a webhook body relayed by peer box.
 	OnHint func(box string, body []byte)
+	// CheckConfig validates a fleet configuration document (plans,
+	// groups, locations, roaming) against this box's own settings;
+	// ApplyConfig makes it this box's. Both nil: the box cannot take
+	// part in fleet configuration (it refuses pushes).
+	CheckConfig func(doc []byte) error
+	ApplyConfig func(doc []byte) error
 }
 
 // Node is this box's member of the fleet.
@@ -75,6 +81,9 @@ type Node struct {
 	cut     map[string]bool   // fault injection (tests): boxes this box refuses
 
 	sessMarks map[string]sessionMark // local session key -> last origination
+	votes     map[string]*voteBox    // fleet config pushes waiting for votes
+	cfgMu     sync.Mutex             // one applyConfig at a time
+	cfgKick   chan struct{}          // a configuration register arrived
 	addr      string                 // the fleet listener's address once listening
 
 	started   chan struct{}
@@ -104,6 +113,7 @@ func New(opts Options) (*Node, error) {
 		files: files{dir: filepath.Join(opts.DataDir, "fleet")}, clk: &clock{now: opts.Now},
 		removed: map[string]bool{}, links: map[string]*link{}, urlBox: map[string]string{},
 		dialing: map[string]bool{}, lastErr: map[string]string{}, cut: map[string]bool{}, started: make(chan struct{}),
+		cfgKick: make(chan struct{}, 1),
 	}
 	k, err := n.files.load()
 	if err != nil {
@@ -709,6 +719,7 @@ func (n *Node) watch(ctx context.Context) {
 	defer cancel()
 	_, rep := n.current()
 	n.reconcileAll(rep)
+	n.applyConfig()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ticks := 0
@@ -716,6 +727,8 @@ func (n *Node) watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.cfgKick:
+			n.applyConfig()
 		case <-tick.C:
 			n.nudgeAll()
 			if ticks++; ticks%600 == 0 { // every 10 minutes

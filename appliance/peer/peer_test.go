@@ -503,6 +503,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"type":"hint","hint":{"event":"member.created","data":{}}}`))
 	f.Add([]byte(`{"type":"hint","hint":"x"}`))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 2, Time: HLC{t0, 1}, Kind: KindAudit, Key: auditKey(HLC{t0, 1}, "box-a"), Value: json.RawMessage(`{"time":"2026-01-01T00:00:00Z","actor":"cli","action":"x"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 3, Time: HLC{t0, 2}, Kind: KindSent, Key: "welcome/m1", Value: json.RawMessage(`{"box":"box-a","kind":"welcome"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 4, Time: HLC{t0, 3}, Kind: KindConfig, Key: configKey, Value: json.RawMessage(`{"ver":1,"doc":"groups: []","by":"box-a"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeConfigCheck, Check: &ConfigCheck{ID: "0a1b", Doc: "groups: []"}}))
+	f.Add(mustJSON(Message{Type: TypeConfigVote, Vote: &ConfigVote{ID: "0a1b", OK: false, Reason: "no"}}))
+	f.Add([]byte(`{"type":"vv","vote":{"id":"00","ok":true}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

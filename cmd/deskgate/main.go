@@ -20,7 +20,7 @@
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	deskgate fleet init|invite|join|remove|status
+//	deskgate fleet init|invite|join|remove|status|config push
 //	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -92,6 +92,8 @@ commands:
   fleet join TOKEN [--id BOX]  join the fleet the token is from
   fleet remove BOX          remove a box; every box refuses it from then on
   fleet status              this box, its peers, link state and lag
+  fleet config push [FILE]  plans, groups, locations, roaming for every box (default:
+                            this box's own); every reachable box validates it first
 
 Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
@@ -668,7 +670,7 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 	}
 }
 
-const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status"
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | config push [FILE]"
 
 // fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
 func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
@@ -730,6 +732,30 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 		}
 		fmt.Fprintf(out, "box %s removed; every box refuses it once it hears of the removal\n", pos[0])
 		return 0, nil
+	case sub == "config" && len(pos) >= 1 && len(pos) <= 2 && pos[0] == "push":
+		req := map[string]string{"doc": ""}
+		if len(pos) == 2 {
+			b, err := os.ReadFile(pos[1])
+			if err != nil {
+				return 1, fmt.Errorf("fleet config push: %w", err)
+			}
+			req["doc"] = string(b)
+		}
+		var v struct {
+			Applied     bool     `json:"applied"`
+			Version     uint64   `json:"version"`
+			Unreachable []string `json:"unreachable"`
+		}
+		if err := c.PostJSON(ctx, "/v1/fleet/config", req, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			fmt.Fprintf(out, "fleet configuration version %d pushed: every reachable box validated it", v.Version)
+			if len(v.Unreachable) > 0 {
+				fmt.Fprintf(out, "; %s get it when they reconnect (and keep their old one if it does not validate there: see fleet status)", strings.Join(v.Unreachable, ", "))
+			}
+			fmt.Fprintln(out)
+		})
 	case sub == "status" && len(pos) == 0:
 		var v peerStatus
 		if err := c.Get(ctx, "/v1/fleet/status", nil, &v); err != nil {
@@ -761,6 +787,12 @@ type peerStatus struct {
 		LastError string    `json:"lastError"`
 	} `json:"peers"`
 	Removed []string `json:"removed"`
+	Config  *struct {
+		Version uint64 `json:"version"`
+		By      string `json:"by"`
+		State   string `json:"state"`
+		Reason  string `json:"reason"`
+	} `json:"config"`
 }
 
 func printFleet(out io.Writer, v peerStatus) {
@@ -780,5 +812,12 @@ func printFleet(out io.Writer, v peerStatus) {
 	tw.Flush()
 	if len(v.Removed) > 0 {
 		fmt.Fprintf(out, "removed: %s\n", strings.Join(v.Removed, ", "))
+	}
+	if c := v.Config; c != nil {
+		fmt.Fprintf(out, "fleet configuration: version %d (pushed by %s) %s", c.Version, c.By, c.State)
+		if c.State != "applied" {
+			fmt.Fprintf(out, " — this box keeps its previous configuration: %s", c.Reason)
+		}
+		fmt.Fprintln(out)
 	}
 }
