@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,6 +129,7 @@ func regKey(kind, key string) string { return kind + "/" + key }
 // replica is the replication log and merged state inside the store.
 type replica struct {
 	self string
+	key  *ecdsa.PrivateKey // signs what this box originates
 	clk  *clock
 	now  func() time.Time
 }
@@ -187,6 +189,11 @@ func (r *replica) originate(tx *store.Tx, kind, key string, v any) (Entry, error
 	}
 	if err := e.check(); err != nil {
 		return Entry{}, fmt.Errorf("originate %s %s: %w", kind, key, err)
+	}
+	if r.key != nil {
+		if err := signEntry(r.key, &e); err != nil {
+			return Entry{}, fmt.Errorf("originate %s %s: %w", kind, key, err)
+		}
 	}
 	if err := r.append(tx, e); err != nil {
 		return Entry{}, err

@@ -37,6 +37,8 @@ type Entry struct {
 	Kind   string          `json:"k"`
 	Key    string          `json:"key"`
 	Value  json.RawMessage `json:"v,omitempty"`
+	// Sig is the origin box's ECDSA signature (see sign.go).
+	Sig []byte `json:"sig,omitempty"`
 }
 
 // Message is one frame on a link.
@@ -48,6 +50,9 @@ type Message struct {
 	Hint    json.RawMessage   `json:"hint,omitempty"`
 	Check   *ConfigCheck      `json:"check,omitempty"` // TypeConfigCheck
 	Vote    *ConfigVote       `json:"vote,omitempty"`  // TypeConfigVote
+	// Certs are box certificates (DER) of the origins of Entries the
+	// receiver may not know yet.
+	Certs [][]byte `json:"certs,omitempty"`
 }
 
 // known record kinds; an entry of another kind is malformed.
@@ -81,6 +86,17 @@ func (m *Message) check() error {
 	for o := range m.VV {
 		if CheckBoxID(o) != nil {
 			return fmt.Errorf("version vector: bad origin %.64q", o)
+		}
+	}
+	if len(m.Certs) > 0 && m.Type != TypeEntries {
+		return fmt.Errorf("%.32s: carries certificates", m.Type)
+	}
+	if len(m.Certs) > maxCerts {
+		return fmt.Errorf("%d certificates exceed %d", len(m.Certs), maxCerts)
+	}
+	for _, c := range m.Certs {
+		if len(c) == 0 || len(c) > maxCertBytes {
+			return fmt.Errorf("certificate of %d bytes, want 1..%d", len(c), maxCertBytes)
 		}
 	}
 	if (m.Check != nil || m.Vote != nil) && m.Type != TypeConfigCheck && m.Type != TypeConfigVote {
@@ -142,6 +158,8 @@ func (e Entry) check() error {
 		return fmt.Errorf("key of %d bytes, want 1..%d", len(e.Key), maxKeyLen)
 	case len(e.Value) > maxValueLen:
 		return fmt.Errorf("value of %d bytes exceeds %d", len(e.Value), maxValueLen)
+	case len(e.Sig) > maxSigLen:
+		return fmt.Errorf("signature of %d bytes exceeds %d", len(e.Sig), maxSigLen)
 	}
 	return nil
 }

@@ -80,6 +80,7 @@ type Node struct {
 	lastErr map[string]string // peer URL -> last dial error
 	cut     map[string]bool   // fault injection (tests): boxes this box refuses
 
+	book      *certBook              // verified box certificates, for entry signatures
 	sessMarks map[string]sessionMark // local session key -> last origination
 	votes     map[string]*voteBox    // fleet config pushes waiting for votes
 	cfgMu     sync.Mutex             // one applyConfig at a time
@@ -113,7 +114,7 @@ func New(opts Options) (*Node, error) {
 		files: files{dir: filepath.Join(opts.DataDir, "fleet")}, clk: &clock{now: opts.Now},
 		removed: map[string]bool{}, links: map[string]*link{}, urlBox: map[string]string{},
 		dialing: map[string]bool{}, lastErr: map[string]string{}, cut: map[string]bool{}, started: make(chan struct{}),
-		cfgKick: make(chan struct{}, 1),
+		cfgKick: make(chan struct{}, 1), book: newCertBook(),
 	}
 	k, err := n.files.load()
 	if err != nil {
@@ -129,7 +130,10 @@ func New(opts Options) (*Node, error) {
 
 // adopt makes k this box's identity and lets Run start the fleet.
 func (n *Node) adopt(k *keys) error {
-	rep := &replica{self: k.id.BoxID, clk: n.clk, now: n.now}
+	rep := &replica{self: k.id.BoxID, key: k.boxKey, clk: n.clk, now: n.now}
+	if err := n.loadCerts(k); err != nil {
+		return err
+	}
 	var removed map[string]bool
 	err := n.st.View(func(tx *store.Tx) error {
 		var err error
