@@ -655,6 +655,10 @@ type Status struct {
 	VV            map[string]uint64 `json:"versionVector,omitempty"`
 	Peers         []PeerStatus      `json:"peers,omitempty"`
 	Removed       []string          `json:"removed,omitempty"`
+	// LogEntries and Registers size the replication log after
+	// compaction (entries) against the merged state (registers).
+	LogEntries int `json:"logEntries,omitempty"`
+	Registers  int `json:"registers,omitempty"`
 	// Config is what this box did with the fleet's configuration.
 	Config *ConfigStatus `json:"config,omitempty"`
 }
@@ -671,6 +675,12 @@ func (n *Node) Status() (Status, error) {
 	err := n.st.View(func(tx *store.Tx) error {
 		var err error
 		if st.VV, err = readVV(tx); err != nil {
+			return err
+		}
+		if st.LogEntries, err = logEntries(tx); err != nil {
+			return err
+		}
+		if err := tx.ForEachKV(bucketReg, "", func(string, []byte) error { st.Registers++; return nil }); err != nil {
 			return err
 		}
 		all, removed, err = boxes(tx)

@@ -156,23 +156,6 @@ func seqOf(tx *store.Tx, origin string) (uint64, error) {
 	return n, err
 }
 
-// entriesAfter returns up to limit entries of origin after seq.
-func entriesAfter(tx *store.Tx, origin string, after uint64, limit int) ([]Entry, error) {
-	top, err := seqOf(tx, origin)
-	if err != nil {
-		return nil, err
-	}
-	var out []Entry
-	for s := after + 1; s <= top && len(out) < limit; s++ {
-		var e Entry
-		if err := tx.GetKV(bucketLog, logKey(origin, s), &e); err != nil {
-			return nil, fmt.Errorf("read log %s/%d: %w", origin, s, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 // originate appends a local entry and merges it, inside tx.
 func (r *replica) originate(tx *store.Tx, kind, key string, v any) (Entry, error) {
 	raw, err := json.Marshal(v)
@@ -218,9 +201,12 @@ func (r *replica) apply(tx *store.Tx, e Entry) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if e.Seq != seq+1 {
+	// The next entry of its origin, or one after entries the sender
+	// compacted away (Skip) that followed what this box holds.
+	if e.Seq <= seq || e.Seq-1-e.Skip > seq {
 		return false, nil
 	}
+	e.Skip = 0
 	r.clk.Observe(e.Time)
 	return true, r.append(tx, e)
 }

@@ -39,6 +39,9 @@ type Entry struct {
 	Value  json.RawMessage `json:"v,omitempty"`
 	// Sig is the origin box's ECDSA signature (see sign.go).
 	Sig []byte `json:"sig,omitempty"`
+	// Skip (on the wire only, not signed) is how many sequence numbers
+	// of this origin before Seq the sender compacted away (compact.go).
+	Skip uint64 `json:"skip,omitempty"`
 }
 
 // Message is one frame on a link.
@@ -158,6 +161,8 @@ func (e Entry) check() error {
 		return fmt.Errorf("key of %d bytes, want 1..%d", len(e.Key), maxKeyLen)
 	case len(e.Value) > maxValueLen:
 		return fmt.Errorf("value of %d bytes exceeds %d", len(e.Value), maxValueLen)
+	case e.Skip >= e.Seq:
+		return fmt.Errorf("skip %d reaches before seq 1", e.Skip)
 	case len(e.Sig) > maxSigLen:
 		return fmt.Errorf("signature of %d bytes exceeds %d", len(e.Sig), maxSigLen)
 	}

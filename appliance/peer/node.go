@@ -737,6 +737,9 @@ func (n *Node) watch(ctx context.Context) {
 			n.nudgeAll()
 			if ticks++; ticks%600 == 0 { // every 10 minutes
 				n.pruneSessions()
+				if _, err := n.Compact(); err != nil {
+					n.log.Error("fleet: compact the log", "err", err)
+				}
 			}
 		case c, ok := <-ch:
 			if !ok {

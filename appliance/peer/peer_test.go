@@ -509,6 +509,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(mustJSON(Message{Type: TypeConfigCheck, Check: &ConfigCheck{ID: "0a1b", Doc: "groups: []"}}))
 	f.Add(mustJSON(Message{Type: TypeConfigVote, Vote: &ConfigVote{ID: "0a1b", OK: false, Reason: "no"}}))
 	f.Add([]byte(`{"type":"vv","vote":{"id":"00","ok":true}}`))
+	f.Add([]byte(`{"type":"entries","certs":["AAAA"],"entries":[{"o":"box-a","s":5,"skip":3,"t":{"w":1,"l":0},"k":"pw","key":"m","v":{"nt":"AAAAAAAAAAAAAAAAAAAAAA=="},"sig":"MEUCIQ=="}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
