@@ -34,6 +34,9 @@ const (
 type BoxValue struct {
 	URL       string   `json:"url,omitempty"`
 	Locations []string `json:"locations,omitempty"`
+	// CA: this box holds the fleet CA key (it honours invites signed by
+	// other boxes).
+	CA bool `json:"ca,omitempty"`
 }
 
 // PasswordValue is a KindPassword register.

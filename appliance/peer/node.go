@@ -254,11 +254,11 @@ func (n *Node) Invite(ttl time.Duration) (string, time.Time, error) {
 	if k == nil {
 		return "", time.Time{}, ErrNotInFleet
 	}
-	if k.caKey == nil {
-		return "", time.Time{}, errors.New("only the box that ran fleet init holds the fleet CA key and can invite")
-	}
 	if ttl <= 0 || ttl > 7*24*time.Hour {
 		return "", time.Time{}, fmt.Errorf("invite ttl %s: want more than 0 and at most 7 days", ttl)
+	}
+	if k.caKey == nil {
+		return n.signedInvite(k, ttl)
 	}
 	addr := n.advertise()
 	if addr == "" {
@@ -699,7 +699,7 @@ func (n *Node) Run(ctx context.Context) error {
 // changed.
 func (n *Node) announce(k *keys) error {
 	_, rep := n.current()
-	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations}
+	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations, CA: k.caKey != nil}
 	return n.st.Update(func(tx *store.Tx) error {
 		cur, ok, err := register(tx, KindBox, k.id.BoxID)
 		if err != nil {
@@ -707,7 +707,7 @@ func (n *Node) announce(k *keys) error {
 		}
 		if ok {
 			var v BoxValue
-			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) {
+			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) && v.CA == want.CA {
 				return nil
 			}
 		}
@@ -847,6 +847,10 @@ type joinRequest struct {
 	// RadiusCSR asks for the RADIUS server certificate of RadiusName.
 	RadiusCSR  []byte `json:"radiusCsr,omitempty"`
 	RadiusName string `json:"radiusName,omitempty"`
+	// A token another box signed (invite.go).
+	Inviter   string `json:"inviter,omitempty"`
+	Expires   int64  `json:"expires,omitempty"`
+	InviteSig []byte `json:"inviteSig,omitempty"`
 }
 
 type joinResponse struct {
@@ -941,7 +945,12 @@ func (n *Node) admit(k *keys, req joinRequest) (*x509.Certificate, *x509.Certifi
 	err = n.st.Update(func(tx *store.Tx) error {
 		var inv invite
 		err := tx.GetKV(bucketInvites, req.TokenID, &inv)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) && req.Inviter != "" && req.Inviter != k.id.BoxID {
+			inv, reason, err = n.signedInviteRecord(tx, k, req)
+			if err != nil || reason != "" {
+				return err
+			}
+		} else if errors.Is(err, store.ErrNotFound) {
 			reason = "join token invalid"
 			return nil
 		}
@@ -1047,7 +1056,7 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 			return nil
 		},
 	}
-	jreq := joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr}
+	jreq := joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr, Inviter: tok.Inviter, Expires: tok.Expires, InviteSig: tok.Sig}
 	var rkey *ecdsa.PrivateKey
 	if n.opts.RadiusName != "" {
 		if rkey, err = newKey(); err != nil {
