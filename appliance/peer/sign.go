@@ -30,9 +30,8 @@ const (
 )
 
 var (
-	errNoSignature   = errors.New("no signature")
-	errBadSignature  = errors.New("bad signature: not signed by its origin box")
-	errRemovedOrigin = errors.New("origin box was removed from the fleet")
+	errNoSignature  = errors.New("no signature")
+	errBadSignature = errors.New("bad signature: not signed by its origin box")
 )
 
 // entryDigest is what an entry's signature covers: origin, seq, HLC,

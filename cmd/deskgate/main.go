@@ -786,8 +786,10 @@ type peerStatus struct {
 		Lag       uint64    `json:"lag"`
 		LastError string    `json:"lastError"`
 	} `json:"peers"`
-	Removed []string `json:"removed"`
-	Config  *struct {
+	Removed    []string `json:"removed"`
+	LogEntries int      `json:"logEntries"`
+	Registers  int      `json:"registers"`
+	Config     *struct {
 		Version uint64 `json:"version"`
 		By      string `json:"by"`
 		State   string `json:"state"`
@@ -812,6 +814,9 @@ func printFleet(out io.Writer, v peerStatus) {
 	tw.Flush()
 	if len(v.Removed) > 0 {
 		fmt.Fprintf(out, "removed: %s\n", strings.Join(v.Removed, ", "))
+	}
+	if v.Registers > 0 {
+		fmt.Fprintf(out, "log: %d entries for %d registers (superseded entries are compacted away)\n", v.LogEntries, v.Registers)
 	}
 	if c := v.Config; c != nil {
 		fmt.Fprintf(out, "fleet configuration: version %d (pushed by %s) %s", c.Version, c.By, c.State)
