@@ -288,7 +288,8 @@ func (r *replica) applyPassword(tx *store.Tx, member string, v PasswordValue, or
 	if err := tx.PutAccount(acct); err != nil {
 		return fmt.Errorf("apply password of %s: %w", member, err)
 	}
-	return tx.Audit(model.AuditEntry{Time: now, Actor: "fleet", Action: "account.password_set", Member: member,
+	// A consequence of a change audited at its origin: not replicated.
+	return tx.AuditLocal(model.AuditEntry{Time: now, Actor: "fleet", Action: "account.password_set", Member: member,
 		Subject: acct.Username, Cause: cause})
 }
 

@@ -59,6 +59,15 @@ func (s *Store) SetAuditHook(h AuditHook) {
 // replicated change applied here).
 func (tx *Tx) LocalAudit() { tx.localAudit = true }
 
+// AuditLocal is Audit for one entry that skips the audit hook (see
+// LocalAudit), leaving the rest of tx as it was.
+func (tx *Tx) AuditLocal(e model.AuditEntry) error {
+	prev := tx.localAudit
+	tx.localAudit = true
+	defer func() { tx.localAudit = prev }()
+	return tx.Audit(e)
+}
+
 // AuditLog returns up to limit entries with Seq > afterSeq, oldest first.
 // limit <= 0 means no limit.
 func (s *Store) AuditLog(afterSeq uint64, limit int) ([]model.AuditEntry, error) {
