@@ -36,3 +36,32 @@ func TestFleetDoc(t *testing.T) {
 		t.Error("a per-box key was merged")
 	}
 }
+
+// FuzzFleetDoc: a pushed fleet document (from another box or the CLI)
+// never panics the checks; what WithFleet accepts merges into a mapping
+// whose fleet sections are again a valid fleet document.
+func FuzzFleetDoc(f *testing.F) {
+	base := []byte("data_dir: /x\nplans:\n  - {plan: A, group: g}\ngroups:\n  - {name: g}\n")
+	f.Add([]byte("groups:\n  - {name: g, max_devices: 7}\nroaming: {policy: all}\n"))
+	f.Add([]byte("plans: &a [1]\nlocations: *a\n"))
+	f.Add([]byte("radius: {}\n"))
+	f.Add([]byte("- 1\n"))
+	f.Add([]byte("groups: !!binary aGk=\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if CheckFleetDoc(doc) != nil {
+			return
+		}
+		merged, err := WithFleet(base, doc)
+		if err != nil {
+			return
+		}
+		sec, err := FleetSections(merged)
+		if err != nil {
+			t.Fatalf("merged document unreadable: %v\n%s", err, merged)
+		}
+		if err := CheckFleetDoc(sec); err != nil && len(sec) <= MaxFleetDoc {
+			t.Fatalf("fleet sections of a merged document refused: %v\n%s", err, sec)
+		}
+		_, _ = Parse(merged, "")
+	})
+}
