@@ -141,3 +141,22 @@ func TestFleetConfigPushCLI(t *testing.T) {
 		t.Errorf("config pull: code %d, want usage", code)
 	}
 }
+
+// TestAuditBoxColumn: in a fleet, `deskgate audit` prints the box each
+// change was made at; outside one there is no such column.
+func TestAuditBoxColumn(t *testing.T) {
+	body := `[{"time":"2026-01-01T10:00:00Z","actor":"sync","action":"account.created","cause":"new member","box":"box-b"},
+		{"time":"2026-01-01T10:00:01Z","actor":"cli","action":"account.disabled","cause":"by hand"}]`
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	if code, err := run([]string{"-addr", strings.TrimPrefix(srv.URL, "http://"), "-token", testToken, "audit"}, &out); code != 0 || err != nil {
+		t.Fatalf("audit: %d %v", code, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "box-b") || !strings.Contains(lines[0], "account.created") || strings.Contains(lines[1], "box-") {
+		t.Errorf("audit output:\n%s", out.String())
+	}
+}
