@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/model"
@@ -141,13 +143,19 @@ func (b adminAPI) Doctor(ctx context.Context) []admin.Check { return b.a.Doctor(
 
 func (b adminAPI) Audit(member string, limit int) ([]model.AuditEntry, error) {
 	a := b.a
-	if member == "" {
-		return a.store.AuditTail(limit)
-	}
 	var id string
-	err := a.store.View(func(tx *store.Tx) error { var e error; id, e = access.FindMember(tx, member); return e })
-	if err != nil {
-		return nil, err
+	if member != "" {
+		err := a.store.View(func(tx *store.Tx) error { var e error; id, e = access.FindMember(tx, member); return e })
+		if err != nil {
+			return nil, err
+		}
+	}
+	// In a fleet: every box's trail, in HLC order, with a box column.
+	if entries, fleet, err := a.fleet.Audit(id, limit); fleet || err != nil {
+		return entries, err
+	}
+	if id == "" {
+		return a.store.AuditTail(limit)
 	}
 	return a.store.AuditOf(id, limit)
 }
@@ -244,6 +252,32 @@ func (b adminAPI) FleetJoin(ctx context.Context, token, box string) (any, error)
 }
 
 func (b adminAPI) FleetRemove(box string) error { return fleetErr(b.a.fleet.Remove(box)) }
+
+// FleetConfigPush pushes doc (empty: this box's own fleet-wide sections)
+// as the fleet's configuration (docs/fleet.md); a refusal is a conflict
+// naming the boxes that refused and why.
+func (b adminAPI) FleetConfigPush(ctx context.Context, doc string) (any, error) {
+	a := b.a
+	raw := []byte(doc)
+	if len(raw) == 0 {
+		base, err := os.ReadFile(a.cfgPath)
+		if err == nil {
+			raw, err = config.FleetSections(base)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read this box's fleet-wide sections: %w", err)
+		}
+	}
+	res, err := a.fleet.PushConfig(ctx, raw)
+	if errors.Is(err, peer.ErrConfigRefused) {
+		return nil, &admin.Error{Code: http.StatusConflict, Err: err}
+	}
+	if err != nil {
+		return nil, fleetErr(err)
+	}
+	a.log.Info("fleet configuration pushed", "version", res.Version, "unreachable", res.Unreachable)
+	return res, nil
+}
 
 var errNoEAP = &admin.Error{Code: http.StatusNotFound, Err: errors.New("certs: EAP is off, no client certificates")}
 

@@ -122,6 +122,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
+	cfg = a.withFleetConfig(cfg)
+	a.cfg.Store(cfg)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "deskgate.db"), store.Options{Now: opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -152,6 +154,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		RadiusName:    cfg.RADIUS.EAP.ServerName,
 		OnHint:        func(box string, body []byte) { a.syncer.RelayedEvent(box, body) },
 		OnApplied:     a.fleetApplied,
+		CheckConfig:   a.checkFleetConfig,
+		ApplyConfig:   a.applyFleetConfig,
 	})
 	if err != nil {
 		st.Close()
@@ -189,6 +193,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
 	a.sender.Now = opts.Now
+	a.sender.Claim = a.fleet.ClaimSend // in a fleet, a message goes out from one box only
 	metrics := mirror.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		st.Close()
@@ -340,7 +345,7 @@ func (a *App) Run(ctx context.Context) error {
 // without a restart (NAS clients, plan/group/location mapping, sync
 // settings). Listen addresses and the data dir need a restart.
 func (a *App) Reload() error {
-	cfg, err := config.Load(a.cfgPath)
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return fmt.Errorf("reload %s: %w", a.cfgPath, err)
 	}

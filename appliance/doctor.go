@@ -115,6 +115,12 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 		add(admin.Check{Name: "location mapping", OK: true, Detail: fmt.Sprintf("%d locations mapped", len(cfg.Locations))})
 	}
 
+	if fc, err := a.fleet.ConfigStatus(); err == nil && fc != nil && fc.State != "applied" {
+		add(admin.Check{Name: "fleet configuration", OK: true, Warn: true,
+			Detail: fmt.Sprintf("version %d (pushed by %s) refused here; this box keeps its previous plans, groups, locations and roaming: %s", fc.Version, fc.By, fc.Reason),
+			Fix:    "fix this box's own settings (or the fleet's document) and push again: deskgate fleet config push"})
+	}
+
 	// 5. A member's decision, as a smoke test of the whole path.
 	var sample model.Account
 	_ = a.store.View(func(tx *store.Tx) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,7 +17,9 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/peer"
+	"github.com/deskgate/deskgate/appliance/store"
 )
 
 // fleetBox is one daemon of a test fleet.
@@ -388,4 +391,204 @@ func TestFleetDeviceLimit(t *testing.T) {
 	acctAt(t, a, email, class, "dl-2", macs[2], rfc2866.AcctStatusType_Value_Stop)
 	waitFor(t, time.Second, "the 4th device admitted at box-b", func() bool { return papFrom(t, b, email, pw, "AA-BB-CC-00-00-04") })
 	t.Logf("device offline at box-a → a new device admitted at box-b after %s", time.Since(stopped))
+}
+
+// TestFleetAuditAndSentMarks: the audit trail of every box is at every
+// box, with its origin box (what `deskgate audit` shows; HLC order is
+// checked by appliance/peer's TestFleetAuditTrail);
+// and an email with the same fleet-wide name queued at two boxes (an
+// owner that queued it and a box that took it over) goes out once: the
+// second box drops it unsent when the first box's "sent" mark is there.
+func TestFleetAuditAndSentMarks(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	email := "grace.fleetwood@example.net"
+	createMember(t, boxes[0].harness, "Grace Fleetwood", email, "Hot Desk", "Uptown")
+	syncAll(t, boxes, email)
+	ctx := context.Background()
+	var trail []struct {
+		Action string
+		Box    string
+	}
+	waitFor(t, 2*time.Second, "every box's account.created in box-c's trail", func() bool {
+		if err := boxes[2].cli.Get(ctx, "/v1/audit", url.Values{"member": {email}}, &trail); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range trail {
+			if e.Action == "account.created" {
+				seen[e.Box] = true
+			}
+		}
+		return seen["box-a"] && seen["box-b"] && seen["box-c"]
+	})
+
+	once := "guest_code/test-once-1"
+	for _, b := range boxes[1:] {
+		if err := b.app.store.Update(func(tx *store.Tx) error {
+			_, err := tx.EnqueueEmail(model.Email{Kind: "welcome", Once: once, To: "once@example.net", Username: "once",
+				Data: map[string]string{"name": "Once"}, Secret: map[string]string{"password": "pw-" + b.id}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(welcomes(t, boxes[1:2], "once@example.net")); n != 1 {
+		t.Fatalf("box-b sent %d, want 1", n)
+	}
+	c := boxes[2]
+	waitFor(t, time.Second, "box-b's mark at box-c", func() bool { by, _ := c.app.fleet.SentBy(once); return by == "box-b" })
+	if n := len(welcomes(t, boxes, "once@example.net")); n != 1 {
+		t.Fatalf("%d copies of one message across the fleet, want 1", n)
+	}
+	if n, _ := c.app.store.OutboxLen(); n != 0 {
+		t.Errorf("box-c's outbox still holds %d", n)
+	}
+	if st := c.app.sender.Stats(); st.Skipped != 1 {
+		t.Errorf("box-c skipped %d, want 1", st.Skipped)
+	}
+}
+
+var uptownNAS = regexp.MustCompile(`(?s)    - name: uptown-ap\n.*?coa_port: \d+\n`)
+
+// fleetCfg is a fleet document: the harness's plans, its Downtown
+// location, Uptown unless dropped, and the standard group's device limit.
+func fleetCfg(maxDevices int, uptown bool, planGroup string) string {
+	doc := fmt.Sprintf(`plans:
+  - {plan: Hot Desk, group: %s}
+  - {plan: Dedicated Desk, group: premium}
+  - {plan: Private Office, group: premium, static_ip: true}
+  - {plan: Virtual Office, group: minimal, enabled: false}
+  - {plan: Day Pass, group: daypass, duration: 24h}
+groups:
+  - {name: standard, bandwidth_down: 20mbit, bandwidth_up: 5mbit, max_devices: %d}
+  - {name: premium, bandwidth_down: 100mbit, bandwidth_up: 20mbit, max_devices: 5}
+  - {name: minimal, bandwidth_down: 5mbit, bandwidth_up: 1mbit, max_devices: 1}
+  - {name: daypass, bandwidth_down: 10mbit, bandwidth_up: 2mbit, max_devices: 2}
+locations:
+  - {location: Downtown, network: downtown-secure, vlan: 100, subnet: 10.100.0.0/22, static_pool: 10.100.3.0/24}
+`, planGroup, maxDevices)
+	if uptown {
+		doc += "  - {location: Uptown, network: uptown-secure, vlan: 200, subnet: 10.200.0.0/22, static_pool: 10.200.3.0/24}\n"
+	}
+	return doc + "roaming:\n  policy: single\n"
+}
+
+func standardMax(b *fleetBox) int {
+	g, _ := b.app.Config().Group("standard")
+	return g.MaxDevices
+}
+
+func fleetStatus(t *testing.T, b *fleetBox) peer.Status {
+	t.Helper()
+	var st peer.Status
+	if err := b.cli.Get(context.Background(), "/v1/fleet/status", nil, &st); err != nil {
+		t.Logf("%s: fleet status: %v", b.id, err) // e.g. still starting: an empty status
+	}
+	return st
+}
+
+// TestFleetConfigPush: `fleet config push` is two-phase. Box-a and box-b
+// serve Downtown only (no Uptown NAS); box-c serves Uptown. A document
+// without Uptown validates at a and b but not at c, so the push is
+// refused, naming box-c, and changes nothing anywhere; one the pushing box
+// itself refuses names it. A good one reaches all three. A box that was
+// down gets the fleet's document by anti-entropy and applies it only if it
+// validates there, else keeps its configuration and says so in fleet
+// status and doctor; the next good push applies everywhere.
+func TestFleetConfigPush(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, c := boxes[0], boxes[2]
+	for _, b := range boxes[:2] {
+		raw := readFile(t, b.cfgPath)
+		if !uptownNAS.MatchString(raw) {
+			t.Fatal("no uptown-ap NAS in the test config")
+		}
+		if err := os.WriteFile(b.cfgPath, []byte(uptownNAS.ReplaceAllString(raw, "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	push := func(doc string) (peer.PushResult, error) {
+		var res peer.PushResult
+		err := a.cli.PostJSON(ctx, "/v1/fleet/config", map[string]string{"doc": doc}, &res)
+		return res, err
+	}
+	unchanged := func(want int) {
+		t.Helper()
+		for _, b := range boxes {
+			if got := standardMax(b); got != want {
+				t.Errorf("%s: standard max_devices %d, want %d", b.id, got, want)
+			}
+		}
+	}
+
+	_, err := push(fleetCfg(4, false, "standard"))
+	if err == nil || !strings.Contains(err.Error(), "box-c") || !strings.Contains(err.Error(), "Uptown") {
+		t.Fatalf("push without Uptown: %v, want refused by box-c over Uptown", err)
+	}
+	_, err = push(fleetCfg(4, true, "no-such-group"))
+	if err == nil || !strings.Contains(err.Error(), "by box-a") || !strings.Contains(err.Error(), "no-such-group") {
+		t.Fatalf("push with an undefined group: %v, want refused by box-a", err)
+	}
+	if _, err := push("radius:\n  clients: []\n"); err == nil || !strings.Contains(err.Error(), "per box") {
+		t.Fatalf("push of a per-box section: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	unchanged(3)
+	for _, b := range boxes {
+		if st := fleetStatus(t, b); st.Config != nil {
+			t.Errorf("%s holds a fleet configuration after refused pushes: %+v", b.id, st.Config)
+		}
+	}
+
+	res, err := push(fleetCfg(4, true, "standard"))
+	if err != nil || res.Version != 1 || !res.Applied || len(res.Votes) != 3 {
+		t.Fatalf("good push: %+v %v", res, err)
+	}
+	took := waitFor(t, 2*time.Second, "max_devices 4 everywhere", func() bool {
+		return standardMax(boxes[0]) == 4 && standardMax(boxes[1]) == 4 && standardMax(boxes[2]) == 4
+	})
+	t.Logf("fleet configuration applied at all three boxes within %s", took)
+
+	// box-c is down for the next push, which it cannot take.
+	c.stop()
+	res, err = push(fleetCfg(6, false, "standard"))
+	if err != nil || res.Version != 2 || len(res.Unreachable) != 1 || res.Unreachable[0] != "box-c" {
+		t.Fatalf("push with box-c down: %+v %v", res, err)
+	}
+	waitFor(t, 2*time.Second, "version 2 at a and b", func() bool { return standardMax(boxes[0]) == 6 && standardMax(boxes[1]) == 6 })
+	c.start()
+	waitFor(t, 5*time.Second, "box-c refuses version 2", func() bool {
+		st := fleetStatus(t, c)
+		return st.Config != nil && st.Config.Version == 2 && st.Config.State == "refused" && strings.Contains(st.Config.Reason, "Uptown")
+	})
+	if got := standardMax(c); got != 4 {
+		t.Errorf("box-c: max_devices %d, want 4 (version 1 kept)", got)
+	}
+	if _, ok := c.app.Config().LocationFor("", "Uptown"); !ok {
+		t.Error("box-c lost its location")
+	}
+	var checks []admin.Check
+	if err := c.cli.Get(ctx, "/v1/doctor", nil, &checks); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ch := range checks {
+		found = found || (ch.Name == "fleet configuration" && ch.Warn && strings.Contains(ch.Detail, "refused"))
+	}
+	if !found {
+		t.Errorf("doctor does not say box-c refused the fleet configuration: %+v", checks)
+	}
+
+	waitLinks(t, boxes)
+	if res, err = push(fleetCfg(5, true, "standard")); err != nil || res.Version != 3 {
+		t.Fatalf("third push: %+v %v", res, err)
+	}
+	waitFor(t, 2*time.Second, "version 3 everywhere", func() bool {
+		return standardMax(boxes[0]) == 5 && standardMax(boxes[1]) == 5 && standardMax(boxes[2]) == 5
+	})
+	waitFor(t, time.Second, "box-c's status says version 3 applied", func() bool {
+		st := fleetStatus(t, c)
+		return st.Config != nil && st.Config.State == "applied" && st.Config.Version == 3
+	})
 }

@@ -25,6 +25,8 @@ run ./appliance/policy 'Decide' 1s
 # partition with 10,000 changes, memory per link.
 run ./appliance/peer 'FleetReplicationLatency' 300x
 run ./appliance/peer 'FleetCatchUp10k|FleetMemoryPerPeer' 1x
+# Per-origin entry signatures: sign and verify, entries/s.
+run ./appliance/peer 'EntrySignature' 2000x
 
 # The gateway (issue 6); root only.
 if [ "$(id -u)" = 0 ]; then

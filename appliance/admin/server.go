@@ -45,6 +45,9 @@ type Backend interface {
 	FleetInvite(ttl time.Duration) (token string, expires time.Time, err error)
 	FleetJoin(ctx context.Context, token, box string) (any, error)
 	FleetRemove(box string) error
+	// FleetConfigPush pushes a fleet configuration document (plans,
+	// groups, locations, roaming; "" = the box's own sections).
+	FleetConfigPush(ctx context.Context, doc string) (any, error)
 
 	// Certs lists the EAP-TLS client certificates (of user, when not "").
 	Certs(user string) ([]ClientCert, error)
@@ -358,6 +361,20 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 		}
 		writeJSON(w, http.StatusOK, id)
 	})
+	mux.HandleFunc("POST /v1/fleet/config", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Doc string `json:"doc"` // empty: the box's own fleet-wide sections
+		}
+		if !decodeReqN(w, r, &req, 128<<10) {
+			return
+		}
+		res, err := s.b.FleetConfigPush(r.Context(), req.Doc)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("POST /v1/fleet/remove", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Box string `json:"box"`
@@ -374,7 +391,11 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 }
 
 func decodeReq(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	return decodeReqN(w, r, v, 16<<10)
+}
+
+func decodeReqN(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))

@@ -204,7 +204,7 @@ func (m *Manager) deliver(tx *store.Tx, fx *effects, rec *codeRecord, cause stri
 	}
 	if rec.Email != "" {
 		if _, err := tx.EnqueueEmail(model.Email{
-			Kind: "guest_code", To: rec.Email, Member: rec.Member,
+			Kind: "guest_code", Once: rec.once(from, until), To: rec.Email, Member: rec.Member,
 			Data: map[string]string{
 				"name": rec.Name, "valid_from": from, "valid_until": until,
 				"location": loc.Name, "network": loc.Network,

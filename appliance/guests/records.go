@@ -1,6 +1,8 @@
 package guests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,3 +177,12 @@ func short(id string) string {
 }
 
 func notFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// once names the code email fleet-wide (model.Email.Once): the same code
+// for the same source and validity is one message, whichever box queues
+// it; a changed code or validity is a new one. A digest, so neither the
+// code's hash nor the visitor's ids go into the fleet's log.
+func (r *codeRecord) once(from, until string) string {
+	sum := sha256.Sum256([]byte(r.Source + "\x00" + r.Hash + "\x00" + from + "\x00" + until))
+	return "guest_code/" + hex.EncodeToString(sum[:16])
+}

@@ -139,7 +139,7 @@ func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision,
 		PasswordSource: cfg.Users.PasswordPolicy, CreatedAt: now, UpdatedAt: now,
 	}
 	email := model.Email{
-		Kind: "welcome", To: m.Email, Member: m.ID, Username: username, CreatedAt: now,
+		Kind: "welcome", Once: "welcome/" + m.ID, To: m.Email, Member: m.ID, Username: username, CreatedAt: now,
 		Data:   s.welcomeData(m, dec, username),
 		Secret: map[string]string{},
 	}

@@ -42,7 +42,7 @@ func (s *Syncer) TakeOverWelcome(memberID string) (bool, error) {
 			return err
 		}
 		email := model.Email{
-			Kind: "welcome", To: m.Email, Member: m.ID, Username: acct.Username, CreatedAt: now,
+			Kind: "welcome", Once: "welcome/" + m.ID, To: m.Email, Member: m.ID, Username: acct.Username, CreatedAt: now,
 			Data: s.welcomeData(m, dec, acct.Username), Secret: map[string]string{},
 		}
 		switch acct.PasswordSource {

@@ -298,14 +298,21 @@ type AuditEntry struct {
 	Member  string    `json:"member,omitempty"`
 	Subject string    `json:"subject,omitempty"` // e.g. username
 	Cause   string    `json:"cause"`             // "membership 603d… ended"
+	// Box is the fleet box the change was made at (the fleet's trail,
+	// see docs/fleet.md); empty outside a fleet.
+	Box string `json:"box,omitempty"`
 }
 
 // Email is an outbox entry. Secret holds material that must not sit in
 // plaintext at rest (a generated password, an onboarding link token); the
 // store seals it and the sender opens it.
 type Email struct {
-	ID        string            `json:"id"`
-	Kind      string            `json:"kind"` // welcome, guest_code, ...
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // welcome, guest_code, ...
+	// Once names the message fleet-wide ("welcome/<member>"): in a fleet
+	// the sender claims it before sending, and a message another box
+	// claimed is dropped, not sent again (docs/fleet.md). Empty: no claim.
+	Once      string            `json:"once,omitempty"`
 	To        string            `json:"to"`
 	Member    string            `json:"member,omitempty"`
 	Username  string            `json:"username,omitempty"`

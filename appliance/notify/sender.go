@@ -60,8 +60,11 @@ func Backoff(attempt int) time.Duration {
 
 // SenderStats counts what a Sender did since it was created.
 type SenderStats struct {
-	Sent   int // emails delivered and marked sent
-	Failed int // failed attempts
+	Sent int // emails delivered and marked sent
+	// Skipped counts emails dropped unsent because another box of the
+	// fleet had sent them (Claim).
+	Skipped int
+	Failed  int // failed attempts
 	// Pending is the number of emails whose last attempt by this sender
 	// failed and that await a retry.
 	Pending   int
@@ -79,6 +82,10 @@ type Sender struct {
 	BatchSize int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Claim, if set, is asked before an email with a Once name is sent:
+	// ok=false means another box (by) sent it, and the email is dropped
+	// from the outbox unsent (the fleet's "sent" marks, docs/fleet.md).
+	Claim func(e model.Email) (ok bool, by string, err error)
 
 	outbox Outbox
 	mailer Mailer
@@ -208,7 +215,28 @@ func (s *Sender) sendOne(ctx context.Context, e model.Email) error {
 	if e.Member != "" {
 		log = log.With("member", e.Member)
 	}
-	m, err := s.tmpl.Render(e, s.from)
+	var err error
+	if s.Claim != nil && e.Once != "" {
+		ok, by, cerr := s.Claim(e)
+		switch {
+		case cerr != nil:
+			err = fmt.Errorf("claim %s: %w", e.Once, cerr)
+		case !ok:
+			s.mu.Lock()
+			s.stats.Skipped++
+			delete(s.failing, e.ID)
+			s.mu.Unlock()
+			if merr := s.outbox.MarkEmailSent(e.ID); merr != nil {
+				return fmt.Errorf("email %s: drop (sent by %s): %w", e.ID, by, merr)
+			}
+			log.Info("email not sent: another box of the fleet sent it", "once", e.Once, "sent_by", by)
+			return nil
+		}
+	}
+	var m Message
+	if err == nil {
+		m, err = s.tmpl.Render(e, s.from)
+	}
 	if err == nil {
 		err = s.mailer.Send(ctx, m)
 	}

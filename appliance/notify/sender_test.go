@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/deskgate/deskgate/appliance/model"
 )
 
 var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
@@ -279,5 +281,54 @@ func TestSenderMailboxEndToEnd(t *testing.T) {
 	files, _ := b.Files()
 	if len(files) != 1 {
 		t.Fatalf("files = %q", files)
+	}
+}
+
+// TestSenderClaim: an email with a fleet-wide name is claimed before it
+// is sent; one another box claimed is dropped from the outbox unsent; a
+// claim error is a failed attempt (retried), never a send.
+func TestSenderClaim(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	o := NewMemOutbox()
+	mine, theirs, broken, plain := welcomeEmail(), welcomeEmail(), welcomeEmail(), welcomeEmail()
+	mine.ID, mine.Once = "w-mine", "welcome/m1"
+	theirs.ID, theirs.Once = "w-theirs", "welcome/m2"
+	broken.ID, broken.Once = "w-broken", "welcome/m3"
+	plain.ID = "w-plain"
+	for _, e := range []model.Email{mine, theirs, broken, plain} {
+		o.Add(e)
+	}
+	s, logs, _ := newTestSender(t, o, NewSMTPMailer(ts.config()))
+	var claimed []string
+	s.Claim = func(e model.Email) (bool, string, error) {
+		claimed = append(claimed, e.Once)
+		switch e.Once {
+		case "welcome/m2":
+			return false, "box-b", nil
+		case "welcome/m3":
+			return false, "", errors.New("store closed")
+		}
+		return true, "box-a", nil
+	}
+	if err := s.Flush(context.Background()); err == nil {
+		t.Error("the claim error was not reported")
+	}
+	if n := len(ts.messages()); n != 2 {
+		t.Errorf("server got %d messages, want 2 (mine and the one without a name)", n)
+	}
+	if _, sent, _, _ := o.Get("w-theirs"); !sent {
+		t.Error("the email another box sent is still in the outbox")
+	}
+	if e, sent, _, _ := o.Get("w-broken"); sent || e.Attempts != 1 {
+		t.Errorf("claim error: sent=%v attempts=%d, want a failed attempt", sent, e.Attempts)
+	}
+	if len(claimed) != 3 {
+		t.Errorf("claimed %v, want the three named emails", claimed)
+	}
+	if st := s.Stats(); st.Sent != 2 || st.Skipped != 1 || st.Failed != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if !strings.Contains(logs.String(), "another box of the fleet sent it") {
+		t.Errorf("logs:\n%s", logs)
 	}
 }

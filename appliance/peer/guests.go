@@ -81,8 +81,8 @@ func checkExtValue(kind string, dec *json.Decoder) error {
 // earliest first login (ties by HLC); everything else is LWW.
 func mergeWins(e, cur Entry) bool {
 	switch e.Kind {
-	case KindCertRevoked, KindGuestDevice:
-		return wins(cur, e)
+	case KindCertRevoked, KindGuestDevice, KindSent:
+		return wins(cur, e) // the first element or claim stays
 	case KindDayPass:
 		var a, b DayPassValue
 		if json.Unmarshal(e.Value, &a) == nil && json.Unmarshal(cur.Value, &b) == nil && !a.At.Equal(b.At) {

@@ -348,6 +348,12 @@ type Token struct {
 	Addr          string `json:"addr"` // host:port of the inviting box's fleet listener
 	ID            string `json:"id"`
 	Secret        []byte `json:"s"`
+	// Inviter, Expires (Unix seconds) and Sig: a token made by a box
+	// without the CA key, signed with its box key (invite.go); Addr is
+	// then the CA box's.
+	Inviter string `json:"by,omitempty"`
+	Expires int64  `json:"exp,omitempty"`
+	Sig     []byte `json:"sig,omitempty"`
 }
 
 const tokenPrefix = "dgf1."
@@ -376,6 +382,9 @@ func ParseToken(s string) (Token, error) {
 	}
 	if len(t.CAFingerprint) != 64 || len(t.Secret) != 32 || len(t.ID) != 16 || t.Addr == "" {
 		return t, errors.New("join token: damaged (missing fields)")
+	}
+	if t.Inviter != "" && (len(t.Sig) == 0 || len(t.Sig) > maxSigLen || t.Expires == 0) {
+		return t, errors.New("join token: damaged (inviter without signature)")
 	}
 	return t, nil
 }

@@ -40,18 +40,19 @@ type link struct {
 
 	bytesIn, bytesOut atomic.Int64 // message payload bytes
 
-	mu      sync.Mutex
-	helloed bool
-	cursor  map[string]uint64 // per origin: last seq sent to the peer
-	theirVV map[string]uint64
-	reason  string
+	mu       sync.Mutex
+	certSent map[string]bool // origins whose certificate went out on this link
+	helloed  bool
+	cursor   map[string]uint64 // per origin: last seq sent to the peer
+	theirVV  map[string]uint64
+	reason   string
 }
 
 func newLink(n *Node, peer, dialer string, conn *websocket.Conn) *link {
 	return &link{
 		n: n, peer: peer, dialer: dialer, conn: conn, since: n.now(),
 		out: make(chan []byte, sendQueue), kick: make(chan struct{}, 1), done: make(chan struct{}),
-		cursor: map[string]uint64{}, theirVV: map[string]uint64{},
+		cursor: map[string]uint64{}, theirVV: map[string]uint64{}, certSent: map[string]bool{},
 	}
 }
 
@@ -126,6 +127,11 @@ var upgrader = websocket.Upgrader{
 
 func (n *Node) acceptLink(ctx context.Context, k *keys, w http.ResponseWriter, r *http.Request) {
 	peer := r.TLS.VerifiedChains[0][0].Subject.CommonName
+	if _, err := n.learnCert(k, r.TLS.VerifiedChains[0][0].Raw); err != nil {
+		n.log.Warn("fleet: peer certificate", "peer", peer, "err", err)
+		http.Error(w, "bad box certificate", http.StatusForbidden)
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		n.log.Warn("fleet: websocket upgrade failed", "peer", peer, "err", err)
@@ -293,12 +299,22 @@ func (l *link) handle(m Message) error {
 		l.theirVV = m.VV
 		l.mu.Unlock()
 		return nil
+	case m.Type == TypeConfigCheck:
+		go l.answerCheck(m.Check)
+		return nil
+	case m.Type == TypeConfigVote:
+		l.n.deliverVote(l.peer, m.Vote)
+		return nil
 	case m.Type == TypeHint:
 		if l.n.opts.OnHint != nil {
 			l.n.opts.OnHint(l.peer, m.Hint)
 		}
 		return nil
 	case m.Type == TypeEntries:
+		k, _ := l.n.current()
+		if err := l.learnCerts(k, m.Certs); err != nil {
+			return err
+		}
 		vv, err := l.n.applyEntries(m.Entries)
 		if err != nil {
 			return err
@@ -315,9 +331,25 @@ func (n *Node) applyEntries(es []Entry) (map[string]uint64, error) {
 	_, rep := n.current()
 	var vv map[string]uint64
 	var applied []Entry
+	var refused []string
+	// Signatures first, outside the write transaction: a batch with one
+	// entry its origin did not sign is refused whole.
+	for _, e := range es {
+		if n.isRemoved(e.Origin) {
+			continue
+		}
+		if err := n.book.verify(e); err != nil {
+			return nil, fmt.Errorf("entry %s/%d: %w", e.Origin, e.Seq, err)
+		}
+	}
 	err := n.st.Update(func(tx *store.Tx) error {
-		applied = applied[:0]
+		tx.LocalAudit() // what applying audits was audited at its origin
+		applied, refused = applied[:0], refused[:0]
 		for _, e := range es {
+			if n.isRemoved(e.Origin) {
+				refused = append(refused, e.Origin)
+				continue
+			}
 			ok, err := rep.apply(tx, e)
 			if err != nil {
 				return fmt.Errorf("entry %s/%d: %w", e.Origin, e.Seq, err)
@@ -333,7 +365,16 @@ func (n *Node) applyEntries(es []Entry) (map[string]uint64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply entries: %w", err)
 	}
+	if len(refused) > 0 {
+		n.log.Warn("fleet: entries of a removed box refused, not applied", "origins", slices.Compact(refused), "entries", len(refused))
+	}
 	if len(applied) > 0 {
+		if slices.ContainsFunc(applied, func(e Entry) bool { return e.Kind == KindConfig }) {
+			select {
+			case n.cfgKick <- struct{}{}:
+			default:
+			}
+		}
 		if slices.ContainsFunc(applied, func(e Entry) bool { return e.Kind == KindRemoved }) {
 			n.refresh()
 		} else {
@@ -380,7 +421,7 @@ func (l *link) sendSome() (bool, error) {
 			return err
 		}
 		for _, o := range sortedKeys(vv) {
-			if o == l.peer || vv[o] <= cursor[o] {
+			if o == l.peer || vv[o] <= cursor[o] || l.n.isRemoved(o) {
 				continue
 			}
 			if len(batches) >= 4 {
@@ -405,9 +446,24 @@ func (l *link) sendSome() (bool, error) {
 		return false, err
 	}
 	for _, b := range batches {
-		if !l.send(Message{Type: TypeEntries, Entries: b}) {
+		m := Message{Type: TypeEntries, Entries: b}
+		o := b[0].Origin
+		l.mu.Lock()
+		sent := l.certSent[o]
+		l.mu.Unlock()
+		if !sent {
+			_, der := l.n.book.get(o)
+			if der == nil {
+				return false, fmt.Errorf("no certificate of origin %s to send along", o)
+			}
+			m.Certs = [][]byte{der}
+		}
+		if !l.send(m) {
 			return false, nil
 		}
+		l.mu.Lock()
+		l.certSent[o] = true
+		l.mu.Unlock()
 	}
 	l.mu.Lock()
 	for o, s := range cursor {
@@ -550,6 +606,14 @@ func (n *Node) dialLoop(ctx context.Context, k *keys, u string) {
 			continue
 		}
 		peer := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		if _, err := n.learnCert(k, tc.ConnectionState().PeerCertificates[0].Raw); err != nil {
+			n.log.Warn("fleet: peer certificate", "url", u, "err", err)
+			conn.Close()
+			if !wait(jitter(backoff)) {
+				return
+			}
+			continue
+		}
 		n.mu.Lock()
 		n.urlBox[u] = peer
 		n.mu.Unlock()
@@ -592,6 +656,12 @@ type Status struct {
 	VV            map[string]uint64 `json:"versionVector,omitempty"`
 	Peers         []PeerStatus      `json:"peers,omitempty"`
 	Removed       []string          `json:"removed,omitempty"`
+	// LogEntries and Registers size the replication log after
+	// compaction (entries) against the merged state (registers).
+	LogEntries int `json:"logEntries,omitempty"`
+	Registers  int `json:"registers,omitempty"`
+	// Config is what this box did with the fleet's configuration.
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // Status reports identity, peers, link state and lag.
@@ -608,6 +678,12 @@ func (n *Node) Status() (Status, error) {
 		if st.VV, err = readVV(tx); err != nil {
 			return err
 		}
+		if st.LogEntries, err = logEntries(tx); err != nil {
+			return err
+		}
+		if err := tx.ForEachKV(bucketReg, "", func(string, []byte) error { st.Registers++; return nil }); err != nil {
+			return err
+		}
 		all, removed, err = boxes(tx)
 		return err
 	})
@@ -615,6 +691,9 @@ func (n *Node) Status() (Status, error) {
 		return st, fmt.Errorf("fleet status: %w", err)
 	}
 	st.Removed = sortedKeys(removed)
+	if st.Config, err = n.ConfigStatus(); err != nil {
+		return st, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, id := range sortedKeys(all) {

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ const (
 type BoxValue struct {
 	URL       string   `json:"url,omitempty"`
 	Locations []string `json:"locations,omitempty"`
+	// CA: this box holds the fleet CA key (it honours invites signed by
+	// other boxes).
+	CA bool `json:"ca,omitempty"`
 }
 
 // PasswordValue is a KindPassword register.
@@ -93,6 +97,19 @@ func checkValue(kind string, raw json.RawMessage) error {
 		if err == nil && v.Source != "" && v.Source != model.PasswordGenerated && v.Source != model.PasswordMember && v.Source != model.PasswordProperty {
 			err = fmt.Errorf("unknown password source %.32q", v.Source)
 		}
+	case KindAudit:
+		var v AuditValue
+		err = dec.Decode(&v)
+	case KindConfig:
+		var v ConfigValue
+		if err = dec.Decode(&v); err == nil {
+			err = checkConfigValue(v)
+		}
+	case KindSent:
+		var v SentValue
+		if err = dec.Decode(&v); err == nil {
+			err = checkSent(v)
+		}
 	case KindWelcome:
 		var v WelcomeValue
 		err = dec.Decode(&v)
@@ -117,6 +134,7 @@ func regKey(kind, key string) string { return kind + "/" + key }
 // replica is the replication log and merged state inside the store.
 type replica struct {
 	self string
+	key  *ecdsa.PrivateKey // signs what this box originates
 	clk  *clock
 	now  func() time.Time
 }
@@ -143,23 +161,6 @@ func seqOf(tx *store.Tx, origin string) (uint64, error) {
 	return n, err
 }
 
-// entriesAfter returns up to limit entries of origin after seq.
-func entriesAfter(tx *store.Tx, origin string, after uint64, limit int) ([]Entry, error) {
-	top, err := seqOf(tx, origin)
-	if err != nil {
-		return nil, err
-	}
-	var out []Entry
-	for s := after + 1; s <= top && len(out) < limit; s++ {
-		var e Entry
-		if err := tx.GetKV(bucketLog, logKey(origin, s), &e); err != nil {
-			return nil, fmt.Errorf("read log %s/%d: %w", origin, s, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 // originate appends a local entry and merges it, inside tx.
 func (r *replica) originate(tx *store.Tx, kind, key string, v any) (Entry, error) {
 	raw, err := json.Marshal(v)
@@ -171,8 +172,16 @@ func (r *replica) originate(tx *store.Tx, kind, key string, v any) (Entry, error
 		return Entry{}, err
 	}
 	e := Entry{Origin: r.self, Seq: seq + 1, Time: r.clk.Now(), Kind: kind, Key: key, Value: raw}
+	if kind == KindAudit {
+		e.Key = auditKey(e.Time, e.Origin)
+	}
 	if err := e.check(); err != nil {
 		return Entry{}, fmt.Errorf("originate %s %s: %w", kind, key, err)
+	}
+	if r.key != nil {
+		if err := signEntry(r.key, &e); err != nil {
+			return Entry{}, fmt.Errorf("originate %s %s: %w", kind, key, err)
+		}
 	}
 	if err := r.append(tx, e); err != nil {
 		return Entry{}, err
@@ -190,13 +199,19 @@ func (r *replica) apply(tx *store.Tx, e Entry) (bool, error) {
 	if err := checkValue(e.Kind, e.Value); err != nil {
 		return false, err
 	}
+	if err := checkAuditKey(e); err != nil {
+		return false, err
+	}
 	seq, err := seqOf(tx, e.Origin)
 	if err != nil {
 		return false, err
 	}
-	if e.Seq != seq+1 {
+	// The next entry of its origin, or one after entries the sender
+	// compacted away (Skip) that followed what this box holds.
+	if e.Seq <= seq || e.Seq-1-e.Skip > seq {
 		return false, nil
 	}
+	e.Skip = 0
 	r.clk.Observe(e.Time)
 	return true, r.append(tx, e)
 }
@@ -271,7 +286,8 @@ func (r *replica) applyPassword(tx *store.Tx, member string, v PasswordValue, or
 	if err := tx.PutAccount(acct); err != nil {
 		return fmt.Errorf("apply password of %s: %w", member, err)
 	}
-	return tx.Audit(model.AuditEntry{Time: now, Actor: "fleet", Action: "account.password_set", Member: member,
+	// A consequence of a change audited at its origin: not replicated.
+	return tx.AuditLocal(model.AuditEntry{Time: now, Actor: "fleet", Action: "account.password_set", Member: member,
 		Subject: acct.Username, Cause: cause})
 }
 

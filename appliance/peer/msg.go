@@ -37,6 +37,11 @@ type Entry struct {
 	Kind   string          `json:"k"`
 	Key    string          `json:"key"`
 	Value  json.RawMessage `json:"v,omitempty"`
+	// Sig is the origin box's ECDSA signature (see sign.go).
+	Sig []byte `json:"sig,omitempty"`
+	// Skip (on the wire only, not signed) is how many sequence numbers
+	// of this origin before Seq the sender compacted away (compact.go).
+	Skip uint64 `json:"skip,omitempty"`
 }
 
 // Message is one frame on a link.
@@ -46,10 +51,15 @@ type Message struct {
 	VV      map[string]uint64 `json:"vv,omitempty"`
 	Entries []Entry           `json:"entries,omitempty"`
 	Hint    json.RawMessage   `json:"hint,omitempty"`
+	Check   *ConfigCheck      `json:"check,omitempty"` // TypeConfigCheck
+	Vote    *ConfigVote       `json:"vote,omitempty"`  // TypeConfigVote
+	// Certs are box certificates (DER) of the origins of Entries the
+	// receiver may not know yet.
+	Certs [][]byte `json:"certs,omitempty"`
 }
 
 // known record kinds; an entry of another kind is malformed.
-var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true}
+var knownKinds = map[string]bool{KindBox: true, KindRemoved: true, KindPassword: true, KindWelcome: true, KindSession: true, KindAudit: true, KindSent: true, KindConfig: true}
 
 // Decode parses and checks one frame. Anything malformed, oversized or of
 // an unknown type or kind is an error; nothing of it may be applied.
@@ -81,7 +91,23 @@ func (m *Message) check() error {
 			return fmt.Errorf("version vector: bad origin %.64q", o)
 		}
 	}
+	if len(m.Certs) > 0 && m.Type != TypeEntries {
+		return fmt.Errorf("%.32s: carries certificates", m.Type)
+	}
+	if len(m.Certs) > maxCerts {
+		return fmt.Errorf("%d certificates exceed %d", len(m.Certs), maxCerts)
+	}
+	for _, c := range m.Certs {
+		if len(c) == 0 || len(c) > maxCertBytes {
+			return fmt.Errorf("certificate of %d bytes, want 1..%d", len(c), maxCertBytes)
+		}
+	}
+	if (m.Check != nil || m.Vote != nil) && m.Type != TypeConfigCheck && m.Type != TypeConfigVote {
+		return fmt.Errorf("%.32s: carries a configuration check or vote", m.Type)
+	}
 	switch m.Type {
+	case TypeConfigCheck, TypeConfigVote:
+		return checkConfigMsg(m)
 	case TypeHello:
 		if CheckBoxID(m.Box) != nil {
 			return fmt.Errorf("hello: bad box id %.64q", m.Box)
@@ -111,6 +137,9 @@ func (m *Message) check() error {
 			if err := checkValue(e.Kind, e.Value); err != nil {
 				return fmt.Errorf("entries[%d]: %w", i, err)
 			}
+			if err := checkAuditKey(e); err != nil {
+				return fmt.Errorf("entries[%d]: %w", i, err)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown message type %.32q", m.Type)
@@ -132,6 +161,10 @@ func (e Entry) check() error {
 		return fmt.Errorf("key of %d bytes, want 1..%d", len(e.Key), maxKeyLen)
 	case len(e.Value) > maxValueLen:
 		return fmt.Errorf("value of %d bytes exceeds %d", len(e.Value), maxValueLen)
+	case e.Skip >= e.Seq:
+		return fmt.Errorf("skip %d reaches before seq 1", e.Skip)
+	case len(e.Sig) > maxSigLen:
+		return fmt.Errorf("signature of %d bytes exceeds %d", len(e.Sig), maxSigLen)
 	}
 	return nil
 }

@@ -56,6 +56,12 @@ type Options struct {
 	// OnApplied is told the kinds of the entries a batch from a peer
 	// added (after its commit).
 	OnApplied func(kinds map[string]bool)
+	// CheckConfig validates a fleet configuration document (plans,
+	// groups, locations, roaming) against this box's own settings;
+	// ApplyConfig makes it this box's. Both nil: the box cannot take
+	// part in fleet configuration (it refuses pushes).
+	CheckConfig func(doc []byte) error
+	ApplyConfig func(doc []byte) error
 }
 
 // Node is this box's member of the fleet.
@@ -77,7 +83,11 @@ type Node struct {
 	lastErr map[string]string // peer URL -> last dial error
 	cut     map[string]bool   // fault injection (tests): boxes this box refuses
 
+	book      *certBook              // verified box certificates, for entry signatures
 	sessMarks map[string]sessionMark // local session key -> last origination
+	votes     map[string]*voteBox    // fleet config pushes waiting for votes
+	cfgMu     sync.Mutex             // one applyConfig at a time
+	cfgKick   chan struct{}          // a configuration register arrived
 	addr      string                 // the fleet listener's address once listening
 
 	started   chan struct{}
@@ -107,6 +117,7 @@ func New(opts Options) (*Node, error) {
 		files: files{dir: filepath.Join(opts.DataDir, "fleet")}, clk: &clock{now: opts.Now},
 		removed: map[string]bool{}, links: map[string]*link{}, urlBox: map[string]string{},
 		dialing: map[string]bool{}, lastErr: map[string]string{}, cut: map[string]bool{}, started: make(chan struct{}),
+		cfgKick: make(chan struct{}, 1), book: newCertBook(),
 	}
 	k, err := n.files.load()
 	if err != nil {
@@ -122,7 +133,10 @@ func New(opts Options) (*Node, error) {
 
 // adopt makes k this box's identity and lets Run start the fleet.
 func (n *Node) adopt(k *keys) error {
-	rep := &replica{self: k.id.BoxID, clk: n.clk, now: n.now}
+	rep := &replica{self: k.id.BoxID, key: k.boxKey, clk: n.clk, now: n.now}
+	if err := n.loadCerts(k); err != nil {
+		return err
+	}
 	var removed map[string]bool
 	err := n.st.View(func(tx *store.Tx) error {
 		var err error
@@ -146,6 +160,7 @@ func (n *Node) adopt(k *keys) error {
 	n.mu.Lock()
 	n.keys, n.rep, n.removed = k, rep, removed
 	n.mu.Unlock()
+	n.st.SetAuditHook(n.auditHook)
 	n.startOnce.Do(func() { close(n.started) })
 	return nil
 }
@@ -245,11 +260,11 @@ func (n *Node) Invite(ttl time.Duration) (string, time.Time, error) {
 	if k == nil {
 		return "", time.Time{}, ErrNotInFleet
 	}
-	if k.caKey == nil {
-		return "", time.Time{}, errors.New("only the box that ran fleet init holds the fleet CA key and can invite")
-	}
 	if ttl <= 0 || ttl > 7*24*time.Hour {
 		return "", time.Time{}, fmt.Errorf("invite ttl %s: want more than 0 and at most 7 days", ttl)
+	}
+	if k.caKey == nil {
+		return n.signedInvite(k, ttl)
 	}
 	addr := n.advertise()
 	if addr == "" {
@@ -693,7 +708,7 @@ func (n *Node) Run(ctx context.Context) error {
 // changed.
 func (n *Node) announce(k *keys) error {
 	_, rep := n.current()
-	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations}
+	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations, CA: k.caKey != nil}
 	return n.st.Update(func(tx *store.Tx) error {
 		cur, ok, err := register(tx, KindBox, k.id.BoxID)
 		if err != nil {
@@ -701,7 +716,7 @@ func (n *Node) announce(k *keys) error {
 		}
 		if ok {
 			var v BoxValue
-			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) {
+			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) && v.CA == want.CA {
 				return nil
 			}
 		}
@@ -717,6 +732,7 @@ func (n *Node) watch(ctx context.Context) {
 	defer cancel()
 	_, rep := n.current()
 	n.reconcileAll(rep)
+	n.applyConfig()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ticks := 0
@@ -724,10 +740,15 @@ func (n *Node) watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.cfgKick:
+			n.applyConfig()
 		case <-tick.C:
 			n.nudgeAll()
 			if ticks++; ticks%600 == 0 { // every 10 minutes
 				n.pruneSessions()
+				if _, err := n.Compact(); err != nil {
+					n.log.Error("fleet: compact the log", "err", err)
+				}
 			}
 		case c, ok := <-ch:
 			if !ok {
@@ -837,6 +858,10 @@ type joinRequest struct {
 	RadiusName string `json:"radiusName,omitempty"`
 	// IssuingCSR asks for the box's EAP-TLS issuing CA (certs.go).
 	IssuingCSR []byte `json:"issuingCsr,omitempty"`
+	// A token another box signed (invite.go).
+	Inviter   string `json:"inviter,omitempty"`
+	Expires   int64  `json:"expires,omitempty"`
+	InviteSig []byte `json:"inviteSig,omitempty"`
 }
 
 type joinResponse struct {
@@ -947,7 +972,12 @@ func (n *Node) admit(k *keys, req joinRequest) (*x509.Certificate, *x509.Certifi
 	err = n.st.Update(func(tx *store.Tx) error {
 		var inv invite
 		err := tx.GetKV(bucketInvites, req.TokenID, &inv)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) && req.Inviter != "" && req.Inviter != k.id.BoxID {
+			inv, reason, err = n.signedInviteRecord(tx, k, req)
+			if err != nil || reason != "" {
+				return err
+			}
+		} else if errors.Is(err, store.ErrNotFound) {
 			reason = "join token invalid"
 			return nil
 		}
@@ -1053,7 +1083,7 @@ func (n *Node) Join(ctx context.Context, token, boxID string) (Identity, error) 
 			return nil
 		},
 	}
-	jreq := joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr}
+	jreq := joinRequest{TokenID: tok.ID, Secret: tok.Secret, BoxID: boxID, CSR: csr, Inviter: tok.Inviter, Expires: tok.Expires, InviteSig: tok.Sig}
 	var rkey *ecdsa.PrivateKey
 	if n.opts.RadiusName != "" {
 		if rkey, err = newKey(); err != nil {

@@ -503,6 +503,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"type":"hint","hint":{"event":"member.created","data":{}}}`))
 	f.Add([]byte(`{"type":"hint","hint":"x"}`))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 2, Time: HLC{t0, 1}, Kind: KindAudit, Key: auditKey(HLC{t0, 1}, "box-a"), Value: json.RawMessage(`{"time":"2026-01-01T00:00:00Z","actor":"cli","action":"x"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 3, Time: HLC{t0, 2}, Kind: KindSent, Key: "welcome/m1", Value: json.RawMessage(`{"box":"box-a","kind":"welcome"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeEntries, Entries: []Entry{{Origin: "box-a", Seq: 4, Time: HLC{t0, 3}, Kind: KindConfig, Key: configKey, Value: json.RawMessage(`{"ver":1,"doc":"groups: []","by":"box-a"}`)}}}))
+	f.Add(mustJSON(Message{Type: TypeConfigCheck, Check: &ConfigCheck{ID: "0a1b", Doc: "groups: []"}}))
+	f.Add(mustJSON(Message{Type: TypeConfigVote, Vote: &ConfigVote{ID: "0a1b", OK: false, Reason: "no"}}))
+	f.Add([]byte(`{"type":"vv","vote":{"id":"00","ok":true}}`))
+	f.Add([]byte(`{"type":"entries","certs":["AAAA"],"entries":[{"o":"box-a","s":5,"skip":3,"t":{"w":1,"l":0},"k":"pw","key":"m","v":{"nt":"AAAAAAAAAAAAAAAAAAAAAA=="},"sig":"MEUCIQ=="}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
@@ -677,15 +684,62 @@ func TestFleetRandomized(t *testing.T) {
 	}
 	acked := 0
 	counts := map[string]int{}
-	var parts, heals, restarts int
+	winner := map[string]Entry{} // per member, the last writer among the acknowledged writes
+	audits := 0
+	claimedBy := map[string]map[string]bool{} // message name -> boxes whose claim was granted
+	var parts, heals, restarts, compactions int
 	for i := range 1000 {
 		switch r := rng.IntN(100); {
-		case r < 88:
+		case r < 80:
 			k := rng.IntN(3)
 			member := fmt.Sprintf("m%d", rng.IntN(120))
 			setPassword(t, nodes[k], member, fmt.Sprintf("op-%d-%s", i, member))
 			acked++
 			counts[member]++
+			// The acknowledged write: its origin's newest entry for member
+			// with this hash.
+			want := creds.NTHash(fmt.Sprintf("op-%d-%s", i, member))
+			var e Entry
+			_ = nodes[k].st.View(func(tx *store.Tx) error {
+				return tx.ForEachKV(bucketLog, ids[k]+"\x00", func(_ string, raw []byte) error {
+					var x Entry
+					var v PasswordValue
+					if json.Unmarshal(raw, &x) == nil && x.Kind == KindPassword && x.Key == member && json.Unmarshal(x.Value, &v) == nil && bytes.Equal(v.NTHash, want) {
+						e = x
+					}
+					return nil
+				})
+			})
+			if e.Seq == 0 {
+				t.Fatalf("op %d: the write at %s is not in its log", i, ids[k])
+			}
+			if cur, ok := winner[member]; !ok || wins(e, cur) {
+				winner[member] = e
+			}
+		case r < 84:
+			auditAt(t, nodes[rng.IntN(3)], fmt.Sprintf("op.%d", i), "")
+			audits++
+		case r < 87:
+			k := rng.IntN(3)
+			name := fmt.Sprintf("welcome/r%d", rng.IntN(20))
+			ok, by, err := nodes[k].ClaimSend(model.Email{Kind: "welcome", Once: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != (by == ids[k]) {
+				t.Fatalf("claim at %s: ok=%v by %s", ids[k], ok, by)
+			}
+			if ok {
+				if claimedBy[name] == nil {
+					claimedBy[name] = map[string]bool{}
+				}
+				claimedBy[name][ids[k]] = true
+			}
+		case r < 88:
+			if _, err := nodes[rng.IntN(3)].Compact(); err != nil {
+				t.Fatal(err)
+			}
+			compactions++
 		case r < 94:
 			x, y := rng.IntN(3), rng.IntN(3)
 			if x != y {
@@ -712,28 +766,47 @@ func TestFleetRandomized(t *testing.T) {
 		d := regDump(t, nodes[0].st)
 		return d == regDump(t, nodes[1].st) && d == regDump(t, nodes[2].st)
 	})
-	t.Logf("%d writes, %d partitions, %d heals, %d restarts; identical %s after the last heal", acked, parts, heals, restarts, took)
-	// Every acknowledged write is in the (identical) log.
-	entries := allEntries(t, nodes[0].st)
-	last := map[string]Entry{}
-	got := map[string]int{}
-	for _, e := range entries {
-		if e.Kind != KindPassword {
-			continue
-		}
-		got[e.Key]++
-		if cur, ok := last[e.Key]; !ok || wins(e, cur) {
-			last[e.Key] = e
-		}
-	}
-	for m, n := range counts {
-		if got[m] != n {
-			t.Errorf("member %s: %d writes acknowledged, %d in the log", m, n, got[m])
+	t.Logf("%d writes, %d audit events, %d claims, %d compactions, %d partitions, %d heals, %d restarts; identical %s after the last heal",
+		acked, audits, len(claimedBy), compactions, parts, heals, restarts, took)
+	// The last acknowledged write of every member won everywhere (so
+	// none was lost; the others may be compacted away, never resurrected).
+	for m, w := range winner {
+		for _, n := range nodes {
+			var reg Entry
+			_ = n.st.View(func(tx *store.Tx) error { reg, _, _ = register(tx, KindPassword, m); return nil })
+			if reg.Origin != w.Origin || reg.Seq != w.Seq {
+				t.Errorf("%s: register of %s is %s/%d, want the last acknowledged write %s/%d", n.BoxID(), m, reg.Origin, reg.Seq, w.Origin, w.Seq)
+			}
 		}
 	}
-	if len(allEntries(t, nodes[1].st)) != len(entries) || len(allEntries(t, nodes[2].st)) != len(entries) {
-		t.Error("the boxes hold logs of different lengths")
+	if compactions == 0 {
+		// Without compaction every acknowledged write is in the log.
+		got := map[string]int{}
+		for _, e := range allEntries(t, nodes[0].st) {
+			if e.Kind == KindPassword {
+				got[e.Key]++
+			}
+		}
+		for m, n := range counts {
+			if got[m] != n {
+				t.Errorf("member %s: %d writes acknowledged, %d in the log", m, n, got[m])
+			}
+		}
 	}
+	// Every audit event is at every box; every message has one sender,
+	// the same everywhere, among the boxes whose claim was granted.
+	for _, n := range nodes {
+		if es, _, _ := n.Audit("", 0); len(es) != audits {
+			t.Errorf("%s holds %d audit events, want %d", n.BoxID(), len(es), audits)
+		}
+	}
+	for name, granted := range claimedBy {
+		by, _ := nodes[0].SentBy(name)
+		if !granted[by] {
+			t.Errorf("message %s marked sent by %q, which was never granted it (granted: %v)", name, by, granted)
+		}
+	}
+	last := winner
 	// Each account holds the last writer's hash.
 	for _, n := range nodes {
 		for m, e := range last {

@@ -118,7 +118,7 @@ func (n *Node) RemoteDevices(member string) []string {
 
 // pruneSessions forgets session registers whose lease ended over an hour
 // ago (an older entry arriving later has an even older lease, so it can
-// not bring a device back). The log entries stay until compaction exists.
+// not bring a device back). Compaction then drops their log entries.
 func (n *Node) pruneSessions() {
 	now := n.now()
 	var old []string

@@ -32,7 +32,40 @@ func (tx *Tx) Audit(e model.AuditEntry) error {
 	if err := b.Put(u64(seq), raw); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	if h := tx.s.auditHook.Load(); h != nil && !tx.localAudit {
+		if err := (*h)(tx, e); err != nil {
+			return fmt.Errorf("audit hook: %w", err)
+		}
+	}
 	return nil
+}
+
+// AuditHook sees every audit entry inside the transaction that writes it
+// (the fleet replicates the trail this way); an error aborts the
+// transaction.
+type AuditHook func(tx *Tx, e model.AuditEntry) error
+
+// SetAuditHook installs h (nil removes it).
+func (s *Store) SetAuditHook(h AuditHook) {
+	if h == nil {
+		s.auditHook.Store(nil)
+		return
+	}
+	s.auditHook.Store(&h)
+}
+
+// LocalAudit makes the audit entries of tx skip the audit hook: they are
+// consequences of a change that was audited where it was made (a
+// replicated change applied here).
+func (tx *Tx) LocalAudit() { tx.localAudit = true }
+
+// AuditLocal is Audit for one entry that skips the audit hook (see
+// LocalAudit), leaving the rest of tx as it was.
+func (tx *Tx) AuditLocal(e model.AuditEntry) error {
+	prev := tx.localAudit
+	tx.localAudit = true
+	defer func() { tx.localAudit = prev }()
+	return tx.Audit(e)
 }
 
 // AuditLog returns up to limit entries with Seq > afterSeq, oldest first.

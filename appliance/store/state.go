@@ -165,6 +165,15 @@ func (tx *Tx) DeleteKV(bucket, key string) error {
 // order, with the raw JSON value (a copy). fn must not write to the same
 // bucket; collect keys and write after ForEachKV returns.
 func (tx *Tx) ForEachKV(bucket, prefix string, fn func(key string, raw []byte) error) error {
+	return tx.ForEachKVFrom(bucket, prefix, prefix, fn)
+}
+
+// ForEachKVFrom is ForEachKV starting at the first key >= from (a key
+// with the prefix: a seek, not a scan of what comes before it).
+func (tx *Tx) ForEachKVFrom(bucket, prefix, from string, fn func(key string, raw []byte) error) error {
+	if from < prefix {
+		from = prefix
+	}
 	b, err := tx.extBucket(bucket, false)
 	if err != nil {
 		return fmt.Errorf("for each kv %s: %w", bucket, err)
@@ -174,7 +183,7 @@ func (tx *Tx) ForEachKV(bucket, prefix string, fn func(key string, raw []byte) e
 	}
 	p := []byte(prefix)
 	c := b.Cursor()
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek([]byte(from)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if v == nil {
 			continue // nested bucket
 		}

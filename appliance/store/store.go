@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -56,6 +57,8 @@ type Store struct {
 	smu    sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
+
+	auditHook atomic.Pointer[AuditHook] // see SetAuditHook
 }
 
 // Open opens or creates the database at path (mode 0600), creates every
@@ -134,6 +137,9 @@ type Tx struct {
 	s       *Store
 	changes []Change
 	counts  map[string]int64 // pending counter deltas, see flushCounts
+	// localAudit: audit entries of this transaction skip the audit hook
+	// (see LocalAudit).
+	localAudit bool
 }
 
 // View runs fn in a read-only transaction.

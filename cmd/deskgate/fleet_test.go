@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -79,5 +81,82 @@ func TestFleetCLI(t *testing.T) {
 		if _, code, err := cli(bad...); code != 2 || err == nil || !strings.Contains(err.Error(), "usage: deskgate fleet") {
 			t.Errorf("fleet %v: %d %v, want usage", bad, code, err)
 		}
+	}
+}
+
+// TestFleetConfigPushCLI: `fleet config push FILE` sends the file's text
+// (without FILE: an empty document, the daemon's own sections), prints
+// the version and the boxes that were unreachable, and a refusal as an
+// error naming the box; status shows a refused fleet configuration.
+func TestFleetConfigPushCLI(t *testing.T) {
+	var docs []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/fleet/config", func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		docs = append(docs, m["doc"])
+		if strings.Contains(m["doc"], "bad") {
+			w.WriteHeader(http.StatusConflict)
+			w.Write([]byte(`{"error":"fleet configuration refused: [box-c: location \"Uptown\" is not in locations]"}`))
+			return
+		}
+		w.Write([]byte(`{"applied":true,"version":4,"unreachable":["box-d"]}`))
+	})
+	mux.HandleFunc("GET /v1/fleet/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"inFleet":true,"box":"box-c","fleet":"f1","caFingerprint":"` + strings.Repeat("ab", 32) + `","config":{"version":4,"by":"box-a","state":"refused","reason":"location \"Uptown\" is not in locations"}}`))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	cli := func(args ...string) (string, int, error) {
+		var out bytes.Buffer
+		code, err := run(append([]string{"-addr", addr, "-token", testToken, "fleet"}, args...), &out)
+		return out.String(), code, err
+	}
+	good := filepath.Join(t.TempDir(), "fleet.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(good, []byte("groups: []\n"), 0o600)
+	os.WriteFile(bad, []byte("groups: [bad]\n"), 0o600)
+	out, code, err := cli("config", "push", good)
+	if code != 0 || err != nil || !strings.Contains(out, "version 4") || !strings.Contains(out, "box-d") {
+		t.Errorf("push: %d %v\n%s", code, err, out)
+	}
+	if _, code, err := cli("config", "push"); code != 0 || err != nil {
+		t.Errorf("push without a file: %d %v", code, err)
+	}
+	if _, code, err := cli("config", "push", bad); code != 1 || err == nil || !strings.Contains(err.Error(), "box-c") {
+		t.Errorf("refused push: %d %v", code, err)
+	}
+	if _, code, err := cli("config", "push", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || err == nil {
+		t.Errorf("missing file: %d %v", code, err)
+	}
+	if want := []string{"groups: []\n", "", "groups: [bad]\n"}; strings.Join(docs, "|") != strings.Join(want, "|") {
+		t.Errorf("documents sent %q, want %q", docs, want)
+	}
+	out, _, _ = cli("status")
+	if !strings.Contains(out, "version 4 (pushed by box-a) refused") || !strings.Contains(out, "keeps its previous configuration") {
+		t.Errorf("status:\n%s", out)
+	}
+	if _, code, _ := cli("config", "pull"); code != 2 {
+		t.Errorf("config pull: code %d, want usage", code)
+	}
+}
+
+// TestAuditBoxColumn: in a fleet, `deskgate audit` prints the box each
+// change was made at; outside one there is no such column.
+func TestAuditBoxColumn(t *testing.T) {
+	body := `[{"time":"2026-01-01T10:00:00Z","actor":"sync","action":"account.created","cause":"new member","box":"box-b"},
+		{"time":"2026-01-01T10:00:01Z","actor":"cli","action":"account.disabled","cause":"by hand"}]`
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	if code, err := run([]string{"-addr", strings.TrimPrefix(srv.URL, "http://"), "-token", testToken, "audit"}, &out); code != 0 || err != nil {
+		t.Fatalf("audit: %d %v", code, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "box-b") || !strings.Contains(lines[0], "account.created") || strings.Contains(lines[1], "box-") {
+		t.Errorf("audit output:\n%s", out.String())
 	}
 }

@@ -20,7 +20,7 @@
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	deskgate fleet init|invite|join|remove|status
+//	deskgate fleet init|invite|join|remove|status|config push
 //	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -92,6 +92,8 @@ commands:
   fleet join TOKEN [--id BOX]  join the fleet the token is from
   fleet remove BOX          remove a box; every box refuses it from then on
   fleet status              this box, its peers, link state and lag
+  fleet config push [FILE]  plans, groups, locations, roaming for every box (default:
+                            this box's own); every reachable box validates it first
 
 Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
@@ -223,13 +225,18 @@ func run(args []string, out io.Writer) (int, error) {
 			Action  string    `json:"action"`
 			Subject string    `json:"subject"`
 			Cause   string    `json:"cause"`
+			Box     string    `json:"box"`
 		}
 		if err := c.Get(ctx, "/v1/audit", q, &entries); err != nil {
 			return 1, err
 		}
 		return show(entries, func() {
 			for _, e := range entries {
-				fmt.Fprintf(out, "%s  %-8s %-22s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Cause)
+				box := ""
+				if e.Box != "" { // a fleet's trail: which box made the change
+					box = fmt.Sprintf("%-10s ", e.Box)
+				}
+				fmt.Fprintf(out, "%s  %s%-8s %-22s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), box, e.Actor, e.Action, e.Cause)
 			}
 		})
 	case "doctor":
@@ -663,7 +670,7 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 	}
 }
 
-const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status"
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | config push [FILE]"
 
 // fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
 func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
@@ -725,6 +732,30 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 		}
 		fmt.Fprintf(out, "box %s removed; every box refuses it once it hears of the removal\n", pos[0])
 		return 0, nil
+	case sub == "config" && len(pos) >= 1 && len(pos) <= 2 && pos[0] == "push":
+		req := map[string]string{"doc": ""}
+		if len(pos) == 2 {
+			b, err := os.ReadFile(pos[1])
+			if err != nil {
+				return 1, fmt.Errorf("fleet config push: %w", err)
+			}
+			req["doc"] = string(b)
+		}
+		var v struct {
+			Applied     bool     `json:"applied"`
+			Version     uint64   `json:"version"`
+			Unreachable []string `json:"unreachable"`
+		}
+		if err := c.PostJSON(ctx, "/v1/fleet/config", req, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			fmt.Fprintf(out, "fleet configuration version %d pushed: every reachable box validated it", v.Version)
+			if len(v.Unreachable) > 0 {
+				fmt.Fprintf(out, "; %s get it when they reconnect (and keep their old one if it does not validate there: see fleet status)", strings.Join(v.Unreachable, ", "))
+			}
+			fmt.Fprintln(out)
+		})
 	case sub == "status" && len(pos) == 0:
 		var v peerStatus
 		if err := c.Get(ctx, "/v1/fleet/status", nil, &v); err != nil {
@@ -755,7 +786,15 @@ type peerStatus struct {
 		Lag       uint64    `json:"lag"`
 		LastError string    `json:"lastError"`
 	} `json:"peers"`
-	Removed []string `json:"removed"`
+	Removed    []string `json:"removed"`
+	LogEntries int      `json:"logEntries"`
+	Registers  int      `json:"registers"`
+	Config     *struct {
+		Version uint64 `json:"version"`
+		By      string `json:"by"`
+		State   string `json:"state"`
+		Reason  string `json:"reason"`
+	} `json:"config"`
 }
 
 func printFleet(out io.Writer, v peerStatus) {
@@ -775,5 +814,15 @@ func printFleet(out io.Writer, v peerStatus) {
 	tw.Flush()
 	if len(v.Removed) > 0 {
 		fmt.Fprintf(out, "removed: %s\n", strings.Join(v.Removed, ", "))
+	}
+	if v.Registers > 0 {
+		fmt.Fprintf(out, "log: %d entries for %d registers (superseded entries are compacted away)\n", v.LogEntries, v.Registers)
+	}
+	if c := v.Config; c != nil {
+		fmt.Fprintf(out, "fleet configuration: version %d (pushed by %s) %s", c.Version, c.By, c.State)
+		if c.State != "applied" {
+			fmt.Fprintf(out, " — this box keeps its previous configuration: %s", c.Reason)
+		}
+		fmt.Fprintln(out)
 	}
 }
