@@ -45,6 +45,14 @@ func (a *App) fleetRoutes(mux *routeMux) {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("GET /v1/fleet/dump", func(w http.ResponseWriter, _ *http.Request) {
+		d, err := a.fleet.Dump()
+		if err != nil {
+			writeErr(w, fleetErrCode(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+	})
 	mux.HandleFunc("POST /v1/fleet/init", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Box string `json:"box"`
