@@ -169,22 +169,26 @@ func startFleet(t *testing.T, o fleetOpts) *fleet {
 	f := &fleet{t: t, cli: cli, daemon: daemon, opts: o}
 	f.sim = officerndsim.New(officerndsim.Options{Seed: true, ExtraMembers: o.extraMembs, ClientSecret: simSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryDelay: 50 * time.Millisecond})
-	if o.netns {
-		f.lab = newLab(t, len(o.locations))
-		ln := f.lab.listen(f.lab.router, f.lab.routerIP+":8080")
+	serve := func(ln net.Listener) {
 		srv := &http.Server{Handler: f.sim, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
-		f.simURL = "http://" + f.lab.routerIP + ":8080"
+	}
+	simPort := freePort(t)
+	f.simURL = fmt.Sprintf("http://127.0.0.1:%d", simPort)
+	if o.netns {
+		// The simulator listens on the loopback of every box's namespace:
+		// OfficeRnD stays reachable from every box whatever the partition.
+		f.lab = newLab(t, len(o.locations))
+		for _, ns := range f.lab.boxes {
+			serve(f.lab.listen(ns, f.simURL[len("http://"):]))
+		}
 	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", f.simURL[len("http://"):])
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: f.sim, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		f.simURL = "http://" + ln.Addr().String()
+		serve(ln)
 	}
 	for i, loc := range o.locations {
 		f.boxes = append(f.boxes, f.newBox(i, loc))
@@ -236,13 +240,13 @@ func (f *fleet) newBox(i int, loc string) *box {
 	b.radius = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	b.acct = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	fleetAddr := fmt.Sprintf("%s:%d", b.ip, freePort(t))
-	memberAddr := fmt.Sprintf("%s:%d", b.ip, freePort(t))
+	memberAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // inside the box's namespace
 	b.members = "http://" + memberAddr
 	secret := filepath.Join(dir, "officernd.secret")
 	if err := os.WriteFile(secret, []byte(simSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hook := fmt.Sprintf("%s:%d", b.ip, freePort(t))
+	hook := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	webhooks := fmt.Sprintf("sync: {interval: 1h, webhooks: false, webhook_listen: %q}", hook)
 	if i == 0 && f.opts.webhooksA {
 		webhooks = fmt.Sprintf("sync: {interval: 1h, webhooks: true, webhook_listen: %q, webhook_public_url: %q}", hook, "http://"+hook+"/webhooks/officernd")
@@ -700,7 +704,7 @@ func (l *lab) ipt(ns string, args ...string) {
 func (l *lab) cut(sides []int) {
 	l.t.Helper()
 	for i, ns := range l.boxes {
-		rules := "*filter\n-F DGCUT\n"
+		rules := "*filter\n-F DGCUT\n-A DGCUT -p tcp --tcp-flags RST RST -j RETURN\n" // resets (ours too) end connections
 		for j := range l.boxes {
 			if j == i || sides == nil || sides[i] == sides[j] {
 				continue
