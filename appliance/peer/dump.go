@@ -23,10 +23,12 @@ type Dump struct {
 	// Registers are the merged registers (winning entry per kind/key),
 	// sorted by kind and key.
 	Registers []DumpRegister `json:"registers"`
-	// Accounts are the WiFi accounts as far as the fleet decides them
-	// (member, username, password fingerprint and source, disabled), sorted
-	// by member. They follow from the registers and from each box's own
-	// OfficeRnD sync, so they match across boxes once every box has synced.
+	// Accounts are the enabled WiFi accounts (member, username, password
+	// fingerprint and source), sorted by member. They follow from the
+	// registers and from each box's own OfficeRnD sync, so they match
+	// across boxes once every box has polled. Disabled accounts are left
+	// out: a box that first heard of a member after the membership ended
+	// never made one, one that knew her keeps hers disabled.
 	Accounts []DumpAccount `json:"accounts"`
 	// Digest is the SHA-256 of VV, Registers and Accounts (hex).
 	Digest string `json:"digest"`
@@ -52,7 +54,6 @@ type DumpAccount struct {
 	// Password is PasswordFingerprint of the NT hash ("" = none set).
 	Password string `json:"password,omitempty"`
 	Source   string `json:"source,omitempty"`
-	Disabled bool   `json:"disabled,omitempty"`
 }
 
 // PasswordFingerprint names an NT hash without revealing it: the first 8
@@ -96,8 +97,11 @@ func (n *Node) Dump() (Dump, error) {
 			return err
 		}
 		return tx.ForEachAccount(func(a model.Account) error {
+			if a.Disabled {
+				return nil
+			}
 			d.Accounts = append(d.Accounts, DumpAccount{Member: a.MemberID, Username: a.Username,
-				Password: PasswordFingerprint(a.NTHash), Source: a.PasswordSource, Disabled: a.Disabled})
+				Password: PasswordFingerprint(a.NTHash), Source: a.PasswordSource})
 			return nil
 		})
 	})

@@ -785,7 +785,6 @@ type fleetDump struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 		Source   string `json:"source"`
-		Disabled bool   `json:"disabled"`
 	} `json:"accounts"`
 	Digest          string `json:"digest"`
 	RegistersDigest string `json:"registersDigest"`
@@ -811,7 +810,7 @@ func printFleetDump(out io.Writer, v fleetDump) {
 		if pw == "" {
 			pw = "-"
 		}
-		fmt.Fprintf(out, "acct %s %s %s %s disabled=%t\n", a.Member, a.Username, pw, a.Source, a.Disabled)
+		fmt.Fprintf(out, "acct %s %s %s %s\n", a.Member, a.Username, pw, a.Source)
 	}
 }
 

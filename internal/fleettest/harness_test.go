@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
@@ -556,6 +559,34 @@ func (b *box) pap(user, pw, mac string) bool {
 func (b *box) accounting(user, sid, mac, status string) bool {
 	ok, _ := b.radclient("acct", fmt.Sprintf("User-Name = %q\nAcct-Status-Type = %s\nAcct-Session-Id = %q\nCalling-Station-Id = %q\nNAS-Identifier = \"ap\"\n", user, status, sid, mac))
 	return ok
+}
+
+// accountingGo is accounting with an in-process RADIUS client (its socket
+// made inside the box's namespace): the same request, a hundred times
+// cheaper than starting radclient.
+func (b *box) accountingGo(user, sid, mac string, status rfc2866.AcctStatusType) bool {
+	req := radius.New(radius.CodeAccountingRequest, []byte(nasSecret))
+	rfc2865.UserName_SetString(req, user)
+	rfc2866.AcctStatusType_Set(req, status)
+	rfc2866.AcctSessionID_SetString(req, sid)
+	rfc2865.CallingStationID_SetString(req, mac)
+	rfc2865.NASIdentifier_SetString(req, "ap")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	client := &radius.Client{Retry: 500 * time.Millisecond}
+	var resp *radius.Packet
+	exchange := func() error {
+		var err error
+		resp, err = client.Exchange(ctx, req, b.acct)
+		return err
+	}
+	var err error
+	if b.ns != "" {
+		err = b.f.lab.inNS(b.ns, exchange)
+	} else {
+		err = exchange()
+	}
+	return err == nil && resp.Code == radius.CodeAccountingResponse
 }
 
 // peap runs eapol_test (PEAP-MSCHAPv2) at the box with the one device

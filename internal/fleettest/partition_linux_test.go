@@ -221,6 +221,9 @@ func TestFleetPartitionNetns(t *testing.T) {
 	}
 	t.Logf("changes on both sides made %s after the cut", time.Since(cutAt).Round(time.Millisecond))
 
+	// Hold the split long enough for the dialers' backoff to grow (a
+	// cable out for a while, not a blip), then heal.
+	time.Sleep(time.Until(cutAt.Add(16 * time.Second)))
 	f.lab.cut(nil)
 	d, took := f.converged(5*time.Second, "after healing")
 	t.Logf("healed: every box holds the same replicated state %s after the cut was lifted (digest %.16s…, %d registers)", took.Round(time.Millisecond), d.Digest, len(d.Registers))
@@ -245,8 +248,8 @@ func TestFleetPartitionNetns(t *testing.T) {
 			t.Errorf("session %s: present %t live %t, want live %t", key, ok, got, live)
 		}
 	}
-	if acct, ok := account(d, m2); !ok || !acct.Disabled {
-		t.Errorf("ended member %s: %+v, want disabled", m2, acct)
+	if acct, ok := account(d, m2); ok {
+		t.Errorf("ended member %s still has an enabled account: %+v", m2, acct)
 	}
 	for _, e := range []string{"ann.before@example.net", "ben.ending@example.net", "cora.left@example.net", "dan.right@example.net"} {
 		if n := len(f.welcomes(e)); n != 1 {
