@@ -314,6 +314,9 @@ func (b *box) start() {
 	}
 	cmd := b.command(context.Background(), b.f.daemon, "-config", b.cfgPath)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	// If the test binary dies (a timeout's panic skips t.Cleanup) the
+	// daemon goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		t.Fatalf("start %s: %v", b.id, err)
@@ -688,7 +691,8 @@ func newLab(t testing.TB, n int) *lab {
 		unavailable(t, "needs root (network namespaces, iptables)")
 	}
 	needTools(t, "ip", "iptables")
-	tag := fmt.Sprintf("dgft%d", os.Getpid()%100000)
+	sweepLabs()
+	tag := fmt.Sprintf("dgft%d", os.Getpid())
 	l := &lab{t: t, router: tag + "-r", routerIP: labNet + ".1", prefix: tag, handles: map[string]netns.NsHandle{}}
 	t.Cleanup(l.cleanup)
 	l.ip("netns", "add", l.router)
@@ -711,6 +715,26 @@ func newLab(t testing.TB, n int) *lab {
 		l.ipt(ns, "-I", "OUTPUT", "-j", "DGCUT")
 	}
 	return l
+}
+
+// sweepLabs deletes the namespaces of test runs that died before their
+// cleanup (named dgft<pid>-…, pid no longer running).
+func sweepLabs() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		rest, ok := strings.CutPrefix(name, "dgft")
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := os.Stat("/proc/" + pid); pid != "" && os.IsNotExist(err) {
+			_ = exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
 }
 
 func (l *lab) boxIP(i int) string { return fmt.Sprintf("%s.%d", labNet, 11+i) }
