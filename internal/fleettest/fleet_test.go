@@ -1,6 +1,7 @@
 package fleettest
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // password in it (sent by box-c, the box of her home location, although
 // roaming "all" grants every location) authenticates by PEAP-MSCHAPv2 (eapol_test) at all three
 // boxes with one supplicant configuration: the fleet CA and the shared
-// server name (domain_match).
+// server name (domain_match). With a device limit of 2, two devices online
+// at box-a make box-b refuse a third.
 func TestFleetProcessesWelcomePEAPWebhook(t *testing.T) {
 	needTools(t, "eapol_test", "radclient")
 	f := startFleet(t, fleetOpts{webhooksA: true})
@@ -65,6 +67,20 @@ func TestFleetProcessesWelcomePEAPWebhook(t *testing.T) {
 	}
 	if n := len(f.welcomes(email)); n != 1 {
 		t.Errorf("%d welcome emails in the end, want 1", n)
+	}
+
+	// Device limit 2 across boxes: two devices online at box-a, a third
+	// at box-b is refused while the links are up; one of the two roaming
+	// to box-b is not.
+	b := f.boxes[1]
+	for i, mac := range []string{"02-00-00-00-0a-01", "02-00-00-00-0a-02"} {
+		if !a.pap(email, pw, mac) || !a.accounting(email, fmt.Sprintf("dev-%d", i), mac, "Start") {
+			t.Fatalf("device %s not admitted and online at box-a", mac)
+		}
+	}
+	waitFor(t, time.Second, "box-b refuses a third device", func() bool { return !b.pap(email, pw, "02-00-00-00-0b-03") })
+	if !b.pap(email, pw, "02-00-00-00-0a-01") {
+		t.Error("box-b refuses a device already online at box-a (roaming)")
 	}
 }
 

@@ -270,7 +270,7 @@ plans:
   - {plan: Hot Desk, group: standard}
   - {plan: Day Pass, group: daypass, duration: 24h}
 groups:
-  - {name: standard, max_devices: 3}
+  - {name: standard, max_devices: 2}
   - {name: daypass, max_devices: 2}
 locations:
   - {location: Downtown, network: downtown-secure, vlan: 100, subnet: 10.100.0.0/22}
