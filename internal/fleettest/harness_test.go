@@ -595,10 +595,15 @@ func (b *box) accountingGo(user, sid, mac string, status rfc2866.AcctStatusType)
 // peap runs eapol_test (PEAP-MSCHAPv2) at the box with the one device
 // configuration of the fleet: the fleet CA and the shared server name.
 func (b *box) peap(caFile, user, pw string) (bool, string) {
+	return b.eapol(fmt.Sprintf("key_mgmt=IEEE8021X\neap=PEAP\nidentity=%q\nanonymous_identity=\"anonymous\"\npassword=%q\nca_cert=%q\ndomain_match=%q\nphase1=\"peaplabel=0\"\nphase2=\"auth=MSCHAPV2\"", user, pw, caFile, serverName))
+}
+
+// eapol runs eapol_test with one network block at the box's RADIUS
+// server, as the access point, and reports SUCCESS.
+func (b *box) eapol(network string) (bool, string) {
 	t := b.f.t
 	conf := filepath.Join(t.TempDir(), "eapol.conf")
-	network := fmt.Sprintf("network={\nkey_mgmt=IEEE8021X\neap=PEAP\nidentity=%q\nanonymous_identity=\"anonymous\"\npassword=%q\nca_cert=%q\ndomain_match=%q\nphase1=\"peaplabel=0\"\nphase2=\"auth=MSCHAPV2\"\n}\n", user, pw, caFile, serverName)
-	if err := os.WriteFile(conf, []byte(network), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("network={\n"+network+"\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(b.radius)
