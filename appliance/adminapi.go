@@ -228,6 +228,11 @@ func fleetErr(err error) error {
 
 func (b adminAPI) FleetStatus() (any, error) { return b.a.fleet.Status() }
 
+func (b adminAPI) FleetDump() (any, error) {
+	d, err := b.a.fleet.Dump()
+	return d, fleetErr(err)
+}
+
 func (b adminAPI) FleetInit(box string) (any, error) {
 	id, err := b.a.fleet.Init(box)
 	if err != nil {

@@ -90,6 +90,7 @@ var allowedImports = map[string][]string{
 	"internal/atomicfile":     nil,
 	"internal/cdp":            nil,
 	"internal/e2e":            nil,
+	"internal/fleettest":      nil, // tests only: they build and run the binaries
 	"internal/guestnet":       nil,
 	"internal/keyfile":        nil,
 	"internal/testepoch":      nil,

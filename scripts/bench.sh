@@ -22,9 +22,10 @@ run ./appliance/store '.' 1x
 run ./appliance/policy 'Decide' 1s
 
 # The fleet (issue 11): replication latency a → c, catch-up after a
-# partition with 10,000 changes, memory per link.
+# partition with 10,000 changes, memory per link, steady bytes per second
+# per link with 10,000 members and 1,000 live sessions.
 run ./appliance/peer 'FleetReplicationLatency' 300x
-run ./appliance/peer 'FleetCatchUp10k|FleetMemoryPerPeer' 1x
+run ./appliance/peer 'FleetCatchUp10k|FleetMemoryPerPeer|FleetSteadyBytes' 1x
 # Per-origin entry signatures: sign and verify, entries/s.
 run ./appliance/peer 'EntrySignature' 2000x
 

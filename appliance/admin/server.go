@@ -41,6 +41,8 @@ type Backend interface {
 	NetTeardown(ctx context.Context) (map[string]string, error)
 
 	FleetStatus() (any, error)
+	// FleetDump is the replicated state in canonical form (peer.Dump).
+	FleetDump() (any, error)
 	FleetInit(box string) (any, error)
 	FleetInvite(ttl time.Duration) (token string, expires time.Time, err error)
 	FleetJoin(ctx context.Context, token, box string) (any, error)
@@ -308,6 +310,14 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/fleet/dump", func(w http.ResponseWriter, _ *http.Request) {
+		d, err := s.b.FleetDump()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
 	})
 	mux.HandleFunc("POST /v1/fleet/init", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {

@@ -172,12 +172,8 @@ func (s *Syncer) createAccount(tx *store.Tx, m model.Member, dec model.Decision,
 	}
 	send := welcomeOn(cfg) && m.Email != ""
 	if send && s.opts.Fleet != nil {
-		loc := ""
-		if len(dec.Locations) > 0 {
-			loc = dec.Locations[0].Name
-		}
 		var err error
-		if send, err = s.opts.Fleet.ClaimWelcome(tx, m.ID, loc); err != nil {
+		if send, err = s.opts.Fleet.ClaimWelcome(tx, m.ID, welcomeLocation(m, dec)); err != nil {
 			return acctNone, fmt.Errorf("claim welcome email for %s: %w", username, err)
 		}
 	}

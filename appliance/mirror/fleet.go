@@ -72,11 +72,7 @@ func (s *Syncer) TakeOverWelcome(memberID string) (bool, error) {
 		case model.PasswordProperty:
 			email.Data["password_hint"] = "the WiFi password stored in your member profile (" + cfg.Users.PasswordProperty + ")"
 		}
-		loc := ""
-		if len(dec.Locations) > 0 {
-			loc = dec.Locations[0].Name
-		}
-		claimed, err := tk.TakeOverWelcome(tx, memberID, loc)
+		claimed, err := tk.TakeOverWelcome(tx, memberID, welcomeLocation(m, dec))
 		if err != nil || !claimed {
 			if err == nil {
 				err = errNoTakeover
@@ -98,4 +94,20 @@ func (s *Syncer) TakeOverWelcome(memberID string) (bool, error) {
 		s.opts.KickMail()
 	}
 	return true, nil
+}
+
+// welcomeLocation names the location whose box owns member m's welcome
+// email: the member's home location when the decision grants it (with
+// roaming "all" the decision lists every configured location, the home
+// one anywhere in it), else the first location granted.
+func welcomeLocation(m model.Member, dec model.Decision) string {
+	for _, l := range dec.Locations {
+		if m.Location != "" && l.LocationID == m.Location {
+			return l.Name
+		}
+	}
+	if len(dec.Locations) > 0 {
+		return dec.Locations[0].Name
+	}
+	return ""
 }

@@ -551,10 +551,19 @@ func (n *Node) linked(box string) bool {
 	}
 }
 
+// Redial backoff: doubling from dialBackoffMin up to dialBackoffMax, each
+// wait jittered by ±50%. The cap keeps a healed partition noticed within
+// 1.5 × dialBackoffMax (the fleet converges within 5 s of healing); a dial
+// to a box that is down costs one TCP SYN every few seconds.
+const (
+	dialBackoffMin = 200 * time.Millisecond
+	dialBackoffMax = 2500 * time.Millisecond
+)
+
 // dialLoop dials u whenever no link to the box there exists, with
 // exponential backoff and jitter.
 func (n *Node) dialLoop(ctx context.Context, k *keys, u string) {
-	const minBackoff, maxBackoff = 200 * time.Millisecond, 30 * time.Second
+	const minBackoff, maxBackoff = dialBackoffMin, dialBackoffMax
 	backoff := minBackoff
 	wait := func(d time.Duration) bool {
 		t := time.NewTimer(d)

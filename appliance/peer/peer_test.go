@@ -818,3 +818,19 @@ func TestFleetRandomized(t *testing.T) {
 		}
 	}
 }
+
+// TestDialBackoffHealsWithin5s: however long a peer was unreachable, the
+// longest wait before the next dial (jitter up to +50%) plus a second for
+// the TLS handshake and anti-entropy stays within the 5 s in which a healed
+// fleet must converge (with the former 30 s cap a long partition healed
+// only after up to 45 s).
+func TestDialBackoffHealsWithin5s(t *testing.T) {
+	b, longest := dialBackoffMin, time.Duration(0)
+	for range 100 { // 100 failed dials in a row
+		longest = max(longest, b*3/2)
+		b = min(2*b, dialBackoffMax)
+	}
+	if longest+time.Second > 5*time.Second {
+		t.Fatalf("after a long partition a dialer may wait %s before it notices the heal", longest)
+	}
+}

@@ -47,6 +47,11 @@ func TestFleetCLI(t *testing.T) {
 		w.Write([]byte(`{"inFleet":true,"box":"box-a","fleet":"f1","caFingerprint":"` + strings.Repeat("ab", 32) + `","listen":"127.0.0.1:8443","locations":["Downtown"],
 			"peers":[{"box":"box-b","url":"wss://127.0.0.1:8444","link":"up","dialedBy":"box-a","lag":3},{"box":"box-c","link":"down","lastError":"connection refused"}],"removed":["box-x"]}`))
 	})
+	mux.HandleFunc("GET /v1/fleet/dump", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"box":"box-a","versionVector":{"box-a":3,"box-b":1},"digest":"d1","registersDigest":"r1",
+			"registers":[{"kind":"pw","key":"m1","origin":"box-b","seq":1,"time":{"w":5,"l":1},"value":{"password":"ab12","src":""}}],
+			"accounts":[{"member":"m1","username":"ann@example.com","password":"ab12","source":"member"}]}`))
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -73,6 +78,12 @@ func TestFleetCLI(t *testing.T) {
 	out, code, err := cli("status")
 	if code != 0 || err != nil || !strings.Contains(out, "box-b") || !strings.Contains(out, "up") || !strings.Contains(out, "connection refused") || !strings.Contains(out, "removed: box-x") {
 		t.Errorf("status: %d %v\n%s", code, err, out)
+	}
+	out, code, err = cli("dump")
+	for _, want := range []string{"box box-a digest d1 (registers r1)", "vv box-a 3\nvv box-b 1\n", "reg pw m1 box-b/1 5.1 {\"password\":\"ab12\",\"src\":\"\"}", "acct m1 ann@example.com ab12 member"} {
+		if code != 0 || err != nil || !strings.Contains(out, want) {
+			t.Errorf("dump: %d %v, want %q in\n%s", code, err, want, out)
+		}
 	}
 	if _, code, err := cli("join", "dgf1.used", "--id", "box-d"); code != 1 || err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Errorf("refused join: %d %v", code, err)

@@ -20,7 +20,7 @@
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	deskgate fleet init|invite|join|remove|status|config push
+//	deskgate fleet init|invite|join|remove|status|dump|config push
 //	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -94,6 +94,7 @@ commands:
   fleet status              this box, its peers, link state and lag
   fleet config push [FILE]  plans, groups, locations, roaming for every box (default:
                             this box's own); every reachable box validates it first
+  fleet dump                the replicated state in canonical form, with its digest
 
 Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
@@ -670,7 +671,7 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 	}
 }
 
-const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | config push [FILE]"
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | dump | config push [FILE]"
 
 // fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
 func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
@@ -762,6 +763,12 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 			return 1, err
 		}
 		return show(v, func() { printFleet(out, v) })
+	case sub == "dump" && len(pos) == 0:
+		var v fleetDump
+		if err := c.Get(ctx, "/v1/fleet/dump", nil, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() { printFleetDump(out, v) })
 	}
 	return 2, errors.New(fleetUsage)
 }
@@ -795,6 +802,55 @@ type peerStatus struct {
 		State   string `json:"state"`
 		Reason  string `json:"reason"`
 	} `json:"config"`
+}
+
+// fleetDump mirrors peer.Dump.
+type fleetDump struct {
+	Box       string            `json:"box"`
+	VV        map[string]uint64 `json:"versionVector"`
+	Registers []struct {
+		Kind   string `json:"kind"`
+		Key    string `json:"key"`
+		Origin string `json:"origin"`
+		Seq    uint64 `json:"seq"`
+		Time   struct {
+			Wall    int64  `json:"w"`
+			Logical uint32 `json:"l"`
+		} `json:"time"`
+		Value json.RawMessage `json:"value"`
+	} `json:"registers"`
+	Accounts []struct {
+		Member   string `json:"member"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Source   string `json:"source"`
+	} `json:"accounts"`
+	Digest          string `json:"digest"`
+	RegistersDigest string `json:"registersDigest"`
+}
+
+// printFleetDump prints the canonical dump: equal on two boxes exactly
+// when they hold the same replicated state.
+func printFleetDump(out io.Writer, v fleetDump) {
+	fmt.Fprintf(out, "box %s digest %s (registers %s)\n", v.Box, v.Digest, v.RegistersDigest)
+	origins := make([]string, 0, len(v.VV))
+	for o := range v.VV {
+		origins = append(origins, o)
+	}
+	slices.Sort(origins)
+	for _, o := range origins {
+		fmt.Fprintf(out, "vv %s %d\n", o, v.VV[o])
+	}
+	for _, r := range v.Registers {
+		fmt.Fprintf(out, "reg %s %s %s/%d %d.%d %s\n", r.Kind, r.Key, r.Origin, r.Seq, r.Time.Wall, r.Time.Logical, r.Value)
+	}
+	for _, a := range v.Accounts {
+		pw := a.Password
+		if pw == "" {
+			pw = "-"
+		}
+		fmt.Fprintf(out, "acct %s %s %s %s\n", a.Member, a.Username, pw, a.Source)
+	}
 }
 
 func printFleet(out io.Writer, v peerStatus) {
