@@ -298,6 +298,8 @@ func (l *link) handle(m Message) error {
 			l.n.opts.OnHint(l.peer, m.Hint)
 		}
 		return nil
+	case m.Type == TypeChunkWant || m.Type == TypeChunk:
+		return l.handleChunks(m) // rollout.go
 	case m.Type == TypeEntries:
 		vv, err := l.n.applyEntries(m.Entries)
 		if err != nil {

@@ -100,7 +100,7 @@ func checkValue(kind string, raw json.RawMessage) error {
 			err = errors.New("bad box id")
 		}
 	default:
-		err = fmt.Errorf("unknown kind %q", kind)
+		err = checkRolloutValue(kind, raw) // rollout.go
 	}
 	if err != nil {
 		return fmt.Errorf("%s value: %w", kind, err)

@@ -46,6 +46,7 @@ type Message struct {
 	VV      map[string]uint64 `json:"vv,omitempty"`
 	Entries []Entry           `json:"entries,omitempty"`
 	Hint    json.RawMessage   `json:"hint,omitempty"`
+	Chunks  *ChunkFrame       `json:"chunks,omitempty"` // rollout.go
 }
 
 // known record kinds; an entry of another kind is malformed.
@@ -73,6 +74,9 @@ func Decode(b []byte) (Message, error) {
 }
 
 func (m *Message) check() error {
+	if err := checkChunkFrame(m); err != nil {
+		return err
+	}
 	if len(m.VV) > maxOrigins {
 		return fmt.Errorf("version vector with %d origins exceeds %d", len(m.VV), maxOrigins)
 	}
@@ -112,6 +116,7 @@ func (m *Message) check() error {
 				return fmt.Errorf("entries[%d]: %w", i, err)
 			}
 		}
+	case TypeChunkWant, TypeChunk: // checkChunkFrame
 	default:
 		return fmt.Errorf("unknown message type %.32q", m.Type)
 	}
