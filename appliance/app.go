@@ -32,8 +32,10 @@ import (
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/peer"
+	"github.com/deskgate/deskgate/appliance/rollout"
 	"github.com/deskgate/deskgate/appliance/store"
 	dsync "github.com/deskgate/deskgate/appliance/sync"
+	"github.com/deskgate/deskgate/appliance/update"
 	"github.com/deskgate/deskgate/portal"
 )
 
@@ -58,6 +60,8 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 	fleet  *peer.Node
+	// rollout: fleet updates (rollout_routes.go)
+	rollout *rollout.Agent
 
 	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
 
@@ -98,6 +102,9 @@ type Options struct {
 	// FleetTakeoverEvery is how often the fleet looks for welcome emails
 	// to take over (default 15s).
 	FleetTakeoverEvery time.Duration
+	// Updater is what a fleet rollout installs with on this box; nil:
+	// RAUC when the rauc tool is installed, else none.
+	Updater *update.Updater
 	// OwnProcess says the App is its process's only one (deskgated): it
 	// sets the runtime's soft memory limit (memory_limit_mib) and gives
 	// memory back (see trimMemory). In-process tests leave it off.
@@ -143,6 +150,11 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
+	u := opts.Updater
+	if u == nil {
+		u = boxUpdater(log.With("component", "update"), opts.Now)
+	}
+	a.rollout = newRollout(a, cfg.DataDir, u)
 	a.res = access.New(cfg)
 	scopes, readScopes := apiScopes(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
@@ -292,6 +304,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
+	run("rollout", a.rollout.Run)
 	if a.ownProcess {
 		a.applyMemoryLimit()
 		run("memory", a.trimMemory)

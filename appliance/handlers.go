@@ -39,6 +39,7 @@ func (a *App) adminServer() *http.Server {
 	mux.HandleFunc("POST /v1/net/teardown", a.handleNetTeardown)
 	mux.HandleFunc("GET /v1/token", a.handleAdminToken)
 	a.fleetRoutes(mux)
+	a.rolloutRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	// Profiles for performance work (go tool pprof), on the local API only
