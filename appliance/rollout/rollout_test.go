@@ -135,9 +135,9 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newBox(t *testing.T, id string, now func() time.Time, ev *events) *box {
+func newBox(t *testing.T, id string, now func() time.Time, ev *events, keyring string) *box {
 	b := &box{t: t, id: id, dir: t.TempDir(), listen: freeAddr(t), now: now, ev: ev, logs: &bytes.Buffer{},
-		fake: update.NewFake("deskgate-x86_64", "fleet-key", "v1")}
+		fake: update.NewFake("deskgate-x86_64", keyring, "v1")}
 	b.fake.Boot()
 	b.start()
 	t.Cleanup(b.stop)
@@ -290,12 +290,20 @@ func bundle(t *testing.T, version, signer string, size int) string {
 	return p
 }
 
-func fleetOf3(t *testing.T) (*events, []*box) {
+// fleetOf3 starts box-a, box-b and box-c, each trusting the update key of
+// keyrings (default "fleet-key"), and joins them.
+func fleetOf3(t *testing.T, keyrings ...string) (*events, []*box) {
 	t.Helper()
 	base, epoch := time.Now(), testepoch.Epoch()
 	now := func() time.Time { return epoch.Add(time.Since(base)) }
 	ev := &events{}
-	a, b, c := newBox(t, "box-a", now, ev), newBox(t, "box-b", now, ev), newBox(t, "box-c", now, ev)
+	key := func(i int) string {
+		if i < len(keyrings) {
+			return keyrings[i]
+		}
+		return "fleet-key"
+	}
+	a, b, c := newBox(t, "box-a", now, ev, key(0)), newBox(t, "box-b", now, ev, key(1)), newBox(t, "box-c", now, ev, key(2))
 	na, _ := a.current()
 	if _, err := na.Init("box-a"); err != nil {
 		t.Fatal(err)
@@ -520,6 +528,38 @@ func TestFleetRollout(t *testing.T) {
 	for _, x := range boxes {
 		if x.writes() != writes[x.id] {
 			t.Fatalf("%s was written after the refused bundle", x.id)
+		}
+	}
+}
+
+// TestFleetRolloutCanaryRefusesSigner: every box verifies the bundle
+// against its own keyring. box-c trusts another update key: as the canary
+// it refuses the bundle before writing its slot, and the rollout halts
+// with box-a and box-b never installed.
+func TestFleetRolloutCanaryRefusesSigner(t *testing.T) {
+	_, boxes := fleetOf3(t, "fleet-key", "fleet-key", "other-key")
+	a, b, c := boxes[0], boxes[1], boxes[2]
+	_, aa := a.current()
+	r, err := aa.Start(context.Background(), bundle(t, "v2", "fleet-key", 400<<10), "box-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the rollout halted at every box", func() bool {
+		for _, x := range boxes {
+			rep, ok := rolloutAt(x, r.ID)
+			if !ok || rep.State != StateHalted || !finished(rep.RolloutState) {
+				return false
+			}
+		}
+		return true
+	})
+	rep, _ := rolloutAt(b, r.ID)
+	if !strings.Contains(rep.Halted, "box box-c failed: bundle refused, nothing written: signature verification failed") {
+		t.Fatalf("halted: %q", rep.Halted)
+	}
+	for _, x := range []*box{a, b, c} {
+		if w := x.writes(); w != 0 {
+			t.Fatalf("%s: %d slot writes, want none", x.id, w)
 		}
 	}
 }
