@@ -382,12 +382,19 @@ func (n *Node) Rollouts() ([]RolloutState, error) {
 		if err != nil {
 			return err
 		}
+		_, removed, err := boxes(tx)
+		if err != nil {
+			return err
+		}
 		byID := map[string]*RolloutState{}
 		for _, e := range rs {
 			var v RolloutValue
 			if err := json.Unmarshal(e.Value, &v); err != nil {
 				return fmt.Errorf("decode rollout %s: %w", e.Key, err)
 			}
+			// A box removed from the fleet is no longer waited for (the
+			// canary stays: the others wait for it).
+			v.Boxes = slices.DeleteFunc(v.Boxes, func(b string) bool { return removed[b] && b != v.Canary })
 			out = append(out, RolloutState{RolloutValue: v, Progress: map[string]RolloutBoxValue{}})
 		}
 		for i := range out {

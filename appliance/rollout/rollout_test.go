@@ -563,3 +563,43 @@ func TestFleetRolloutCanaryRefusesSigner(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetRolloutWithoutRemovedBox: a box that went offline during a
+// rollout holds it up until it is removed from the fleet: box-b is stopped,
+// the rollout stays in progress after box-c (canary) and box-a run v2, and
+// is done once box-b is removed.
+func TestFleetRolloutWithoutRemovedBox(t *testing.T) {
+	_, boxes := fleetOf3(t)
+	a, b, c := boxes[0], boxes[1], boxes[2]
+	b.stop()
+	_, aa := a.current()
+	r, err := aa.Start(context.Background(), bundle(t, "v2", "fleet-key", 300<<10), "box-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(r.Boxes, "box-b") {
+		t.Fatalf("boxes %v, want box-b among them", r.Boxes)
+	}
+	waitFor(t, 30*time.Second, "box-a and box-c good", func() bool {
+		rep, ok := rolloutAt(a, r.ID)
+		return ok && rep.Progress["box-a"].Phase == peer.PhaseGood && rep.Progress["box-c"].Phase == peer.PhaseGood
+	})
+	if rep, _ := rolloutAt(a, r.ID); rep.State != StateRunning {
+		t.Fatalf("with box-b offline the rollout is %s, want %s", rep.State, StateRunning)
+	}
+	na, _ := a.current() // box-a's userland after its update reboot
+	if err := na.Remove("box-b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the rollout done at box-a and box-c", func() bool {
+		for _, x := range []*box{a, c} {
+			if rep, ok := rolloutAt(x, r.ID); !ok || rep.State != StateDone || slices.Contains(rep.Boxes, "box-b") {
+				return false
+			}
+		}
+		return true
+	})
+	if b.writes() != 0 || a.writes() != 1 || c.writes() != 1 {
+		t.Fatalf("slot writes a=%d b=%d c=%d, want 1, 0, 1", a.writes(), b.writes(), c.writes())
+	}
+}

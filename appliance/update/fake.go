@@ -17,9 +17,9 @@ import (
 // as processes). A bundle's first line is "compatible version signer
 // [sha256]"; it verifies when signer is the trusted Keyring and, when the
 // digest is given, the bytes after the first line match it (a payload, as
-// large as a test wants, standing in for the root image). Reboot follows grub.cfg:
-// the first slot in Order that is good and untried boots, and is on trial
-// until MarkGood.
+// large as a test wants, standing in for the root image). Reboot follows
+// grub.cfg: the first slot in Order that is good and untried boots, and is
+// on trial until MarkGood.
 type Fake struct {
 	mu         sync.Mutex
 	Compatible string
