@@ -31,7 +31,8 @@ func boxUpdater(log *slog.Logger, now func() time.Time) *update.Updater {
 }
 
 func newRollout(a *App, dataDir string, u *update.Updater) *rollout.Agent {
-	return rollout.New(rollout.Options{Fleet: a.fleet, Updater: u, Dir: filepath.Join(dataDir, "rollout"), Now: a.now, Log: a.log.With("component", "rollout")})
+	return rollout.New(rollout.Options{Fleet: a.fleet, Updater: u, Dir: filepath.Join(dataDir, "rollout"),
+		BundleDir: filepath.Join(os.TempDir(), "deskgate-rollout"), Now: a.now, Log: a.log.With("component", "rollout")})
 }
 
 // rolloutRoutes serve `deskgate fleet update` (docs/fleet.md).

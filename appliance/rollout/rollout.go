@@ -49,10 +49,14 @@ type Options struct {
 	// Updater installs on this box; nil: this box has no update backend
 	// (it refuses to start a rollout and fails its turn in one).
 	Updater *update.Updater
-	// Dir holds chunks/ and bundles/ (on the data partition).
+	// Dir holds chunks/ (on the data partition: they survive a restart).
 	Dir string
-	Now func() time.Time
-	Log *slog.Logger
+	// BundleDir is where the bundle is reassembled for the install
+	// (default Dir/bundles; the daemon uses a tmpfs, so the data
+	// partition holds the bundle's bytes once, as chunks).
+	BundleDir string
+	Now       func() time.Time
+	Log       *slog.Logger
 	// Poll is how often the agent looks at the rollouts (default 1s).
 	Poll time.Duration
 	// Window is how many chunk requests may be in flight (default 4).
@@ -114,6 +118,9 @@ func New(o Options) *Agent {
 	if o.Retry <= 0 {
 		o.Retry = 10 * time.Second
 	}
+	if o.BundleDir == "" {
+		o.BundleDir = filepath.Join(o.Dir, "bundles")
+	}
 	a := &Agent{
 		o: o, log: o.Log, kick: make(chan struct{}, 1),
 		want: map[string]*wanted{}, received: map[string]int64{}, base: map[string]int64{}, fetched: map[string]int{},
@@ -127,7 +134,7 @@ func (a *Agent) chunkPath(hash string) string { return filepath.Join(a.o.Dir, "c
 
 // BundlePath is where a box assembles rollout id's bundle.
 func (a *Agent) BundlePath(id string) string {
-	return filepath.Join(a.o.Dir, "bundles", id+".raucb")
+	return filepath.Join(a.o.BundleDir, id+".raucb")
 }
 
 // ErrBusy is returned by Start while another rollout is in progress.

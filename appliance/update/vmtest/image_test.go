@@ -72,8 +72,10 @@ func TestImageBootsAndRefusesForeignBundle(t *testing.T) {
 	}
 }
 
-// TestImageUpdateAndRollback: A→B with a good bundle keeps the database
-// and config and reports the new version after the reboot; then a bundle
+// TestImageUpdateAndRollback: A→B with a good bundle, as a fleet rollout
+// (`deskgate fleet update`, one box), keeps the database and config and
+// reports the new version after the reboot, in update status and in fleet
+// update status; then a bundle
 // whose deskgated exits at start is tried in A, fails the health gate,
 // and the box falls back to B on its own, with update status saying why.
 func TestImageUpdateAndRollback(t *testing.T) {
@@ -88,12 +90,18 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	welcomes := `grep -l 'To: .*` + member + `' /data/deskgate/mailbox/*.eml | wc -l`
 	mails := strings.TrimSpace(v.mustSh(welcomes, 10*time.Second))
 
+	// A→B as a fleet rollout driven by deskgated (a fleet of this one box,
+	// its own canary): the bundle is verified by RAUC, cut into chunks on
+	// the data partition, reassembled in /tmp and installed through
+	// appliance/update, then the box reboots.
+	v.mustSh(fmt.Sprintf("wget -q -O /tmp/good.raucb http://%s/good.raucb", guestBundles), 3*time.Minute)
+	v.mustSh("deskgate fleet init --id vm-a", time.Minute)
 	t0 := time.Now()
-	out := v.mustSh(fmt.Sprintf("deskgate update install http://%s/good.raucb", guestBundles), 5*time.Minute)
-	if !strings.Contains(out, "installed v2 into slot B") {
-		t.Fatalf("install: %s", out)
+	out := v.mustSh("deskgate fleet update /tmp/good.raucb", 5*time.Minute)
+	if !regexp.MustCompile(`rollout \S+ of v2 started: \d+ chunks; canary vm-a, then no other box`).MatchString(out) {
+		t.Fatalf("fleet update: %s", out)
 	}
-	v.waitExit(2 * time.Minute)
+	v.waitExit(4 * time.Minute)
 	install := time.Since(t0)
 
 	// B boots; the gate marks it good once deskgated serves.
@@ -110,6 +118,24 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	if ver := v.mustSh(`deskgate -json status | sed -n 's/^ *"version": "\(.*\)",$/\1/p'`, 30*time.Second); strings.TrimSpace(ver) != "v2" {
 		t.Fatalf("deskgated reports version %q after the update, want v2", ver)
 	}
+	var fst string
+	for i := 0; i < 30; i++ {
+		if fst = v.mustSh("deskgate fleet update status", time.Minute); regexp.MustCompile(`(?m)^rollout \S+: v2 from vm-a, .*: done$`).MatchString(fst) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if !regexp.MustCompile(`(?m)^rollout \S+: v2 from vm-a, .*: done$`).MatchString(fst) || !regexp.MustCompile(`(?m)^vm-a +good +(\d+)/\d+ +v2 `).MatchString(fst) {
+		t.Fatalf("fleet update status after the reboot:\n%s", fst)
+	}
+	chunks := ""
+	for i := 0; i < 10 && chunks != "0"; i++ {
+		time.Sleep(time.Second)
+		chunks = strings.TrimSpace(v.mustSh("ls /data/deskgate/rollout/chunks | wc -l", 10*time.Second))
+	}
+	if chunks != "0" {
+		t.Fatalf("%s chunks left on the data partition after the rollout", chunks)
+	}
 	if got := v.mustSh("cat /data/config/marker /data/config/marker2", 10*time.Second); !strings.Contains(got, "before the first boot") || !strings.Contains(got, "kept") {
 		t.Fatalf("data partition not kept: %q", got)
 	}
@@ -120,7 +146,7 @@ func TestImageUpdateAndRollback(t *testing.T) {
 		t.Fatalf("the member's password no longer works after the update: %v\n%s", err, out)
 	}
 	t.Logf("rauc status after A→B (the shape appliance/update parses):\n%s", v.mustSh("rauc status --detailed --output-format=json 2>/dev/null", time.Minute))
-	t.Logf("BENCH install_seconds %.1f (download, verify, write, reboot into B)", install.Seconds())
+	t.Logf("BENCH install_seconds %.1f (fleet update of one box: verify, chunk, reassemble, write, reboot into B)", install.Seconds())
 
 	// v3's deskgated exits at start: A is tried, fails the gate, and the
 	// box falls back to B by itself.
