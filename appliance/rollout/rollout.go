@@ -83,6 +83,7 @@ type Agent struct {
 	assembled map[string]bool    // rollout -> bundle assembled and checked
 	cleaned   map[string]bool
 	installMu sync.Mutex
+	startMu   sync.Mutex // one Start at a time (the busy check and the publish)
 
 	// life: ChunkReceived holds it shared; Run's end takes it to set
 	// stopped, so no chunk is written after Run returned.
@@ -152,6 +153,8 @@ func (a *Agent) Start(ctx context.Context, bundle, canary string) (peer.RolloutV
 	if self == "" {
 		return peer.RolloutValue{}, peer.ErrNotInFleet
 	}
+	a.startMu.Lock()
+	defer a.startMu.Unlock()
 	if a.o.Updater == nil {
 		return peer.RolloutValue{}, ErrNoBackend
 	}
@@ -524,7 +527,7 @@ func (a *Agent) report(r peer.RolloutState, v peer.RolloutBoxValue, now bool) {
 		return
 	}
 	a.mu.Lock()
-	a.last[r.ID] = sent{v: v, at: time.Now()}
+	a.last[r.ID] = sent{v: v, at: time.Now()} // throttling only: not the daemon's clock
 	a.mu.Unlock()
 	if v.Phase == peer.PhaseFailed {
 		a.log.Warn("rollout: this box failed", "rollout", r.ID, "version", r.Version, "reason", v.Reason)
@@ -563,7 +566,7 @@ func (a *Agent) request(r peer.RolloutState, missing []string) {
 	if len(sources) == 0 {
 		return
 	}
-	now := time.Now()
+	now := time.Now() // an elapsed-time bound for the retry, not the daemon's clock
 	a.mu.Lock()
 	inflight := 0
 	for _, w := range a.want {
