@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,26 +36,30 @@ func newRollout(a *App, dataDir string, u *update.Updater) *rollout.Agent {
 		BundleDir: filepath.Join(os.TempDir(), "deskgate-rollout"), Now: a.now, Log: a.log.With("component", "rollout")})
 }
 
-// rolloutRoutes serve `deskgate fleet update` (docs/fleet.md).
-func (a *App) rolloutRoutes(mux *routeMux) {
-	mux.HandleFunc("GET /v1/fleet/update", func(w http.ResponseWriter, _ *http.Request) {
+// rolloutRoutes mount `deskgate fleet update` on the admin API
+// (docs/fleet.md), behind its guard.
+func (a *App) rolloutRoutes() {
+	a.adminSrv.Mount("GET /v1/fleet/update", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		st, err := a.rollout.Status()
 		if err != nil {
-			writeErr(w, http.StatusInternalServerError, err)
+			rolloutErr(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
-	})
-	mux.HandleFunc("POST /v1/fleet/update", func(w http.ResponseWriter, r *http.Request) {
+		rolloutJSON(w, http.StatusOK, st)
+	}))
+	a.adminSrv.Mount("POST /v1/fleet/update", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Bundle string `json:"bundle"`
 			Canary string `json:"canary"`
 		}
-		if !decodeFleetReq(w, r, &req) {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			rolloutErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
 			return
 		}
 		if !filepath.IsAbs(req.Bundle) {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("bundle %q: want an absolute path on this box", req.Bundle))
+			rolloutErr(w, http.StatusBadRequest, fmt.Errorf("bundle %q: want an absolute path on this box", req.Bundle))
 			return
 		}
 		v, err := a.rollout.Start(r.Context(), req.Bundle, req.Canary)
@@ -64,9 +69,21 @@ func (a *App) rolloutRoutes(mux *routeMux) {
 				code = http.StatusConflict
 			}
 			a.log.Warn("fleet update refused", "bundle", req.Bundle, "err", err)
-			writeErr(w, code, err)
+			rolloutErr(w, code, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, v)
-	})
+		rolloutJSON(w, http.StatusOK, v)
+	}))
+}
+
+func rolloutJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func rolloutErr(w http.ResponseWriter, code int, err error) {
+	rolloutJSON(w, code, map[string]string{"error": err.Error()})
 }
