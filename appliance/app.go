@@ -44,7 +44,9 @@ import (
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/onboard"
 	"github.com/deskgate/deskgate/appliance/peer"
+	"github.com/deskgate/deskgate/appliance/rollout"
 	"github.com/deskgate/deskgate/appliance/store"
+	"github.com/deskgate/deskgate/appliance/update"
 	"github.com/deskgate/deskgate/portal"
 )
 
@@ -72,6 +74,8 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 	fleet  *peer.Node
+	// rollout: fleet updates (rollout_routes.go)
+	rollout *rollout.Agent
 
 	adminSrv *admin.Server // the operator's API: routes, token, listeners
 
@@ -103,6 +107,9 @@ type Options struct {
 	// FleetTakeoverEvery is how often the fleet looks for welcome emails
 	// and guest code deliveries to take over (default 15s).
 	FleetTakeoverEvery time.Duration
+	// Updater is what a fleet rollout installs with on this box; nil:
+	// RAUC when the rauc tool is installed, else none.
+	Updater *update.Updater
 	// OwnProcess says the App is its process's only one (deskgated): it
 	// sets the runtime's soft memory limit (memory_limit_mib) and gives
 	// memory back (see trimMemory). In-process tests leave it off.
@@ -161,6 +168,12 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
+	u := opts.Updater
+	if u == nil {
+		u = boxUpdater(log.With("component", "update"), opts.Now)
+	}
+	a.rollout = newRollout(a, cfg.DataDir, u)
+	a.rolloutRoutes()
 	a.res = access.New(cfg)
 	a.hooks = mirror.NewRegistrar(a.Config, opts.Now, log)
 	scopes, readScopes := mirror.APIScopes(cfg)
@@ -324,6 +337,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
+	run("rollout", a.rollout.Run)
 	if a.ownProcess {
 		a.applyMemoryLimit()
 		run("memory", a.trimMemory)

@@ -16,6 +16,11 @@ import (
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
+// FirstBootPlaceholder is what the image's first-boot config
+// (buildroot/board/deskgate/overlay/etc/deskgate/deskgate.default.yaml)
+// has for the OfficeRnD client id and organization.
+const FirstBootPlaceholder = "not-configured"
+
 // Doctor walks the troubleshooting list an operator would otherwise follow
 // by hand and says what to fix.
 func (a *App) Doctor(ctx context.Context) []admin.Check {
@@ -23,11 +28,25 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	var out []admin.Check
 	add := func(c admin.Check) { out = append(out, c) }
 
+	// 0. The image's first-boot config points at nothing: say what to fill
+	// in instead of reporting OfficeRnD as unreachable.
+	firstBoot := cfg.OfficeRnD.ClientID == FirstBootPlaceholder || cfg.OfficeRnD.OrgSlug == FirstBootPlaceholder
+	if firstBoot {
+		add(admin.Check{Name: "first-boot config",
+			Detail: "officernd.client_id / org_slug are still " + FirstBootPlaceholder + ": this is the first-boot default and points at no OfficeRnD account",
+			Fix: "edit " + a.cfgPath + ": set officernd.client_id and org_slug, write the client secret into the officernd.client_secret file, " +
+				"list your access points under radius.clients, then restart deskgated; every key: docs/configuration.md"})
+	}
+
 	// 1. OfficeRnD credentials, scopes and organization.
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := a.api.Check(cctx)
-	cancel()
+	var err error
+	if !firstBoot {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = a.api.Check(cctx)
+		cancel()
+	}
 	switch {
+	case firstBoot:
 	case err == nil:
 		add(admin.Check{Name: "officernd credentials", OK: true, Detail: "token issued for client " + cfg.OfficeRnD.ClientID})
 		if a.api.ScopesReduced() {

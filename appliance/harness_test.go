@@ -21,6 +21,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/notify/notifytest"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
+	"github.com/deskgate/deskgate/appliance/update"
 	"github.com/deskgate/deskgate/internal/testepoch"
 	"github.com/deskgate/deskgate/portal"
 )
@@ -80,6 +81,7 @@ type harnessOpts struct {
 	usernameFmt string
 	simOf       *harness // share this harness's simulator (a fleet of boxes)
 	memberTLS   bool     // member pages over TLS (default: insecure_http on loopback)
+	updater     *update.Updater
 }
 
 type harness struct {
@@ -102,6 +104,8 @@ type harness struct {
 	memberURL string
 	// logs holds everything the daemon logged.
 	logs logBuffer
+	// updater: what a fleet rollout installs with (nil: none).
+	updater *update.Updater
 }
 
 const testSecret = "sim-secret-for-tests"
@@ -116,7 +120,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.interval == 0 {
 		o.interval = time.Hour
 	}
-	h := &harness{t: t, clock: o.clock, dir: t.TempDir(), resolver: &portal.StaticResolver{Derive: true}}
+	h := &harness{t: t, clock: o.clock, dir: t.TempDir(), resolver: &portal.StaticResolver{Derive: true}, updater: o.updater}
 	so := officerndsim.Options{
 		Seed: o.seed, ExtraMembers: o.extra, Now: o.clock.Now, ClientSecret: testSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryDelay: 50 * time.Millisecond,
@@ -253,7 +257,7 @@ func (h *harness) start() *App {
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{h.t}, &h.logs), &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond})
+	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond, Updater: h.updater})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("new app: %v", err)

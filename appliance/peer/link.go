@@ -310,6 +310,8 @@ func (l *link) handle(m Message) error {
 			l.n.opts.OnHint(l.peer, m.Hint)
 		}
 		return nil
+	case m.Type == TypeChunkWant || m.Type == TypeChunk:
+		return l.handleChunks(m) // rollout.go
 	case m.Type == TypeEntries:
 		k, _ := l.n.current()
 		if err := l.learnCerts(k, m.Certs); err != nil {

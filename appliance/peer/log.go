@@ -119,7 +119,7 @@ func checkValue(kind string, raw json.RawMessage) error {
 	case KindIssuer, KindCert, KindCertRevoked, KindGuestMail, KindGuestDevice, KindDayPass:
 		err = checkExtValue(kind, dec) // certs.go, guests.go
 	default:
-		err = fmt.Errorf("unknown kind %q", kind)
+		err = checkRolloutValue(kind, raw) // rollout.go
 	}
 	if err != nil {
 		return fmt.Errorf("%s value: %w", kind, err)

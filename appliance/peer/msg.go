@@ -55,7 +55,8 @@ type Message struct {
 	Vote    *ConfigVote       `json:"vote,omitempty"`  // TypeConfigVote
 	// Certs are box certificates (DER) of the origins of Entries the
 	// receiver may not know yet.
-	Certs [][]byte `json:"certs,omitempty"`
+	Certs  [][]byte    `json:"certs,omitempty"`
+	Chunks *ChunkFrame `json:"chunks,omitempty"` // rollout.go
 }
 
 // known record kinds; an entry of another kind is malformed.
@@ -83,6 +84,9 @@ func Decode(b []byte) (Message, error) {
 }
 
 func (m *Message) check() error {
+	if err := checkChunkFrame(m); err != nil {
+		return err
+	}
 	if len(m.VV) > maxOrigins {
 		return fmt.Errorf("version vector with %d origins exceeds %d", len(m.VV), maxOrigins)
 	}
@@ -141,6 +145,7 @@ func (m *Message) check() error {
 				return fmt.Errorf("entries[%d]: %w", i, err)
 			}
 		}
+	case TypeChunkWant, TypeChunk: // checkChunkFrame
 	default:
 		return fmt.Errorf("unknown message type %.32q", m.Type)
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/creds"
@@ -92,6 +93,8 @@ type Node struct {
 
 	started   chan struct{}
 	startOnce sync.Once
+
+	chunks atomic.Pointer[ChunkHandler] // rollout.go
 }
 
 // New loads the box's fleet identity, if any. It does not listen or dial

@@ -1,7 +1,10 @@
 package update
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,10 +14,12 @@ import (
 
 // Fake is an in-memory Backend with two slots and GRUB's boot counting,
 // for tests on the host (here, and for a fleet rollout driving many boxes
-// as processes). A bundle is a text file "compatible version signer"; it
-// verifies when signer is the trusted Keyring. Reboot follows grub.cfg:
-// the first slot in Order that is good and untried boots, and is on trial
-// until MarkGood.
+// as processes). A bundle's first line is "compatible version signer
+// [sha256]"; it verifies when signer is the trusted Keyring and, when the
+// digest is given, the bytes after the first line match it (a payload, as
+// large as a test wants, standing in for the root image). Reboot follows
+// grub.cfg: the first slot in Order that is good and untried boots, and is
+// on trial until MarkGood.
 type Fake struct {
 	mu         sync.Mutex
 	Compatible string
@@ -66,12 +71,18 @@ func (f *Fake) Verify(_ context.Context, bundle string) (Bundle, error) {
 	if err != nil {
 		return Bundle{}, err
 	}
-	fs := strings.Fields(string(b))
-	if len(fs) != 3 {
+	head, payload, _ := bytes.Cut(b, []byte("\n"))
+	fs := strings.Fields(string(head))
+	if len(fs) != 3 && len(fs) != 4 {
 		return Bundle{}, errors.New("not a bundle")
 	}
 	if fs[2] != f.Keyring {
 		return Bundle{}, fmt.Errorf("signature verification failed: signed by %q, not by the keyring", fs[2])
+	}
+	if len(fs) == 4 {
+		if sum := sha256.Sum256(payload); hex.EncodeToString(sum[:]) != fs[3] {
+			return Bundle{}, errors.New("signature verification failed: the payload does not match the signed digest")
+		}
 	}
 	return Bundle{Compatible: fs[0], Version: fs[1]}, nil
 }
@@ -134,4 +145,11 @@ func (f *Fake) Boot() string {
 	}
 	f.BootedSlot = "A"
 	return "A"
+}
+
+// Counts returns how many slot writes and reboots the fake has seen.
+func (f *Fake) Counts() (writes, reboots int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Writes, f.Reboots
 }

@@ -20,7 +20,7 @@
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	deskgate fleet init|invite|join|remove|status|dump|config push
+//	deskgate fleet init|invite|join|remove|status|dump|config push|update
 //	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -95,6 +95,8 @@ commands:
   fleet config push [FILE]  plans, groups, locations, roaming for every box (default:
                             this box's own); every reachable box validates it first
   fleet dump                the replicated state in canonical form, with its digest
+  fleet update BUNDLE [--canary BOX]  install a signed bundle on every box, a canary first
+  fleet update status       the fleet's rollouts: each box's phase, which box failed and why
 
 Over -addr the daemon wants its admin token: -token, -token-file or DESKGATE_TOKEN.
 `
@@ -671,7 +673,7 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 	}
 }
 
-const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | dump | config push [FILE]"
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | dump | config push [FILE] | update BUNDLE [--canary BOX] | update status"
 
 // fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
 func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
@@ -683,6 +685,7 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 	host, _ := os.Hostname()
 	id := fs.String("id", strings.ToLower(strings.SplitN(host, ".", 2)[0]), "this box's id in the fleet")
 	ttl := fs.String("ttl", "1h", "how long the join token is valid")
+	canary := fs.String("canary", "", "update: the box that installs first (default: the one with the fewest live sessions)")
 	sub := args[0]
 	var pos []string
 	rest := args[1:]
@@ -757,6 +760,8 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 			}
 			fmt.Fprintln(out)
 		})
+	case sub == "update" && len(pos) == 1:
+		return fleetUpdate(ctx, c, pos[0], *canary, out, show) // fleetupdate.go
 	case sub == "status" && len(pos) == 0:
 		var v peerStatus
 		if err := c.Get(ctx, "/v1/fleet/status", nil, &v); err != nil {

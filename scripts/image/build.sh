@@ -2,8 +2,9 @@
 # make image: assembles the deskgate install image from Debian packages with
 # the same board files Buildroot uses (buildroot/board/deskgate): Debian's
 # kernel (+ a small initramfs for its modular drivers), busybox-static, the
-# static deskgated/deskgate, RAUC, grub-editenv and dbus-daemon with the
-# shared libraries they link (ldd), GRUB i386-pc; a squashfs root slot.
+# static deskgated/deskgate, RAUC, grub-editenv and dbus-daemon, the
+# gateway's iptables (nft), ipset, tc and dnsmasq, with the shared libraries
+# they link (ldd), GRUB i386-pc; a squashfs root slot.
 #
 # Usage: scripts/image/build.sh [OUT]     (default: build/image)
 # Env:   VERSION            version string (default: git describe)
@@ -14,7 +15,8 @@
 # Output: OUT/disk.img (boot it: scripts/image/run.sh), OUT/rootfs.squashfs,
 #         OUT/update.raucb (a bundle of the same root), OUT/contents.txt.
 # Needs (Debian): linux-image-amd64 busybox-static rauc dbus-daemon grub-pc-bin
-#         grub-common genimage squashfs-tools e2fsprogs cpio openssl, go.
+#         grub-common genimage squashfs-tools e2fsprogs cpio openssl iptables
+#         ipset iproute2 dnsmasq-base, go.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BOARD=$ROOT/buildroot/board/deskgate
@@ -25,7 +27,7 @@ export DESKGATE_KEYS_DIR=${DESKGATE_KEYS_DIR:-$OUT/keys}
 export DESKGATE_VERSION=$VERSION
 PATH=$PATH:/sbin:/usr/sbin
 
-for t in busybox rauc grub-editenv grub-mkimage dbus-daemon genimage mksquashfs mkfs.ext4 cpio openssl; do
+for t in busybox rauc grub-editenv grub-mkimage dbus-daemon genimage mksquashfs mkfs.ext4 cpio openssl xtables-nft-multi ipset tc dnsmasq; do
 	command -v "$t" >/dev/null || { echo "image: $t missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }
 done
 [ -r "/boot/vmlinuz-$KVER" ] || { echo "image: /boot/vmlinuz-$KVER missing (apt-get install linux-image-amd64)" >&2; exit 1; }
@@ -60,6 +62,21 @@ copy_bin "$(command -v grub-editenv)" /usr/bin/grub-editenv
 copy_bin "$(command -v dbus-daemon)" /usr/bin/dbus-daemon
 copy_bin "$(command -v mke2fs)" /sbin/mkfs.ext4
 copy_bin "$(command -v unsquashfs 2>/dev/null || command -v mksquashfs)" /usr/bin/"$(basename "$(command -v unsquashfs 2>/dev/null || command -v mksquashfs)")"
+# The gateway's tools (netcfg): iptables with the nf_tables backend (as the
+# defconfigs' BR2_PACKAGE_IPTABLES_NFTABLES), its match/target extensions
+# (dlopen'ed, so ldd of the binary does not list them), ipset, iproute2's
+# tc (in place of busybox's applet) and dnsmasq.
+copy_bin "$(readlink -f "$(command -v xtables-nft-multi)")" /usr/sbin/xtables-nft-multi
+for a in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+	ln -sfn xtables-nft-multi "$T/usr/sbin/$a"
+	rm -f "$T/sbin/$a" "$T/bin/$a" "$T/usr/bin/$a"
+done
+XT=$(dirname "$(readlink -f "$(ldd "$(command -v xtables-nft-multi)" | awk '/libxtables/{print $3}')")")/xtables
+for so in "$XT"/*.so; do copy_bin "$so" "$XT/${so##*/}"; done
+rm -f "$T/sbin/tc" "$T/bin/tc" "$T/usr/sbin/tc" "$T/usr/bin/tc"
+copy_bin "$(command -v ipset)" /usr/sbin/ipset
+copy_bin "$(command -v tc)" /usr/sbin/tc
+copy_bin "$(command -v dnsmasq)" /usr/sbin/dnsmasq
 # TLS roots for OfficeRnD and SMTP.
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$T/etc/ssl/certs/ca-certificates.crt"
 # RAUC's verity bundles go through losetup/mount of the bundle (busybox's
@@ -74,6 +91,11 @@ mkdir -p "$I/bin" "$I/lib/modules" "$I/proc" "$I/sys" "$I/dev"
 cp "$(command -v busybox)" "$I/bin/busybox"
 cp "$BOARD/initramfs/init" "$I/init"
 MODS="virtio_pci virtio_blk virtio_net ahci sd_mod nvme e1000 squashfs ext4 loop dm_verity"
+# The gateway's kernel side (as linux.fragment builds in): VLANs, nf_tables
+# with the xtables compatibility layer, NAT, ipsets, tc shaping.
+MODS="$MODS 8021q bridge ifb nf_tables nft_compat nft_chain_nat nf_nat nf_conntrack xt_mark xt_mac xt_set xt_connmark
+	xt_CLASSIFY xt_MASQUERADE xt_conntrack xt_comment xt_tcpudp ip_set ip_set_hash_ip ip_set_hash_net ip_set_hash_mac
+	sch_htb sch_fq_codel sch_ingress cls_u32 cls_fw act_mirred"
 for m in $MODS; do
 	modprobe -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | awk '!seen[$0]++' >"$WORK/mods"

@@ -72,8 +72,10 @@ func TestImageBootsAndRefusesForeignBundle(t *testing.T) {
 	}
 }
 
-// TestImageUpdateAndRollback: A→B with a good bundle keeps the database
-// and config and reports the new version after the reboot; then a bundle
+// TestImageUpdateAndRollback: A→B with a good bundle, as a fleet rollout
+// (`deskgate fleet update`, one box), keeps the database and config and
+// reports the new version after the reboot, in update status and in fleet
+// update status; then a bundle
 // whose deskgated exits at start is tried in A, fails the health gate,
 // and the box falls back to B on its own, with update status saying why.
 func TestImageUpdateAndRollback(t *testing.T) {
@@ -88,12 +90,18 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	welcomes := `grep -l 'To: .*` + member + `' /data/deskgate/mailbox/*.eml | wc -l`
 	mails := strings.TrimSpace(v.mustSh(welcomes, 10*time.Second))
 
+	// A→B as a fleet rollout driven by deskgated (a fleet of this one box,
+	// its own canary): the bundle is verified by RAUC, cut into chunks on
+	// the data partition, reassembled in /tmp and installed through
+	// appliance/update, then the box reboots.
+	v.mustSh(fmt.Sprintf("wget -q -O /tmp/good.raucb http://%s/good.raucb", guestBundles), 3*time.Minute)
+	v.mustSh("deskgate fleet init --id vm-a", time.Minute)
 	t0 := time.Now()
-	out := v.mustSh(fmt.Sprintf("deskgate update install http://%s/good.raucb", guestBundles), 5*time.Minute)
-	if !strings.Contains(out, "installed v2 into slot B") {
-		t.Fatalf("install: %s", out)
+	out := v.mustSh("deskgate fleet update /tmp/good.raucb", 5*time.Minute)
+	if !regexp.MustCompile(`rollout \S+ of v2 started: \d+ chunks; canary vm-a, then no other box`).MatchString(out) {
+		t.Fatalf("fleet update: %s", out)
 	}
-	v.waitExit(2 * time.Minute)
+	v.waitExit(4 * time.Minute)
 	install := time.Since(t0)
 
 	// B boots; the gate marks it good once deskgated serves.
@@ -110,6 +118,24 @@ func TestImageUpdateAndRollback(t *testing.T) {
 	if ver := v.mustSh(`deskgate -json status | sed -n 's/^ *"version": "\(.*\)",$/\1/p'`, 30*time.Second); strings.TrimSpace(ver) != "v2" {
 		t.Fatalf("deskgated reports version %q after the update, want v2", ver)
 	}
+	var fst string
+	for i := 0; i < 30; i++ {
+		if fst = v.mustSh("deskgate fleet update status", time.Minute); regexp.MustCompile(`(?m)^rollout \S+: v2 from vm-a, .*: done$`).MatchString(fst) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if !regexp.MustCompile(`(?m)^rollout \S+: v2 from vm-a, .*: done$`).MatchString(fst) || !regexp.MustCompile(`(?m)^vm-a +good +(\d+)/\d+ +v2 `).MatchString(fst) {
+		t.Fatalf("fleet update status after the reboot:\n%s", fst)
+	}
+	chunks := ""
+	for i := 0; i < 10 && chunks != "0"; i++ {
+		time.Sleep(time.Second)
+		chunks = strings.TrimSpace(v.mustSh("ls /data/deskgate/rollout/chunks | wc -l", 10*time.Second))
+	}
+	if chunks != "0" {
+		t.Fatalf("%s chunks left on the data partition after the rollout", chunks)
+	}
 	if got := v.mustSh("cat /data/config/marker /data/config/marker2", 10*time.Second); !strings.Contains(got, "before the first boot") || !strings.Contains(got, "kept") {
 		t.Fatalf("data partition not kept: %q", got)
 	}
@@ -120,7 +146,7 @@ func TestImageUpdateAndRollback(t *testing.T) {
 		t.Fatalf("the member's password no longer works after the update: %v\n%s", err, out)
 	}
 	t.Logf("rauc status after A→B (the shape appliance/update parses):\n%s", v.mustSh("rauc status --detailed --output-format=json 2>/dev/null", time.Minute))
-	t.Logf("BENCH install_seconds %.1f (download, verify, write, reboot into B)", install.Seconds())
+	t.Logf("BENCH install_seconds %.1f (fleet update of one box: verify, chunk, reassemble, write, reboot into B)", install.Seconds())
 
 	// v3's deskgated exits at start: A is tried, fails the gate, and the
 	// box falls back to B by itself.
@@ -198,4 +224,68 @@ func TestImagePowerCutDuringInstall(t *testing.T) {
 	if out, err := v.radius(member, pw); err != nil || !accepted.MatchString(out) {
 		t.Fatalf("RADIUS after the power cut: %v\n%s", err, out)
 	}
+}
+
+// TestImageFirstBoot: the factory image with its data partition as built
+// (empty) boots, writes the first-boot default config, and deskgated
+// starts with it and stays up (no crash loop); `deskgate doctor` says what
+// to fill in. The gateway's tools run on the image's kernel: iptables (nf_tables
+// backend) adds and lists a rule, ipset creates a set, tc sets an htb
+// qdisc, dnsmasq prints its version.
+func TestImageFirstBoot(t *testing.T) {
+	a := image(t)
+	b := newEmptyBox(t, a)
+	v := b.boot()
+	v.waitShell()
+	if !strings.Contains(v.console(), "rcS: first boot: wrote /data/config/deskgate.yaml") {
+		t.Fatalf("rcS did not write the first-boot config:\n%s", tail(v.console(), 2000))
+	}
+	var st string
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		out, rc := v.sh("deskgate status", time.Minute)
+		if rc == 0 {
+			st = out
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deskgated's API does not answer with the first-boot config:\n%s\n%s", out, v.diag())
+		}
+		time.Sleep(time.Second)
+	}
+	doc, rc := v.sh("deskgate doctor", 2*time.Minute)
+	if rc == 0 {
+		t.Fatalf("doctor passes with the first-boot config:\n%s", doc)
+	}
+	for _, want := range []string{
+		`\[FAIL\] first-boot config +officernd.client_id / org_slug are still not-configured`,
+		`fix: edit /data/config/deskgate.yaml: set officernd.client_id and org_slug, write the client secret into the officernd.client_secret file, list your access points under radius.clients`,
+		`no NAS configured under radius.clients`,
+	} {
+		if !regexp.MustCompile(want).MatchString(doc) {
+			t.Fatalf("doctor with the first-boot config does not say %q:\n%s\nstatus:\n%s", want, doc, st)
+		}
+	}
+	tools := []struct{ cmd, want string }{
+		{"iptables -V", `iptables v\S+ \(nf_tables\)`},
+		{"iptables -A INPUT -s 192.0.2.7 -j DROP && iptables -S INPUT && iptables -D INPUT -s 192.0.2.7 -j DROP", `-A INPUT -s 192.0.2.7/32 -j DROP`},
+		{"iptables -t nat -L POSTROUTING -n", `Chain POSTROUTING \(policy ACCEPT\)`},
+		{"ipset create dgtest hash:ip && ipset add dgtest 192.0.2.8 && ipset list dgtest && ipset destroy dgtest", `(?s)Type: hash:ip.*192\.0\.2\.8`},
+		// The console's busybox sh runs its own tc applet for a bare "tc"
+		// (standalone shell); iproute2's is /usr/sbin/tc.
+		{"/usr/sbin/tc -V", `iproute2`},
+		{"/usr/sbin/tc qdisc add dev lo root handle 1: htb default 10 && /usr/sbin/tc qdisc show dev lo && /usr/sbin/tc qdisc del dev lo root", `qdisc htb 1: root`},
+		{"dnsmasq --version", `Dnsmasq version`},
+	}
+	for _, tc := range tools {
+		out, rc := v.sh(tc.cmd+" 2>&1", time.Minute)
+		if rc != 0 || !regexp.MustCompile(tc.want).MatchString(out) {
+			t.Fatalf("%s: exit %d, want %q:\n%s", tc.cmd, rc, tc.want, out)
+		}
+	}
+	// Still the first start of deskgated: the supervisor counts each one.
+	if out := strings.TrimSpace(v.mustSh("cat /run/deskgate/starts; cat /run/deskgate/last-exit 2>/dev/null; true", 10*time.Second)); out != "1" {
+		t.Fatalf("deskgated restarted with the first-boot config (starts, last exit):\n%s\n%s", out, v.diag())
+	}
+	t.Logf("BENCH first_boot_to_doctor_seconds %.1f", time.Since(v.booted).Seconds())
+	v.poweroff()
 }

@@ -419,6 +419,19 @@ radius:
 	return b
 }
 
+// newEmptyBox is the factory disk as built: its data partition is empty,
+// so the box starts with the first-boot default config. It reaches no
+// simulator and no bundle server (the guest's forwards lead to a closed port).
+func newEmptyBox(t *testing.T, a *artifacts) *box {
+	t.Helper()
+	dir := t.TempDir()
+	b := &box{t: t, disk: filepath.Join(dir, "disk.img"), consoleF: filepath.Join(dir, "console.log"), simAddr: "127.0.0.1:9", bundles: "127.0.0.1:9"}
+	if err := run(dir, nil, "cp", "--sparse=always", a.disk, b.disk); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func freePort(t *testing.T, network string) int {
 	t.Helper()
 	if network == "udp" {
