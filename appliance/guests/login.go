@@ -58,13 +58,13 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 		subject := "code " + rec.hint()
 		dev := device(c)
 		if !slices.Contains(rec.Devices, dev) {
-			if len(rec.Devices) >= m.cfg.DevicesPerCode {
+			if len(rec.Devices) >= rec.deviceLimit(m.cfg.DevicesPerCode) {
 				m.log.Info("guest login refused: device limit", "code", rec.hint(), "devices", len(rec.Devices))
 				return ErrDeviceLimit
 			}
 			rec.Devices = append(rec.Devices, dev)
 			if err := audit(tx, portalActor, "guest.device_added", rec.Member, subject,
-				fmt.Sprintf("device %d of %d (%s)", len(rec.Devices), m.cfg.DevicesPerCode, dev)); err != nil {
+				fmt.Sprintf("device %d of %d (%s)", len(rec.Devices), rec.deviceLimit(m.cfg.DevicesPerCode), dev)); err != nil {
 				return err
 			}
 		}
