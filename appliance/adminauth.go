@@ -37,6 +37,11 @@ const adminTokenFile = "admin.token"
 // still checked): what a local monitoring agent polls.
 var openAdminRoutes = map[string]bool{"GET /metrics": true, "GET /healthz": true}
 
+// consoleMount is the operator console's pattern on the admin listener: a
+// browser has no bearer token, so the console authenticates with its own
+// sessions (appliance/console), behind the same Host and Origin checks.
+const consoleMount = "/console/"
+
 // adminAuth is the state the admin API's guard needs.
 type adminAuth struct {
 	token string
@@ -151,7 +156,7 @@ func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sock {
-		if _, pattern := g.routes.Handler(r); !openAdminRoutes[pattern] && !au.validToken(r) {
+		if _, pattern := g.routes.Handler(r); !openAdminRoutes[pattern] && pattern != consoleMount && !au.validToken(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="deskgate"`)
 			http.Error(w, "admin API: missing or wrong bearer token; send Authorization: Bearer <token> (`deskgate admin token` prints it), or use the unix socket", http.StatusUnauthorized)
 			return

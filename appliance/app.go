@@ -68,9 +68,10 @@ type App struct {
 	// so automatic registration is off.
 	autoRegDenied bool
 
-	radius radiusPart
-	net    netPart
-	guests guestPart
+	radius  radiusPart
+	net     netPart
+	guests  guestPart
+	console consolePart
 
 	portalResolver portal.ClientResolver
 
@@ -204,6 +205,10 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
+	if err := a.newConsole(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -292,6 +297,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("netcfg", a.runNet)
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
+	run("console-stats", a.runConsoleStats)
 	if a.ownProcess {
 		a.applyMemoryLimit()
 		run("memory", a.trimMemory)

@@ -50,6 +50,10 @@ func (a *App) adminServer() *http.Server {
 	// the member listener only.
 	certRoutes(a, mux)
 	deviceRoutes(a, mux)
+	operatorRoutes(a, mux)
+	// The operator console does its own authentication (sessions); the
+	// guard still checks Host and Origin for it (see consoleMount).
+	mux.Handle(consoleMount, a.console.srv)
 	return &http.Server{Handler: &adminGuard{a: a, routes: mux}, ConnContext: markSocket, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 

@@ -332,7 +332,7 @@ func (s *Server) auditQuery(w http.ResponseWriter, r *http.Request, c *reqCtx) (
 	if len(errs) > 0 {
 		return f, nil, errs, true
 	}
-	af.Limit = 500
+	af.Limit = 200
 	if r.URL.Path == "/console/audit.csv" {
 		af.Limit = 100000
 	}
