@@ -21,7 +21,7 @@ import (
 	"github.com/deskgate/deskgate/internal/cdp"
 )
 
-const consolePassword = "front desk password 1"
+
 
 // TestConsoleBrowser is issue 13's acceptance test: headless Chromium (the
 // repo's own cdp driver) logs in to the real daemon with the seeded demo

@@ -26,7 +26,7 @@ const adminUsage = `usage: deskgate admin token
        deskgate admin remove NAME
        deskgate admin list
 The password is asked for on the terminal (twice, not echoed) or read as
-one line from stdin; never from the command line.`
+one line from stdin; never from the command line`
 
 // operatorCmd manages the web console's operator accounts over the unix
 // socket (the daemon refuses these changes over TCP).

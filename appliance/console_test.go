@@ -1,0 +1,132 @@
+package appliance
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/store"
+)
+
+// TestConsoleOnAdminListener: through the daemon's TCP admin listener the
+// console needs no bearer token but its own session (a page without one
+// redirects to the login form), the listener's Host and Origin checks
+// still apply to it, and operator accounts change only over the unix
+// socket, with bad input refused and nothing stored, every change audited,
+// and only an argon2id hash at rest.
+func TestConsoleOnAdminListener(t *testing.T) {
+	h := newHarness(t, harnessOpts{seed: true})
+	token := startAdminHarness(t, h)
+	base := "http://" + h.app.AdminAddr()
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	resp, err := noFollow.Get(base + "/console/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/login") {
+		t.Fatalf("dashboard without session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := adminDo(t, noFollow, base, "GET", "/console/login", "", "evil.example", ""); code != http.StatusForbidden {
+		t.Errorf("console with a foreign Host: %d, want 403", code)
+	}
+	if code, _ := adminDo(t, noFollow, base, "POST", "/console/login", "", "", "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("console POST from a foreign origin: %d, want 403", code)
+	}
+
+	ctx := context.Background()
+	sock := admin.Dial(h.app.Config().Admin.Socket)
+	tcp := admin.Dial(h.app.AdminAddr()).WithToken(token)
+	add := map[string]string{"name": "frontdesk", "role": "operator", "password": consolePassword}
+	if err := tcp.PostJSON(ctx, "/v1/operators", add, nil); err == nil || !strings.Contains(err.Error(), "unix socket") {
+		t.Fatalf("operator add over TCP: %v, want a refusal", err)
+	}
+	for want, bad := range map[string]map[string]string{
+		"password too short": {"name": "frontdesk", "role": "operator", "password": "short"},
+		`role "root"`:        {"name": "frontdesk", "role": "root", "password": consolePassword},
+		"2-32 characters":    {"name": "Front Desk", "role": "operator", "password": consolePassword},
+	} {
+		if err := sock.PostJSON(ctx, "/v1/operators", bad, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want an error saying %q", err, want)
+		}
+	}
+	var ops []OperatorView
+	if err := sock.Get(ctx, "/v1/operators", nil, &ops); err != nil || len(ops) != 0 {
+		t.Fatalf("bad input stored operators: %v %+v", err, ops)
+	}
+	if err := sock.PostJSON(ctx, "/v1/operators", add, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sock.PostJSON(ctx, "/v1/operators", add, nil); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("second add: %v, want a refusal", err)
+	}
+	var op store.Operator
+	_ = h.app.Store().View(func(tx *store.Tx) error { op, err = tx.GetOperator("frontdesk"); return err })
+	if err != nil || !strings.HasPrefix(op.Hash, "$argon2id$") || strings.Contains(op.Hash, consolePassword) {
+		t.Fatalf("stored operator %+v (%v)", op, err)
+	}
+
+	// The login works through the daemon; a password change ends the session.
+	jar := newPortalClient(t, base)
+	code, _ := jar.hc.Get(base + "/console/login")
+	body := readBody(t, code)
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("login page without token:\n%s", body)
+	}
+	r, err := jar.hc.PostForm(base+"/console/login", url.Values{"csrf": {m[1]}, "name": {"frontdesk"}, "password": {consolePassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/console/dashboard" {
+		t.Fatalf("login: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r, _ := jar.hc.Get(base + "/console/dashboard"); readBody(t, r) == "" || r.StatusCode != 200 {
+		t.Fatalf("dashboard after login: %d", r.StatusCode)
+	}
+	if err := sock.PostJSON(ctx, "/v1/operators/passwd", map[string]string{"name": "frontdesk", "password": "another password 2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := jar.hc.Get(base + "/console/dashboard"); r.StatusCode != http.StatusSeeOther {
+		readBody(t, r)
+		t.Fatalf("dashboard after a password change: %d, want the login again", r.StatusCode)
+	} else {
+		readBody(t, r)
+	}
+	if err := sock.PostJSON(ctx, "/v1/operators/remove", map[string]string{"name": "frontdesk"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := h.app.Store().AuditTail(20)
+	var actions []string
+	for _, e := range es {
+		if strings.HasPrefix(e.Action, "console.") {
+			actions = append(actions, e.Action)
+		}
+	}
+	if want := "console.operator_added console.login console.operator_password console.operator_removed"; strings.Join(actions, " ") != want {
+		t.Errorf("audit %v, want %s", actions, want)
+	}
+}
+
+const consolePassword = "front desk password 1"
+
+func readBody(t *testing.T, r *http.Response) string {
+	t.Helper()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	r.Body.Close()
+	return b.String()
+}
