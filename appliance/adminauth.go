@@ -211,7 +211,7 @@ func (au *adminAuth) sameOrigin(r *http.Request, sock bool) bool {
 		return false // includes "null"
 	}
 	scheme := "http"
-	if !sock && au.tls.Load() {
+	if !sock && r.TLS != nil {
 		scheme = "https"
 	}
 	if u.Scheme != scheme {
@@ -270,10 +270,10 @@ func (a *App) adminCheck() admin.Check {
 		return admin.Check{Name: "admin api", Detail: fmt.Sprintf("token file %s has mode %04o: other users can read the admin token", path, m),
 			Fix: "chmod 600 " + path + ", then delete it and restart deskgated to get a new token (the old one may have leaked)"}
 	}
-	scheme := "http"
-	if a.adminAuth.tls.Load() {
-		scheme = "https"
+	where := "https://" + a.AdminAddr()
+	if cfg.Admin.TLSCertFile == "" { // see admintls.go
+		where = "http://" + a.AdminAddr() + " (loopback) and https://" + a.AdminAddr() + " (self-signed certificate)"
 	}
-	return admin.Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s://%s wants the token from `deskgate admin token` (except /metrics, /healthz); socket %s (0600) needs none",
-		scheme, a.AdminAddr(), cfg.Admin.Socket)}
+	return admin.Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s want the token from `deskgate admin token` (except /metrics, /healthz; /console/ has its own logins); socket %s (0600) needs none",
+		where, cfg.Admin.Socket)}
 }

@@ -360,11 +360,12 @@ func (a *App) listenAdmin(cfg *config.Config) (net.Listener, net.Listener, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", cfg.Admin.Listen, err)
 	}
-	ln, err := adminTLSListener(cfg, tcp)
+	ln, fp, err := a.adminListener(cfg, tcp)
 	if err != nil {
 		tcp.Close()
 		return nil, nil, err
 	}
+	a.console.fingerprint.Store(&fp)
 	a.adminAuth.setListener(ln, ln != tcp)
 	_ = os.Remove(cfg.Admin.Socket)
 	if err := os.MkdirAll(filepath.Dir(cfg.Admin.Socket), 0o755); err != nil {

@@ -14,9 +14,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/access"
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/console"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/guests"
@@ -30,6 +32,9 @@ import (
 type consolePart struct {
 	srv  *console.Server
 	ring console.Ring
+	// fingerprint is the admin listener's certificate's SHA-256 (set by
+	// listenAdmin).
+	fingerprint atomic.Pointer[string]
 }
 
 // newConsole builds the console; it is served under console.Prefix on the
@@ -41,6 +46,19 @@ func (a *App) newConsole() error {
 	}
 	a.console.srv = srv
 	return nil
+}
+
+// consoleStatus is the console's line of deskgate status.
+func (a *App) consoleStatus() *admin.ConsoleStatus {
+	addr := a.AdminAddr()
+	if addr == "" {
+		return nil
+	}
+	st := &admin.ConsoleStatus{URL: "https://" + addr + console.Prefix, SelfSigned: a.Config().Admin.TLSCertFile == ""}
+	if fp := a.console.fingerprint.Load(); fp != nil {
+		st.Fingerprint = *fp
+	}
+	return st
 }
 
 // runConsoleStats samples the counters behind the dashboard's charts once

@@ -21,8 +21,6 @@ import (
 	"github.com/deskgate/deskgate/internal/cdp"
 )
 
-
-
 // TestConsoleBrowser is issue 13's acceptance test: headless Chromium (the
 // repo's own cdp driver) logs in to the real daemon with the seeded demo
 // space, finds the member whose membership ended yesterday and reads

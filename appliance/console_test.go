@@ -2,8 +2,13 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +134,55 @@ func readBody(t *testing.T, r *http.Response) string {
 	}
 	r.Body.Close()
 	return b.String()
+}
+
+// TestConsoleSelfSignedTLS: without admin.tls_cert_file the admin listener
+// serves TLS with a self-signed certificate created on first start (key
+// 0600) whose SHA-256 fingerprint deskgate status shows, keeps plain HTTP
+// for loopback clients, sets the console's cookie Secure over TLS only,
+// and keeps the certificate across restarts.
+func TestConsoleSelfSignedTLS(t *testing.T) {
+	h := newHarness(t, harnessOpts{seed: true})
+	h.start()
+	waitFor(t, 5*time.Second, "admin listener", func() bool { return h.app.AdminAddr() != "" })
+	var st admin.Status
+	if err := admin.Dial(h.app.Config().Admin.Socket).Get(context.Background(), "/v1/status", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Console == nil || !st.Console.SelfSigned || len(st.Console.Fingerprint) != 95 {
+		t.Fatalf("status console %+v", st.Console)
+	}
+	var seen string
+	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			seen = strings.ToUpper(hex.EncodeToString(sum[:]))
+			return nil
+		}}}}
+	resp, err := hc.Get("https://" + h.app.AdminAddr() + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || seen != strings.ReplaceAll(st.Console.Fingerprint, ":", "") {
+		t.Fatalf("https: %d, served certificate %s, status says %s", resp.StatusCode, seen, st.Console.Fingerprint)
+	}
+	if c := resp.Header.Get("Set-Cookie"); !strings.Contains(c, "Secure") {
+		t.Errorf("login cookie over TLS without Secure: %q", c)
+	}
+	resp, err = http.Get("http://" + h.app.AdminAddr() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("plain http from loopback: %v", err)
+	}
+	resp.Body.Close()
+	fi, err := os.Stat(filepath.Join(h.app.Config().DataDir, adminKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", err, fi)
+	}
+	h.stop()
+	h.start()
+	waitFor(t, 5*time.Second, "admin listener", func() bool { return h.app.AdminAddr() != "" })
+	if st2 := h.app.consoleStatus(); st2 == nil || st2.Fingerprint != st.Console.Fingerprint {
+		t.Fatalf("certificate changed across a restart: %+v", st2)
+	}
 }

@@ -127,6 +127,7 @@ func (a *App) status() (admin.Status, error) {
 	}
 	st.Unresolved = a.res.Unresolved()
 	st.RADIUS = a.radiusStatus()
+	st.Console = a.consoleStatus()
 	return st, nil
 }
 

@@ -549,6 +549,13 @@ func printStatus(out io.Writer, st admin.Status) {
 			strings.Join(st.RADIUS.AuthAddrs, " "), strings.Join(st.RADIUS.AcctAddrs, " "), st.RADIUS.NAS, st.RADIUS.LiveSessions)
 		printRadiusCounters(out, st.RADIUS)
 	}
+	if c := st.Console; c != nil {
+		kind := "configured certificate"
+		if c.SelfSigned {
+			kind = "self-signed certificate"
+		}
+		fmt.Fprintf(out, "console    %s (%s, SHA-256 %s)\n", c.URL, kind, c.Fingerprint)
+	}
 	if len(st.Unmapped) > 0 {
 		fmt.Fprintf(out, "WARNING    plans without a mapping: %s\n", strings.Join(st.Unmapped, ", "))
 	}
