@@ -202,35 +202,42 @@ func (b consoleBackend) SearchMembers(ctx context.Context, q string, limit int) 
 	now := a.now()
 	var rows []console.MemberRow
 	err := a.store.View(func(tx *store.Tx) error {
-		return tx.ForEachMember(func(m model.Member) error {
+		// Match first (cheap), decide only the rows shown.
+		type hit struct {
+			m    model.Member
+			user string
+		}
+		var hits []hit
+		if err := tx.ForEachMember(func(m model.Member) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			ac, aerr := tx.AccountOfMember(m.ID)
-			hay := strings.ToLower(m.Name + " " + m.Email + " " + m.ID)
-			if aerr == nil {
-				hay += " " + strings.ToLower(ac.Username)
+			var user string
+			if ac, err := tx.AccountOfMember(m.ID); err == nil {
+				user = ac.Username
 			}
-			if !strings.Contains(hay, q) {
-				return nil
+			if strings.Contains(strings.ToLower(m.Name+" "+m.Email+" "+m.ID+" "+user), q) {
+				hits = append(hits, hit{m, user})
 			}
-			in, err := a.res.Input(tx, &m, now)
+			return nil
+		}); err != nil {
+			return err
+		}
+		sort.Slice(hits, func(i, j int) bool { return hits[i].m.Name < hits[j].m.Name })
+		if len(hits) > limit {
+			hits = hits[:limit]
+		}
+		for _, h := range hits {
+			in, err := a.res.Input(tx, &h.m, now)
 			if err != nil {
 				return err
 			}
 			d := policy.Decide(a.res.Rules(), in)
-			row := console.MemberRow{ID: m.ID, Name: m.Name, Email: m.Email, Allowed: d.Allowed, Deny: d.Deny, Plan: d.PlanName, Group: d.Group}
-			if aerr == nil {
-				row.Username = ac.Username
-			}
-			rows = append(rows, row)
-			return nil
-		})
+			rows = append(rows, console.MemberRow{ID: h.m.ID, Name: h.m.Name, Email: h.m.Email, Username: h.user,
+				Allowed: d.Allowed, Deny: d.Deny, Plan: d.PlanName, Group: d.Group})
+		}
+		return nil
 	})
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	if len(rows) > limit {
-		rows = rows[:limit]
-	}
 	return rows, err
 }
 

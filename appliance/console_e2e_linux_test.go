@@ -94,17 +94,24 @@ func TestConsoleBrowser(t *testing.T) {
 	page.DOM().Check(t, "search", cdp.Want{Text: "denied: membership ended"}, true)
 	page.Click("#members a")
 	d = page.DOM()
+	// Yesterday in the membership's location's time zone, by the test clock.
 	var end model.Date
+	tz := time.UTC
 	_ = app.Store().View(func(tx *store.Tx) error {
 		ms, err := tx.MembershipsOfMember(h.sim.Seeded().IDs["member:expired"])
-		if err == nil && len(ms) == 1 {
-			end = ms[0].EndDate
+		if err != nil || len(ms) != 1 {
+			return err
 		}
-		return err
+		end = ms[0].EndDate
+		if l, err := tx.GetLocation(ms[0].Location); err == nil && l.Timezone != "" {
+			if z, err := time.LoadLocation(l.Timezone); err == nil {
+				tz = z
+			}
+		}
+		return nil
 	})
-	now := h.clock.Now()
-	if s := string(end); s != now.AddDate(0, 0, -1).Format("2006-01-02") && s != now.AddDate(0, 0, -1).UTC().Format("2006-01-02") {
-		t.Fatalf("seeded membership ends %q, not yesterday (%s)", end, now)
+	if yesterday := h.clock.Now().In(tz).AddDate(0, 0, -1).Format("2006-01-02"); string(end) != yesterday {
+		t.Fatalf("seeded membership ends %q, not yesterday (%s in %s)", end, yesterday, tz)
 	}
 	d.Check(t, "member", cdp.Want{Text: "denied: membership ended"}, true)
 	if !strings.Contains(d.Text, "ended "+string(end)) {
