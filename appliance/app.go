@@ -298,6 +298,7 @@ func (a *App) Run(ctx context.Context) error {
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
 	run("console-stats", a.runConsoleStats)
+	run("console-index", a.watchConsole)
 	if a.ownProcess {
 		a.applyMemoryLimit()
 		run("memory", a.trimMemory)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,71 @@ type consolePart struct {
 	// fingerprint is the admin listener's certificate's SHA-256 (set by
 	// listenAdmin).
 	fingerprint atomic.Pointer[string]
+	// index is the member search's haystack, rebuilt on the first search
+	// after a member or account changed (stale is set by watchConsole).
+	indexMu sync.Mutex
+	index   []searchEntry
+	stale   atomic.Bool
+}
+
+type searchEntry struct {
+	id, name, user, hay string
+}
+
+// watchConsole marks the search index stale when members or accounts
+// change.
+func (a *App) watchConsole(ctx context.Context) error {
+	feed, cancel := a.store.Subscribe(1)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c, ok := <-feed:
+			if !ok {
+				return nil
+			}
+			switch c.Kind {
+			case store.KindMember, store.KindAccount, store.KindResync:
+				a.console.stale.Store(true)
+			}
+		}
+	}
+}
+
+// searchIndex returns the current index, rebuilding it when stale.
+func (a *App) searchIndex(ctx context.Context) ([]searchEntry, error) {
+	a.console.indexMu.Lock()
+	defer a.console.indexMu.Unlock()
+	if a.console.index != nil && !a.console.stale.Load() {
+		return a.console.index, nil
+	}
+	a.console.stale.Store(false) // a change from here on marks it again
+	var idx []searchEntry
+	err := a.store.View(func(tx *store.Tx) error {
+		users := map[string]string{}
+		if err := tx.ForEachAccount(func(ac model.Account) error {
+			users[ac.MemberID] = ac.Username
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.ForEachMember(func(m model.Member) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			u := users[m.ID]
+			idx = append(idx, searchEntry{id: m.ID, name: m.Name, user: u, hay: strings.ToLower(m.Name + " " + m.Email + " " + m.ID + " " + u)})
+			return nil
+		})
+	})
+	if err != nil {
+		a.console.stale.Store(true)
+		return nil, fmt.Errorf("member search index: %w", err)
+	}
+	sort.Slice(idx, func(i, j int) bool { return idx[i].name < idx[j].name })
+	a.console.index = idx
+	return idx, nil
 }
 
 // newConsole builds the console; it is served under console.Prefix on the
@@ -199,42 +265,39 @@ func (b consoleBackend) Dashboard(ctx context.Context) (console.Dashboard, error
 func (b consoleBackend) SearchMembers(ctx context.Context, q string, limit int) ([]console.MemberRow, error) {
 	a := b.a
 	q = strings.ToLower(strings.TrimSpace(q))
+	idx, err := a.searchIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range idx { // sorted by name
+		if strings.Contains(e.hay, q) {
+			if ids = append(ids, e.id); len(ids) == limit {
+				break
+			}
+		}
+	}
 	now := a.now()
 	var rows []console.MemberRow
-	err := a.store.View(func(tx *store.Tx) error {
-		// Match first (cheap), decide only the rows shown.
-		type hit struct {
-			m    model.Member
-			user string
-		}
-		var hits []hit
-		if err := tx.ForEachMember(func(m model.Member) error {
-			if err := ctx.Err(); err != nil {
+	err = a.store.View(func(tx *store.Tx) error {
+		for _, id := range ids {
+			m, err := tx.GetMember(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since the index was built
+			}
+			if err != nil {
 				return err
 			}
-			var user string
-			if ac, err := tx.AccountOfMember(m.ID); err == nil {
-				user = ac.Username
-			}
-			if strings.Contains(strings.ToLower(m.Name+" "+m.Email+" "+m.ID+" "+user), q) {
-				hits = append(hits, hit{m, user})
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		sort.Slice(hits, func(i, j int) bool { return hits[i].m.Name < hits[j].m.Name })
-		if len(hits) > limit {
-			hits = hits[:limit]
-		}
-		for _, h := range hits {
-			in, err := a.res.Input(tx, &h.m, now)
+			in, err := a.res.Input(tx, &m, now)
 			if err != nil {
 				return err
 			}
 			d := policy.Decide(a.res.Rules(), in)
-			rows = append(rows, console.MemberRow{ID: h.m.ID, Name: h.m.Name, Email: h.m.Email, Username: h.user,
-				Allowed: d.Allowed, Deny: d.Deny, Plan: d.PlanName, Group: d.Group})
+			row := console.MemberRow{ID: m.ID, Name: m.Name, Email: m.Email, Allowed: d.Allowed, Deny: d.Deny, Plan: d.PlanName, Group: d.Group}
+			if ac, err := tx.AccountOfMember(m.ID); err == nil {
+				row.Username = ac.Username
+			}
+			rows = append(rows, row)
 		}
 		return nil
 	})
