@@ -33,9 +33,6 @@ import (
 type consolePart struct {
 	srv  *console.Server
 	ring console.Ring
-	// fingerprint is the admin listener's certificate's SHA-256 (set by
-	// listenAdmin).
-	fingerprint atomic.Pointer[string]
 	// index is the member search's haystack, rebuilt on the first search
 	// after a member or account changed (stale is set by watchConsole).
 	indexMu sync.Mutex
@@ -111,6 +108,13 @@ func (a *App) newConsole() error {
 		return err
 	}
 	a.console.srv = srv
+	// The console authenticates with its own sessions; the admin guard
+	// still checks Host and Origin.
+	a.adminSrv.MountOwnAuth(console.Prefix, srv)
+	a.adminSrv.Mount("GET /v1/operators", http.HandlerFunc(a.handleOperators))
+	for _, p := range []string{"POST /v1/operators", "POST /v1/operators/passwd", "POST /v1/operators/remove"} {
+		a.adminSrv.Mount(p, http.HandlerFunc(a.handleOperatorChange))
+	}
 	return nil
 }
 
@@ -120,11 +124,8 @@ func (a *App) consoleStatus() *admin.ConsoleStatus {
 	if addr == "" {
 		return nil
 	}
-	st := &admin.ConsoleStatus{URL: "https://" + addr + console.Prefix, SelfSigned: a.Config().Admin.TLSCertFile == ""}
-	if fp := a.console.fingerprint.Load(); fp != nil {
-		st.Fingerprint = *fp
-	}
-	return st
+	fp, self := a.adminSrv.Fingerprint()
+	return &admin.ConsoleStatus{URL: "https://" + addr + console.Prefix, Fingerprint: fp, SelfSigned: self}
 }
 
 // runConsoleStats samples the counters behind the dashboard's charts once
@@ -208,7 +209,7 @@ func (b consoleBackend) Dashboard(ctx context.Context) (console.Dashboard, error
 	ss := a.syncer.Status()
 	d := console.Dashboard{Version: Version, SyncLast: ss.LastSuccess, SyncLag: ss.Lag(now), SyncError: ss.LastError,
 		OfficeRnDUp: ss.Failures == 0 && !ss.LastSuccess.IsZero(), WebhookLast: ss.WebhookStats.LastApplied}
-	d.WebhookState = a.registration().State
+	d.WebhookState = a.hooks.Registration().State
 	if d.WebhookState == "" {
 		d.WebhookState = "none"
 		if a.Config().Sync.WebhookSecret.IsSet() {
@@ -568,6 +569,16 @@ func (b consoleBackend) AuditTrail(ctx context.Context, f console.AuditFilter) (
 	return out, nil
 }
 
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
 func cmpOr(v, def string) string {
 	if v == "" {
 		return def
@@ -602,15 +613,6 @@ type OperatorView struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
-func operatorRoutes(a *App, mux interface {
-	HandleFunc(string, func(http.ResponseWriter, *http.Request))
-}) {
-	mux.HandleFunc("GET /v1/operators", a.handleOperators)
-	mux.HandleFunc("POST /v1/operators", a.handleOperatorChange)
-	mux.HandleFunc("POST /v1/operators/passwd", a.handleOperatorChange)
-	mux.HandleFunc("POST /v1/operators/remove", a.handleOperatorChange)
-}
-
 func (a *App) handleOperators(w http.ResponseWriter, r *http.Request) {
 	var ops []store.Operator
 	if err := a.store.View(func(tx *store.Tx) error { var e error; ops, e = tx.Operators(); return e }); err != nil {
@@ -637,7 +639,7 @@ var operatorNameOK = func(s string) bool {
 }
 
 func (a *App) handleOperatorChange(w http.ResponseWriter, r *http.Request) {
-	if !fromSocket(r) {
+	if !admin.FromSocket(r) {
 		writeErr(w, http.StatusForbidden, errors.New("operator accounts are changed only over the unix socket (deskgate admin add|passwd|remove on the box)"))
 		return
 	}

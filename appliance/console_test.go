@@ -175,7 +175,7 @@ func TestConsoleSelfSignedTLS(t *testing.T) {
 		t.Fatalf("plain http from loopback: %v", err)
 	}
 	resp.Body.Close()
-	fi, err := os.Stat(filepath.Join(h.app.Config().DataDir, adminKeyFile))
+	fi, err := os.Stat(filepath.Join(h.app.Config().DataDir, admin.SelfSignedKeyFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", err, fi)
 	}

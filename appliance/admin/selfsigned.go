@@ -1,6 +1,6 @@
-package appliance
+package admin
 
-// The admin listener's TLS. With admin.tls_cert_file the listener speaks
+// The TCP listener's TLS. With admin.tls_cert_file the listener speaks
 // TLS only, with that certificate. Without one, deskgated creates a
 // self-signed certificate on first start (data_dir/admin-tls.crt and
 // admin-tls.key, 0600) and the listener answers both: TLS with that
@@ -31,38 +31,32 @@ import (
 	"sync"
 	"time"
 
-	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/internal/atomicfile"
 )
 
+// The self-signed certificate's files in Options.SelfSignedDir.
 const (
-	adminCertFile = "admin-tls.crt"
-	adminKeyFile  = "admin-tls.key"
+	SelfSignedCertFile = "admin-tls.crt"
+	SelfSignedKeyFile  = "admin-tls.key"
 )
 
-// adminListener wraps the admin TCP listener: TLS only with a configured
-// certificate, else TLS with the self-signed one plus plain HTTP from
-// loopback. It returns the certificate's SHA-256 fingerprint.
-func (a *App) adminListener(cfg *config.Config, ln net.Listener) (net.Listener, string, error) {
-	if cfg.Admin.TLSCertFile != "" {
-		tl, err := adminTLSListener(cfg, ln)
-		if err != nil {
-			return nil, "", err
-		}
-		cert, _ := tls.LoadX509KeyPair(cfg.Admin.TLSCertFile, cfg.Admin.TLSKeyFile)
-		return tl, certFingerprint(cert), nil
-	}
-	cert, err := loadOrCreateSelfSigned(cfg, a.now())
+// selfSignedListener serves TLS with the self-signed certificate and
+// plain HTTP to loopback peers on one port.
+func (s *Server) selfSignedListener(ln net.Listener, addr string) (net.Listener, error) {
+	cert, err := loadOrCreateSelfSigned(s.selfSignedDir, certNames(addr, s.allowedHosts()), s.now())
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
+	fp := CertFingerprint(cert)
+	s.fingerprint.Store(&fp)
+	s.selfSigned.Store(true)
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	return &sniffListener{Listener: ln, tls: tc}, certFingerprint(cert), nil
+	return &sniffListener{Listener: ln, tls: tc}, nil
 }
 
-// certFingerprint is the SHA-256 of the leaf certificate, as browsers
+// CertFingerprint is the SHA-256 of the leaf certificate, as browsers
 // show it (colon-separated hex).
-func certFingerprint(c tls.Certificate) string {
+func CertFingerprint(c tls.Certificate) string {
 	if len(c.Certificate) == 0 {
 		return ""
 	}
@@ -74,15 +68,16 @@ func certFingerprint(c tls.Certificate) string {
 	return strings.Join(hex, ":")
 }
 
-// adminCertNames are the names the self-signed certificate is for.
-func adminCertNames(cfg *config.Config) []string {
+// certNames are the names the self-signed certificate is for: loopback,
+// the listen address's host and the allowed host names.
+func certNames(listen string, allowed []string) []string {
 	names := []string{"localhost", "127.0.0.1", "::1"}
-	if host, _, err := net.SplitHostPort(cfg.Admin.Listen); err == nil && host != "" {
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
 			names = append(names, host)
 		}
 	}
-	for _, h := range cfg.Admin.AllowedHosts {
+	for _, h := range allowed {
 		names = append(names, strings.TrimSuffix(h, "."))
 	}
 	slices.Sort(names)
@@ -92,9 +87,8 @@ func adminCertNames(cfg *config.Config) []string {
 // loadOrCreateSelfSigned returns the self-signed admin certificate,
 // creating a new one when there is none, it has expired (on the daemon's
 // clock) or it lacks a name the configuration now needs.
-func loadOrCreateSelfSigned(cfg *config.Config, now time.Time) (tls.Certificate, error) {
-	certPath, keyPath := filepath.Join(cfg.DataDir, adminCertFile), filepath.Join(cfg.DataDir, adminKeyFile)
-	names := adminCertNames(cfg)
+func loadOrCreateSelfSigned(dir string, names []string, now time.Time) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, SelfSignedCertFile), filepath.Join(dir, SelfSignedKeyFile)
 	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		leaf, err := x509.ParseCertificate(c.Certificate[0])
 		if err == nil && now.Before(leaf.NotAfter.Add(-24*time.Hour)) && !now.Before(leaf.NotBefore) && coversNames(leaf, names) {
