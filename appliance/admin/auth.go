@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/deskgate/deskgate/internal/atomicfile"
 )
@@ -36,13 +35,11 @@ var openRoutes = map[string]bool{"GET /metrics": true, "GET /healthz": true}
 // token.
 func OpenRoute(pattern string) bool { return openRoutes[pattern] }
 
-// ownAuth are the patterns mounted with MountOwnAuth: handlers that
-// authenticate their users themselves (the web console's sessions), so
-// the guard checks Host and Origin for them but not the bearer token.
-var ownAuth sync.Map // pattern -> true
-
-// OwnAuthRoute reports whether pattern was mounted with MountOwnAuth.
-func OwnAuthRoute(pattern string) bool { _, ok := ownAuth.Load(pattern); return ok }
+// OwnAuthRoute reports whether pattern was mounted with MountOwnAuth: a
+// handler that authenticates its users itself (the web console's
+// sessions), so the guard checks Host and Origin for it but not the
+// bearer token.
+func (s *Server) OwnAuthRoute(pattern string) bool { _, ok := s.ownAuth.Load(pattern); return ok }
 
 // LoadOrCreateToken returns the token kept in path, generating it (32
 // random bytes, base64url) when the file does not exist yet.
@@ -188,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sock {
-		if _, pattern := s.routes.Handler(r); !openRoutes[pattern] && !OwnAuthRoute(pattern) && !s.validToken(r) {
+		if _, pattern := s.routes.Handler(r); !openRoutes[pattern] && !s.OwnAuthRoute(pattern) && !s.validToken(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="deskgate"`)
 			http.Error(w, "admin API: missing or wrong bearer token; send Authorization: Bearer <token> (`deskgate admin token` prints it), or use the unix socket", http.StatusUnauthorized)
 			return

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,7 @@ type Server struct {
 
 	selfSignedDir string
 	now           func() time.Time
+	ownAuth       sync.Map // patterns mounted with MountOwnAuth
 	// fingerprint is the SHA-256 of the TCP listener's certificate.
 	fingerprint atomic.Pointer[string]
 }
@@ -172,7 +174,7 @@ func (s *Server) Mount(pattern string, h http.Handler) { s.routes.Handle(pattern
 // web console: sessions and CSRF tokens, since a browser has no bearer
 // token). The guard still checks Host and Origin for it.
 func (s *Server) MountOwnAuth(pattern string, h http.Handler) {
-	ownAuth.Store(pattern, true)
+	s.ownAuth.Store(pattern, true)
 	s.routes.Handle(pattern, h)
 }
 
