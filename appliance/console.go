@@ -6,10 +6,12 @@ package appliance
 // add|passwd|remove|list.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"net/http"
 	"slices"
 	"sort"
@@ -535,7 +537,16 @@ func (b consoleBackend) PortalPreview(ctx context.Context, location, lang string
 	if srv == nil {
 		return nil, errors.New("the captive portal is not running")
 	}
-	return srv.Preview(location, lang)
+	page, err := srv.Preview(location, lang)
+	if err != nil {
+		return nil, err
+	}
+	// The page's links are root-relative: resolve them against the
+	// portal's own address, so the preview shows its styles.
+	if pub := strings.TrimSuffix(b.a.Config().Portal.PublicURL, "/"); pub != "" {
+		page = bytes.Replace(page, []byte("<head>"), []byte(`<head><base href="`+html.EscapeString(pub)+`/">`), 1)
+	}
+	return page, nil
 }
 
 func (b consoleBackend) AuditTrail(ctx context.Context, f console.AuditFilter) ([]model.AuditEntry, error) {

@@ -162,6 +162,7 @@ func TestConsoleBrowser(t *testing.T) {
 	pages := map[string]string{
 		"dashboard": "/console/dashboard", "members": "/console/members?q=a", "member": "/console/members/" + ada,
 		"guests": "/console/guests", "network": "/console/network", "audit": "/console/audit",
+		"portal-preview": "/console/network/portal?location=" + h.sim.Seeded().IDs["location:Downtown"],
 	}
 	shots := 0
 	for _, lang := range []string{"en", "de"} {

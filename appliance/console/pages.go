@@ -316,7 +316,7 @@ func (s *Server) portalPreview(w http.ResponseWriter, r *http.Request, c *reqCtx
 		return
 	}
 	// The portal's page, inert: no scripts, no forms that could submit.
-	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src * 'unsafe-inline'; img-src * data:")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(body)
 }
