@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/deskgate/deskgate/appliance/admin"
 )
 
 // TestCLIAdminAdd: deskgate admin add reads the password from stdin (not
@@ -45,5 +47,17 @@ func TestCLIAdminAdd(t *testing.T) {
 	}
 	if code, err := run([]string{"-socket", sock, "admin", "add"}, &out); code != 2 || err == nil {
 		t.Errorf("admin add without a name: %d %v", code, err)
+	}
+}
+
+// TestStatusShowsConsoleFingerprint: deskgate status prints the console's
+// URL and the SHA-256 of its certificate, saying when it is self-signed.
+func TestStatusShowsConsoleFingerprint(t *testing.T) {
+	fp := strings.Repeat("AB:", 31) + "AB"
+	var out bytes.Buffer
+	printStatus(&out, admin.Status{Console: &admin.ConsoleStatus{URL: "https://127.0.0.1:8417/console/", Fingerprint: fp, SelfSigned: true}})
+	want := "console    https://127.0.0.1:8417/console/ (self-signed certificate, SHA-256 " + fp + ")"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("status lacks %q:\n%s", want, out.String())
 	}
 }
