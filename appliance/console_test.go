@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
@@ -184,5 +185,38 @@ func TestConsoleSelfSignedTLS(t *testing.T) {
 	waitFor(t, 5*time.Second, "admin listener", func() bool { return h.app.AdminAddr() != "" })
 	if st2 := h.app.consoleStatus(); st2 == nil || st2.Fingerprint != st.Console.Fingerprint {
 		t.Fatalf("certificate changed across a restart: %+v", st2)
+	}
+}
+
+// TestConsoleSearchIndexFollowsChanges: the member search's in-memory
+// index sees a member renamed in OfficeRnD once the change is synced, and
+// shows the decision in the words of deskgate explain.
+func TestConsoleSearchIndexFollowsChanges(t *testing.T) {
+	h := newHarness(t, harnessOpts{seed: true})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	b := consoleBackend{app}
+	ctx := context.Background()
+	rows, err := b.SearchMembers(ctx, "DIJKSTRA", 100)
+	if err != nil || len(rows) != 1 || rows[0].Allowed || rows[0].Deny != "membership_ended" {
+		t.Fatalf("search dijkstra: %v %+v", err, rows)
+	}
+	id := h.sim.Seeded().IDs["member:hotdesk-downtown"]
+	if _, err := officernd.Update[officernd.Member](ctx, h.admin, "members", id, map[string]any{"name": "Augusta Ada King"}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Jump(time.Minute)
+	if _, err := app.syncer.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "renamed member found", func() bool {
+		rows, err := b.SearchMembers(ctx, "augusta", 100)
+		return err == nil && len(rows) == 1 && rows[0].ID == id && rows[0].Allowed
+	})
+	if rows, _ := b.SearchMembers(ctx, "ada lovelace", 100); len(rows) != 0 {
+		t.Fatalf("old name still found: %+v", rows)
+	}
+	if rows, _ := b.SearchMembers(ctx, "example", 3); len(rows) != 3 || rows[0].Name > rows[1].Name || rows[1].Name > rows[2].Name {
+		t.Fatalf("limit and order: %+v", rows)
 	}
 }
