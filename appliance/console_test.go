@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/creds"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/store"
 )
@@ -218,5 +221,72 @@ func TestConsoleSearchIndexFollowsChanges(t *testing.T) {
 	}
 	if rows, _ := b.SearchMembers(ctx, "example", 3); len(rows) != 3 || rows[0].Name > rows[1].Name || rows[1].Name > rows[2].Name {
 		t.Fatalf("limit and order: %+v", rows)
+	}
+}
+
+// TestConsoleResetPassword: the console's password reset gives the member
+// a new generated password, emailed (the old one stops working), and is
+// audited with the operator; resend without reset keeps the password.
+func TestConsoleResetPassword(t *testing.T) {
+	h := newHarness(t, harnessOpts{seed: true})
+	app := h.start()
+	h.waitImport(30 * time.Second)
+	ctx := context.Background()
+	ada := h.sim.Seeded().IDs["member:hotdesk-downtown"]
+	ntHash := func() []byte {
+		var ac model.Account
+		_ = app.Store().View(func(tx *store.Tx) error { var err error; ac, err = tx.AccountOfMember(ada); return err })
+		return ac.NTHash
+	}
+	mails := func() []string {
+		if err := app.sender.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(h.dir + "/mailbox/*.eml")
+		var out []string
+		for _, f := range files {
+			if b := qpDecode(readFile(t, f)); strings.Contains(b, "ada.lovelace@example.com>") || strings.Contains(b, "To: ada.lovelace@example.com") {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	before, old := len(mails()), ntHash()
+	b := consoleBackend{app}
+	if err := b.ResendWelcome(ctx, "console:frontdesk", ada, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := mails(); len(got) != before+1 || !bytes.Equal(ntHash(), old) {
+		t.Fatalf("resend: %d emails (want %d), password changed %v", len(got), before+1, !bytes.Equal(ntHash(), old))
+	}
+	if err := b.ResendWelcome(ctx, "console:frontdesk", ada, true); err != nil {
+		t.Fatal(err)
+	}
+	got := mails()
+	if len(got) != before+2 || bytes.Equal(ntHash(), old) {
+		t.Fatalf("reset: %d emails (want %d), password changed %v", len(got), before+2, !bytes.Equal(ntHash(), old))
+	}
+	var pw string
+	for _, m := range got {
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Password:"); ok && !bytes.Equal(creds.NTHash(strings.TrimSpace(v)), old) {
+				pw = strings.TrimSpace(v)
+			}
+		}
+	}
+	if pw == "" || !bytes.Equal(creds.NTHash(pw), ntHash()) {
+		t.Fatalf("no email with the new password %q", pw)
+	}
+	es, _ := app.Store().AuditOf(ada, 10)
+	var audited bool
+	for _, e := range es {
+		audited = audited || (e.Action == "account.password_reset" && e.Actor == "console:frontdesk" && !strings.Contains(e.Cause, pw))
+	}
+	if !audited {
+		t.Errorf("reset not audited (without the password): %+v", es)
+	}
+	// A member without access gets nothing and nothing changes.
+	if err := b.ResendWelcome(ctx, "console:frontdesk", h.sim.Seeded().IDs["member:expired"], true); err == nil {
+		t.Error("reset for a member whose membership ended: no error")
 	}
 }
