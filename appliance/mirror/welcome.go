@@ -17,6 +17,12 @@ var ErrNoWelcome = errors.New("nothing to send: the member has no WiFi access, a
 // in the member's OfficeRnD profile; deskgate cannot reset it.
 var ErrPasswordElsewhere = errors.New("the WiFi password is the member's OfficeRnD profile property: change it there")
 
+// passwordRecorder is the fleet's side of a password the box sets
+// (appliance/peer).
+type passwordRecorder interface {
+	RecordPassword(tx *store.Tx, memberID string, ntHash []byte) error
+}
+
 // ResendWelcome queues member's welcome email again, as an operator asks
 // from the console. With reset, the member's WiFi password is replaced
 // first: a new generated password goes into the email (password_policy
@@ -74,6 +80,13 @@ func (s *Syncer) ResendWelcome(memberID, actor string, reset bool) error {
 				acct.NTHash = creds.NTHash(pw)
 				email.Secret["password"] = pw
 				what = "password reset: new password emailed"
+				// In a fleet the other boxes take the new password too
+				// (as a member-chosen one): no longer the derived one.
+				if rec, ok := s.opts.Fleet.(passwordRecorder); ok {
+					if err := rec.RecordPassword(tx, m.ID, acct.NTHash); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		acct.UpdatedAt = now
