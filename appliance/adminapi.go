@@ -79,6 +79,7 @@ func (b adminAPI) Status() (admin.Status, error) {
 	}
 	st.Unresolved = a.res.Unresolved()
 	st.RADIUS = a.radiusStatus()
+	st.Console = a.consoleStatus()
 	return st, nil
 }
 

@@ -81,9 +81,10 @@ type App struct {
 
 	hooks *mirror.Registrar // the OfficeRnD webhook: registration and secret
 
-	radius radiusPart
-	net    netPart
-	guests guestPart
+	radius  radiusPart
+	net     netPart
+	guests  guestPart
+	console consolePart
 
 	portalResolver portal.ClientResolver
 
@@ -148,6 +149,9 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		TokenFile:    filepath.Join(cfg.DataDir, admin.TokenFile),
 		AllowedHosts: func() []string { return a.Config().Admin.AllowedHosts },
 		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+		// No admin.tls_cert_file: a self-signed certificate (the console).
+		SelfSignedDir: cfg.DataDir,
+		Now:           opts.Now,
 	})
 	if err != nil {
 		st.Close()
@@ -250,6 +254,10 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Store: st, Resolver: a.res, CA: a.radius.ca, Config: a.Config, Now: opts.Now,
 		Log: log.With("component", "members"), App: memberPages{a},
 	})
+	if err := a.newConsole(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -338,6 +346,8 @@ func (a *App) Run(ctx context.Context) error {
 	run("guests", a.runGuests)
 	run("fleet", a.fleet.Run)
 	run("rollout", a.rollout.Run)
+	run("console-stats", a.runConsoleStats)
+	run("console-index", a.watchConsole)
 	if a.ownProcess {
 		a.applyMemoryLimit()
 		run("memory", a.trimMemory)

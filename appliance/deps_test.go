@@ -47,7 +47,7 @@ const mod = "github.com/deskgate/deskgate/"
 var allowedImports = map[string][]string{
 	// The composition root builds and wires everything.
 	"appliance": {
-		"appliance/access", "appliance/admin", "appliance/config", "appliance/creds",
+		"appliance/access", "appliance/admin", "appliance/config", "appliance/console", "appliance/creds",
 		"appliance/devices", "appliance/eap", "appliance/eap/certs", "appliance/eap/profile", "appliance/guests",
 		"appliance/mirror", "appliance/model", "appliance/notify", "appliance/officernd",
 		"appliance/onboard", "appliance/peer", "appliance/policy", "appliance/radius", "appliance/rollout", "appliance/store",
@@ -56,6 +56,7 @@ var allowedImports = map[string][]string{
 	"appliance/access":                {"appliance/config", "appliance/model", "appliance/policy", "appliance/store"},
 	"appliance/admin":                 {"appliance/model", "internal/atomicfile"},
 	"appliance/config":                nil,
+	"appliance/console":               {"appliance/model"},
 	"appliance/creds":                 {"appliance/model"},
 	"appliance/devices":               {"appliance/access", "appliance/admin", "appliance/config", "appliance/model", "appliance/store"},
 	"appliance/eap":                   {"appliance/creds"},

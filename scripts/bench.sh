@@ -17,6 +17,7 @@ run() { # package, benchmark regexp, benchtime
 # 10,000-member space (issue 10: GET /memberships rejects modifiedAt).
 run ./appliance 'Import10k|Poll10Changes|PollQuiet10k' 1x
 run ./appliance 'WebhookAck' 300x
+run ./appliance 'Console50k' 1x # console dashboard and member search, p50/p99 at 50,000 members
 run ./cmd/deskgated 'DaemonCached' 1x # RSS and start-to-serving at 10,000 and 50,000 members
 run ./appliance/store '.' 1x
 run ./appliance/policy 'Decide' 1s

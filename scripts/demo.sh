@@ -29,6 +29,7 @@ log: {level: info}
 admin:
   listen: $ADMIN_ADDR
   socket: $DEMO/deskgate.sock
+  allowed_hosts: ["${ADMIN_ADDR%:*}"]   # the console's address in the browser
 officernd:
   client_id: deskgate-demo
   client_secret: {file: $DEMO/officernd.secret}
@@ -139,6 +140,13 @@ for _ in $(seq 300); do
 done
 $CLI status || failed
 
+# A demo operator for the web console (kept across demo runs).
+CONSOLE_USER=demo
+CONSOLE_PW=demo-console-pw
+$CLI admin list 2>/dev/null | grep -q "^$CONSOLE_USER " ||
+	printf '%s\n' "$CONSOLE_PW" | $CLI admin add "$CONSOLE_USER" --role admin >/dev/null
+fp=$($CLI status | sed -n 's/.*SHA-256 \([0-9A-F:]*\).*/\1/p')
+
 # A demo member's generated password, from their welcome email.
 ada=ada.lovelace@example.com
 eml=$(grep -l "To: .*$ada" "$DEMO"/mailbox/*.eml 2>/dev/null | head -n1 || true)
@@ -183,6 +191,9 @@ deskgate demo is running (Ctrl-C stops it).
   Admin API over TCP   $BIN/deskgate -addr $ADMIN_ADDR -token-file $DEMO/data/admin.token status
                        curl -s -H "Authorization: Bearer \$($CLI admin token)" http://$ADMIN_ADDR/v1/status
   Member pages         http://$MEMBER_ADDR/wifi?...  (setup links: deskgate explain <member>)
+  Operator console     http://$ADMIN_ADDR/console/  (from this machine; https://$ADMIN_ADDR/console/ with
+                       the self-signed certificate, SHA-256 $fp)
+                       login: $CONSOLE_USER / $CONSOLE_PW  (role admin; deskgate admin add|passwd|remove|list)
 
 Try the CLI:
   $CLI status

@@ -7,8 +7,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -130,6 +134,45 @@ func TestDemoRadtestAccepted(t *testing.T) {
 	}
 	if !strings.Contains(string(res), "Message-Authenticator") {
 		t.Errorf("radtest sent or received no Message-Authenticator:\n%s", res)
+	}
+	checkConsoleLogin(t, out)
+}
+
+var (
+	consoleLine = regexp.MustCompile(`Operator console\s+(http://\S+/console/)`)
+	loginLine   = regexp.MustCompile(`login: (\S+) / (\S+)`)
+	csrfField   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+)
+
+// checkConsoleLogin: the console URL and operator login the demo printed
+// open the dashboard.
+func checkConsoleLogin(t *testing.T, out []string) {
+	t.Helper()
+	all := strings.Join(out, "\n")
+	u, l := consoleLine.FindStringSubmatch(all), loginLine.FindStringSubmatch(all)
+	if u == nil || l == nil {
+		t.Fatalf("the demo printed no console URL and login:\n%s", all)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := hc.Get(u[1] + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("console login page:\n%s", page)
+	}
+	resp, err = hc.PostForm(u[1]+"login", url.Values{"csrf": {string(m[1])}, "name": {l[1]}, "password": {l[2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/dashboard" {
+		t.Fatalf("console login with %s / %s: %d at %s:\n%.400s", l[1], l[2], resp.StatusCode, resp.Request.URL, page)
 	}
 }
 

@@ -41,6 +41,19 @@ type Status struct {
 	Unmapped   []string       `json:"unmappedPlans,omitempty"`
 	Unresolved []string       `json:"unresolvedLocations,omitempty"`
 	RADIUS     *RADIUSStatus  `json:"radius,omitempty"`
+	// Console is the web console on the admin listener.
+	Console *ConsoleStatus `json:"console,omitempty"`
+}
+
+// ConsoleStatus says where the operator console is and which certificate
+// its TLS shows.
+type ConsoleStatus struct {
+	URL string `json:"url"`
+	// Fingerprint is the SHA-256 of the admin listener's certificate
+	// (self-signed unless admin.tls_cert_file is set): compare it with
+	// what the browser shows.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	SelfSigned  bool   `json:"selfSigned"`
 }
 
 // SyncStatus is the sync part of Status.

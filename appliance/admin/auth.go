@@ -35,6 +35,12 @@ var openRoutes = map[string]bool{"GET /metrics": true, "GET /healthz": true}
 // token.
 func OpenRoute(pattern string) bool { return openRoutes[pattern] }
 
+// OwnAuthRoute reports whether pattern was mounted with MountOwnAuth: a
+// handler that authenticates its users itself (the web console's
+// sessions), so the guard checks Host and Origin for it but not the
+// bearer token.
+func (s *Server) OwnAuthRoute(pattern string) bool { _, ok := s.ownAuth.Load(pattern); return ok }
+
 // LoadOrCreateToken returns the token kept in path, generating it (32
 // random bytes, base64url) when the file does not exist yet.
 func LoadOrCreateToken(path string) (string, error) {
@@ -65,8 +71,9 @@ func LoadOrCreateToken(path string) (string, error) {
 	return tok, nil
 }
 
-// Listen opens the TCP listener on addr (TLS when certFile is set; token
-// required) and the unix socket at socket (0600, no token) of the API, and
+// Listen opens the TCP listener on addr (TLS with certFile when set, else
+// with the self-signed certificate and plain HTTP for loopback peers when
+// Options.SelfSignedDir is set, see selfsigned.go; token required) and the unix socket at socket (0600, no token) of the API, and
 // records the TCP listener's port and scheme for the Host and Origin
 // checks.
 func (s *Server) Listen(addr, socket, certFile, keyFile string) (tcpLn, sockLn net.Listener, err error) {
@@ -74,7 +81,18 @@ func (s *Server) Listen(addr, socket, certFile, keyFile string) (tcpLn, sockLn n
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", addr, err)
 	}
-	ln, err := tlsListener(tcp, certFile, keyFile)
+	var ln net.Listener
+	if certFile == "" && s.selfSignedDir != "" {
+		ln, err = s.selfSignedListener(tcp, addr)
+	} else {
+		ln, err = tlsListener(tcp, certFile, keyFile)
+		if err == nil && certFile != "" {
+			if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+				fp := CertFingerprint(c)
+				s.fingerprint.Store(&fp)
+			}
+		}
+	}
 	if err != nil {
 		tcp.Close()
 		return nil, nil, err
@@ -167,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sock {
-		if _, pattern := s.routes.Handler(r); !openRoutes[pattern] && !s.validToken(r) {
+		if _, pattern := s.routes.Handler(r); !openRoutes[pattern] && !s.OwnAuthRoute(pattern) && !s.validToken(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="deskgate"`)
 			http.Error(w, "admin API: missing or wrong bearer token; send Authorization: Bearer <token> (`deskgate admin token` prints it), or use the unix socket", http.StatusUnauthorized)
 			return
@@ -222,7 +240,7 @@ func (s *Server) sameOrigin(r *http.Request, sock bool) bool {
 		return false // includes "null"
 	}
 	scheme := "http"
-	if !sock && s.tls.Load() {
+	if !sock && r.TLS != nil { // the TCP port may serve both (selfsigned.go)
 		scheme = "https"
 	}
 	if u.Scheme != scheme {

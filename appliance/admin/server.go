@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +90,12 @@ type Options struct {
 	AllowedHosts func() []string
 	// Metrics serves GET /metrics (nil: not served).
 	Metrics http.Handler
+	// SelfSignedDir, when set, is where the self-signed certificate of the
+	// TCP listener is kept for when no certificate is configured
+	// (admin-tls.crt, admin-tls.key; see selfsigned.go); Now is the clock
+	// that decides its renewal.
+	SelfSignedDir string
+	Now           func() time.Time
 }
 
 // Server is the admin API: its routes, the guard in front of them (see
@@ -100,9 +107,16 @@ type Server struct {
 	tokenFile    string
 	token        string
 	// port and tls describe the TCP listener (set by Listen).
-	port   atomic.Pointer[string]
-	tls    atomic.Bool
-	routes *routeMux
+	port       atomic.Pointer[string]
+	tls        atomic.Bool
+	selfSigned atomic.Bool
+	routes     *routeMux
+
+	selfSignedDir string
+	now           func() time.Time
+	ownAuth       sync.Map // patterns mounted with MountOwnAuth
+	// fingerprint is the SHA-256 of the TCP listener's certificate.
+	fingerprint atomic.Pointer[string]
 }
 
 // NewServer loads (or creates) the token and builds the route table.
@@ -111,7 +125,11 @@ func NewServer(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{b: o.Backend, allowedHosts: o.AllowedHosts, tokenFile: o.TokenFile, token: tok, routes: newRouteMux()}
+	s := &Server{b: o.Backend, allowedHosts: o.AllowedHosts, tokenFile: o.TokenFile, token: tok, routes: newRouteMux(),
+		selfSignedDir: o.SelfSignedDir, now: o.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.allowedHosts == nil {
 		s.allowedHosts = func() []string { return nil }
 	}
@@ -156,6 +174,28 @@ func NewServer(o Options) (*Server, error) {
 // where further operator-facing handlers (a web console) are added; call
 // it before serving.
 func (s *Server) Mount(pattern string, h http.Handler) { s.routes.Handle(pattern, h) }
+
+// MountOwnAuth adds a handler that authenticates its users itself (the
+// web console: sessions and CSRF tokens, since a browser has no bearer
+// token). The guard still checks Host and Origin for it.
+func (s *Server) MountOwnAuth(pattern string, h http.Handler) {
+	s.ownAuth.Store(pattern, true)
+	s.routes.Handle(pattern, h)
+}
+
+// Fingerprint is the SHA-256 fingerprint of the TCP listener's certificate
+// ("" before Listen or without TLS) and whether it is the self-signed one.
+func (s *Server) Fingerprint() (string, bool) {
+	fp := s.fingerprint.Load()
+	if fp == nil {
+		return "", false
+	}
+	return *fp, s.selfSigned.Load()
+}
+
+// FromSocket reports whether r came over the unix socket (handlers added
+// with Mount that only the box's root may use check it).
+func FromSocket(r *http.Request) bool { return fromSocket(r) }
 
 // Routes returns the patterns of every route, in registration order (a
 // test walks them to prove none answers without the token by mistake).
@@ -474,12 +514,14 @@ func (s *Server) Check(socket, addr string) Check {
 		return Check{Name: "admin api", Detail: fmt.Sprintf("token file %s has mode %04o: other users can read the admin token", path, m),
 			Fix: "chmod 600 " + path + ", then delete it and restart deskgated to get a new token (the old one may have leaked)"}
 	}
-	scheme := "http"
-	if s.tls.Load() {
-		scheme = "https"
+	where := "http://" + addr
+	if fp, self := s.Fingerprint(); fp != "" && self {
+		where = "http://" + addr + " (loopback) and https://" + addr + " (self-signed certificate)"
+	} else if fp != "" {
+		where = "https://" + addr
 	}
-	return Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s://%s wants the token from `deskgate admin token` (except /metrics, /healthz); socket %s (0600) needs none",
-		scheme, addr, socket)}
+	return Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s want the token from `deskgate admin token` (except /metrics, /healthz; /console/ has its own logins); socket %s (0600) needs none",
+		where, socket)}
 }
 
 // Addr is the TCP listener's address with the host of listen (the

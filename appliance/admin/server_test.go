@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
@@ -65,6 +66,74 @@ func TestMountBehindGuard(t *testing.T) {
 	}
 	if code, body := get(tok, ""); code != http.StatusOK || body != "console" {
 		t.Errorf("mounted route with the token: %d %q", code, body)
+	}
+}
+
+// TestMountOwnAuth: a handler mounted with MountOwnAuth answers over TCP
+// without the token (it has its own logins), still behind the Host and
+// Origin checks; with SelfSignedDir and no certificate the same port
+// speaks TLS with a self-signed certificate (key 0600, fingerprint
+// reported) and plain HTTP to loopback, and the Origin check takes the
+// scheme of the request.
+func TestMountOwnAuth(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewServer(Options{Backend: noBackend{}, TokenFile: filepath.Join(dir, TokenFile), SelfSignedDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MountOwnAuth("/console/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "console") }))
+	s.Mount("GET /other/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "other") }))
+	tcp, sock, err := s.Listen("127.0.0.1:0", filepath.Join(dir, "admin.sock"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	srv := s.HTTPServer()
+	go srv.Serve(tcp)
+	defer srv.Shutdown(context.Background())
+	fp, self := s.Fingerprint()
+	if !self || len(fp) != 95 {
+		t.Fatalf("fingerprint %q self-signed %v", fp, self)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, SelfSignedKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %v %v", fi, err)
+	}
+	addr := s.Addr("127.0.0.1:0")
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	do := func(scheme, method, path, host, origin string) int {
+		req, _ := http.NewRequest(method, scheme+"://"+addr+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		scheme, method, path, host, origin string
+		want                               int
+	}{
+		{"http", "GET", "/console/x", "", "", 200},
+		{"https", "GET", "/console/x", "", "", 200},
+		{"http", "GET", "/other/x", "", "", 401},
+		{"http", "GET", "/console/x", "evil.example", "", 403},
+		{"http", "POST", "/console/x", "", "http://evil.example", 403},
+		{"http", "POST", "/console/x", "", "http://" + addr, 200},
+		{"https", "POST", "/console/x", "", "http://" + addr, 403},
+		{"https", "POST", "/console/x", "", "https://" + addr, 200},
+	} {
+		if got := do(c.scheme, c.method, c.path, c.host, c.origin); got != c.want {
+			t.Errorf("%s %s %s host %q origin %q: %d, want %d", c.scheme, c.method, c.path, c.host, c.origin, got, c.want)
+		}
+	}
+	if !s.OwnAuthRoute("/console/") || s.OwnAuthRoute("GET /other/") {
+		t.Error("OwnAuthRoute")
 	}
 }
 

@@ -254,10 +254,6 @@ func TestMistakes(t *testing.T) {
 			"portal.budget_window", "budget_window: 10s", "budget_window 10s is out of range", `"1m" to "24h"`},
 		{"webhooks unverifiable", map[string]string{"sync": ""},
 			"sync.webhooks", "", "could not be verified", "webhook_public_url"},
-		{"admin listen on all addresses without tls", withAdmin("admin:\n  listen: \":8417\"\n"),
-			"admin.listen", "listen: \":8417\"", "exposes the admin API on all addresses without TLS", "tls_cert_file"},
-		{"admin listen on a LAN address without tls", withAdmin("admin:\n  socket: /run/dg.sock\n  listen: 192.168.1.10:8417\n"),
-			"admin.listen", "listen: 192.168.1.10", "exposes the admin API on 192.168.1.10 without TLS", "local agent"},
 		{"admin tls cert without key", withAdmin("admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n"),
 			"admin.tls_key_file", "admin:", "tls_cert_file and tls_key_file go together", "or neither"},
 		{"admin tls relative path", withAdmin("admin:\n  tls_cert_file: admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n"),
@@ -314,8 +310,9 @@ func TestMistakes(t *testing.T) {
 	}
 }
 
-// TestAdminListenAccepted: loopback addresses need no TLS; any other
-// address is fine once the TCP API has a certificate.
+// TestAdminListenAccepted: loopback and other addresses are accepted; off
+// loopback the listener speaks TLS with the configured certificate or the
+// self-signed one the daemon makes (plain HTTP only from loopback peers).
 func TestAdminListenAccepted(t *testing.T) {
 	setTestEnv(t)
 	for _, admin := range []string{
@@ -323,6 +320,8 @@ func TestAdminListenAccepted(t *testing.T) {
 		"admin:\n  listen: \"[::1]:8417\"\n",
 		"admin:\n  listen: localhost:8417\n  allowed_hosts: [gw.example.lan, 10.0.0.1, \"fd00::1\"]\n",
 		"admin:\n  listen: 0.0.0.0:8417\n  tls_cert_file: /etc/deskgate/admin.pem\n  tls_key_file: /etc/deskgate/admin.key\n",
+		"admin:\n  listen: \":8417\"\n",
+		"admin:\n  socket: /run/dg.sock\n  listen: 192.168.1.10:8417\n",
 	} {
 		if _, err := Parse([]byte(testConfig(withAdmin(admin))), "deskgate.yaml"); err != nil {
 			t.Errorf("%s: rejected: %v", admin, err)

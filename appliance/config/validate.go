@@ -373,8 +373,7 @@ func (k *checker) general() {
 	}
 }
 
-// admin checks the TCP API's exposure: off loopback it must speak TLS (the
-// bearer token would otherwise cross the network in clear text).
+// admin checks the TCP API's TLS files and host names.
 func (k *checker) admin() {
 	a := &k.c.Admin
 	if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
@@ -389,15 +388,10 @@ func (k *checker) admin() {
 			k.add(f.path, "use an absolute path, e.g. /etc/deskgate/admin.pem", "%s %q is not absolute", f.path, f.v)
 		}
 	}
-	if host, _, err := net.SplitHostPort(a.Listen); err == nil && !isLoopbackHost(host) && a.TLSCertFile == "" {
-		where := host
-		if where == "" {
-			where = "all addresses"
-		}
-		k.add("admin.listen", "keep the admin API on loopback (127.0.0.1:8417) and scrape /metrics with a local agent, "+
-			"or set admin.tls_cert_file and admin.tls_key_file; clients then need the token from `deskgate admin token`",
-			"admin.listen %q exposes the admin API on %s without TLS", a.Listen, where)
-	}
+	// Off loopback without tls_cert_file the daemon serves TLS with a
+	// self-signed certificate and answers plain HTTP from loopback peers
+	// only (appliance/admintls.go), so the token never crosses the
+	// network in clear text.
 	for i, h := range a.AllowedHosts {
 		if !hostNameRE.MatchString(h) {
 			if _, err := netip.ParseAddr(h); err != nil {

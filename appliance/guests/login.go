@@ -76,13 +76,13 @@ func (m *Manager) LoginCode(ctx context.Context, code string, c Client, location
 			}
 		}
 		if !slices.Contains(bound, dev) {
-			if len(bound) >= m.cfg.DevicesPerCode {
+			if len(bound) >= rec.deviceLimit(m.cfg.DevicesPerCode) {
 				m.log.Info("guest login refused: device limit", "code", rec.hint(), "devices", len(bound))
 				return ErrDeviceLimit
 			}
 			bound = append(bound, dev)
 			if err := audit(tx, portalActor, "guest.device_added", rec.Member, subject,
-				fmt.Sprintf("device %d of %d (%s)", len(bound), m.cfg.DevicesPerCode, dev)); err != nil {
+				fmt.Sprintf("device %d of %d (%s)", len(bound), rec.deviceLimit(m.cfg.DevicesPerCode), dev)); err != nil {
 				return err
 			}
 		}

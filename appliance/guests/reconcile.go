@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/model"
@@ -53,6 +54,9 @@ func (m *Manager) reconcileTx(tx *store.Tx, fx *effects, now time.Time) error {
 		return err
 	}
 	for _, src := range sortedKeys(have) {
+		if strings.HasPrefix(src, adHocPrefix) {
+			continue // an operator's code: nothing in OfficeRnD asks for it
+		}
 		rec, err := getCode(tx, have[src])
 		if notFound(err) {
 			if err := tx.DeleteKV(bucketSources, src); err != nil {

@@ -61,7 +61,9 @@ type codeRecord struct {
 	Seed   string `json:"seed,omitempty"`
 	Period string `json:"period,omitempty"`
 
-	Devices        []string  `json:"devices,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	// MaxDevices overrides Config.DevicesPerCode (ad-hoc codes); 0: the default.
+	MaxDevices     int       `json:"maxDevices,omitempty"`
 	Sealed         []byte    `json:"sealed,omitempty"`
 	Delivered      bool      `json:"delivered,omitempty"`
 	ExpiredAudited bool      `json:"expiredAudited,omitempty"`
@@ -78,6 +80,14 @@ func (r codeRecord) end() time.Time {
 }
 
 func (r codeRecord) hint() string { return hint(r.Hash) }
+
+// deviceLimit is the number of distinct devices the code admits.
+func (r codeRecord) deviceLimit(def int) int {
+	if r.MaxDevices > 0 {
+		return r.MaxDevices
+	}
+	return def
+}
 
 // sessionRecord is one logged-in client.
 type sessionRecord struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/store"
@@ -283,6 +284,7 @@ type CodeInfo struct {
 	Devices    int
 	Sessions   int
 	Expired    bool
+	AdHoc      bool // created by an operator (CreateAdHoc)
 }
 
 // Codes lists the live codes (including ended ones awaiting cleanup),
@@ -308,6 +310,7 @@ func (m *Manager) Codes(ctx context.Context) ([]CodeInfo, error) {
 				PassIDs: slices.Clone(r.PassIDs), Member: r.Member, Name: r.Name, LocationID: r.LocationID,
 				From: r.From, Until: r.Until, ActivateBy: r.ActivateBy, Devices: len(r.Devices),
 				Sessions: perCode[r.Hash], Expired: !end.IsZero() && !now.Before(end),
+				AdHoc: strings.HasPrefix(r.Source, adHocPrefix),
 			})
 			return nil
 		})

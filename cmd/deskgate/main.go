@@ -29,6 +29,8 @@
 //	deskgate update status|install|gate
 //	                                A/B slots and signed updates (on the box)
 //	deskgate admin token            print the token the TCP admin API wants
+//	deskgate admin add|passwd|remove|list
+//	                                the web console's operator logins
 //
 // Over the unix socket no token is needed. With -addr the CLI sends
 // Authorization: Bearer <token> from -token, -token-file or DESKGATE_TOKEN.
@@ -87,6 +89,10 @@ commands:
   update status             root slots, versions, the last update attempt and why it failed
   update install FILE|URL   install a signed bundle into the other slot and reboot
   admin token               print the admin API token (over the unix socket only)
+  admin add NAME [--role operator|admin]  add a web console login (password from the terminal or stdin)
+  admin passwd NAME [--role R]  change a console login's password (and role)
+  admin remove NAME         remove a console login
+  admin list                console logins and their roles
   fleet init [--id BOX]     make this box the first of a fleet (creates the fleet CA)
   fleet invite [--ttl 1h]   print a single-use join token for a new box
   fleet join TOKEN [--id BOX]  join the fleet the token is from
@@ -402,8 +408,11 @@ func run(args []string, out io.Writer) (int, error) {
 		fmt.Fprintf(out, "%s: OK\n", rest[2])
 		return 0, nil
 	case "admin":
-		if len(rest) < 2 || rest[1] != "token" {
-			return 2, fmt.Errorf("usage: deskgate admin token")
+		if len(rest) >= 2 && rest[1] != "token" {
+			return operatorCmd(ctx, c, rest[1:], *addr != "", out, show)
+		}
+		if len(rest) < 2 {
+			return 2, errors.New(adminUsage)
 		}
 		if *addr != "" {
 			return 2, fmt.Errorf("admin token: the daemon hands its token out only over the unix socket; run it on the box without -addr (or read <data_dir>/admin.token as root)")
@@ -549,6 +558,13 @@ func printStatus(out io.Writer, st admin.Status) {
 		fmt.Fprintf(out, "radius     auth %s, acct %s, %d NAS, %d live sessions\n",
 			strings.Join(st.RADIUS.AuthAddrs, " "), strings.Join(st.RADIUS.AcctAddrs, " "), st.RADIUS.NAS, st.RADIUS.LiveSessions)
 		printRadiusCounters(out, st.RADIUS)
+	}
+	if c := st.Console; c != nil {
+		kind := "configured certificate"
+		if c.SelfSigned {
+			kind = "self-signed certificate"
+		}
+		fmt.Fprintf(out, "console    %s (%s, SHA-256 %s)\n", c.URL, kind, c.Fingerprint)
 	}
 	if len(st.Unmapped) > 0 {
 		fmt.Fprintf(out, "WARNING    plans without a mapping: %s\n", strings.Join(st.Unmapped, ", "))
