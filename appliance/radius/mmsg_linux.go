@@ -251,8 +251,10 @@ func (m *mmsgConn) packet(i int) []byte {
 	return m.bufs[i][:n]
 }
 
-func (m *mmsgConn) addr(i int) netip.AddrPort {
-	sa := &m.names[i]
+func (m *mmsgConn) addr(i int) netip.AddrPort { return sockaddrAddrPort(&m.names[i]) }
+
+// sockaddrAddrPort reads a received IPv4 or IPv6 source address.
+func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	switch sa.Family {
 	case unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -350,4 +352,111 @@ func (s *Server) serveAuth(ctx context.Context, c authSocket) {
 		wg.Go(func() { s.readLoop(ctx, c.(*net.UDPConn), false) })
 	}
 	wg.Wait()
+}
+
+// rawConnIO reads and writes an accounting socket (a *net.UDPConn, which
+// its readers and workers share) with raw non-blocking recvfrom(2) and
+// sendto(2), waiting in the poller through the socket's RawConn: like the
+// authentication reader, nothing on the packet path enters the
+// scheduler's syscall state and wakes its monitor thread.
+type rawConnIO struct {
+	c  *net.UDPConn
+	rc syscall.RawConn
+	v6 bool // an AF_INET6 socket: IPv4 peers are written as v4-mapped
+}
+
+func newUDPIO(c *net.UDPConn) udpIO {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return netIO{c}
+	}
+	r := &rawConnIO{c: c, rc: rc}
+	var family int
+	if err := rc.Control(func(fd uintptr) {
+		if sa, err := unix.Getsockname(int(fd)); err == nil {
+			if _, ok := sa.(*unix.SockaddrInet6); ok {
+				family = unix.AF_INET6
+			} else {
+				family = unix.AF_INET
+			}
+		}
+	}); err != nil || family == 0 {
+		return netIO{c}
+	}
+	r.v6 = family == unix.AF_INET6
+	return r
+}
+
+func (r *rawConnIO) readFrom(b []byte) (int, netip.AddrPort, error) {
+	var sa unix.RawSockaddrInet6
+	var n int
+	var errno syscall.Errno
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			salen := uint32(unix.SizeofSockaddrInet6)
+			m, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT,
+				uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			n, errno = int(m), e
+			return true
+		}
+	})
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	if errno != 0 {
+		return 0, netip.AddrPort{}, fmt.Errorf("recvfrom: %w", errno)
+	}
+	return n, sockaddrAddrPort(&sa), nil
+}
+
+func (r *rawConnIO) writeTo(b []byte, dst netip.AddrPort) error {
+	if dst.Addr().Zone() != "" {
+		_, err := r.c.WriteToUDPAddrPort(b, dst) // a scoped (link-local) peer: the net package's sockaddr
+		return err
+	}
+	var sa unix.RawSockaddrInet6
+	salen := uintptr(unix.SizeofSockaddrInet6)
+	if r.v6 {
+		sa.Family = unix.AF_INET6
+		sa.Addr = dst.Addr().As16() // an IPv4 peer as v4-mapped
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], dst.Port())
+	} else {
+		a := dst.Addr().Unmap()
+		if !a.Is4() {
+			return fmt.Errorf("sendto %s: IPv6 peer on an IPv4 socket", dst)
+		}
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		sa4.Family = unix.AF_INET
+		sa4.Addr = a.As4()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
+		salen = unix.SizeofSockaddrInet4
+	}
+	var errno syscall.Errno
+	err := r.rc.Write(func(fd uintptr) bool {
+		for {
+			_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT,
+				uintptr(unsafe.Pointer(&sa)), salen)
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // the send buffer is full: wait until it drains
+			}
+			errno = e
+			return true
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return fmt.Errorf("sendto %s: %w", dst, errno)
+	}
+	return nil
 }

@@ -168,3 +168,28 @@ func TestAuthSocketDualStack(t *testing.T) {
 		t.Errorf("auth address %v: want the IPv6 wildcard (dual stack)", a)
 	}
 }
+
+// The accounting socket's raw reads and writes answer both families on a
+// dual-stack wildcard (an IPv4 NAS is written back as v4-mapped) and an
+// IPv4-only socket.
+func TestAcctSocketRawIO(t *testing.T) {
+	clients := []Client{
+		{Name: "v4", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: []byte(testSecret), LocationID: "loc-a", Vendor: VendorWISPr},
+		{Name: "v6", Prefix: netip.MustParsePrefix("::1/128"), Secret: []byte(testSecret), LocationID: "loc-a", Vendor: VendorWISPr},
+	}
+	for _, tc := range []struct {
+		listen string
+		from   []string
+	}{{":0", []string{"127.0.0.1", "::1"}}, {"127.0.0.1:0", []string{"127.0.0.1"}}} {
+		e := startServer(t, clients, func(c *Config) { c.AcctAddrs = []string{tc.listen} })
+		_, acct := e.srv.Addrs()
+		_, port, _ := net.SplitHostPort(acct[0].String())
+		for i, host := range tc.from {
+			req := acctReq(t, byte(20+i), "Start", fmt.Sprintf("raw-%s-%d", tc.listen, i), "02:00:00:00:00:0"+strconv.Itoa(i))
+			resp := sendRawFrom(t, host, net.JoinHostPort(host, port), req, 2*time.Second)
+			if len(resp) < 20 || resp[0] != 5 || resp[1] != byte(20+i) {
+				t.Errorf("listen %s, from %s: want Accounting-Response id %d, got %v", tc.listen, host, 20+i, resp)
+			}
+		}
+	}
+}
