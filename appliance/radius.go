@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -433,7 +434,10 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 }
 
 // activateDayPasses starts the 24 hours of day passes whose holder is
-// online: a live accounting session is the first login.
+// online: a live accounting session is the first login. It runs every 15
+// seconds over every live session: a read transaction finds the passes to
+// start, and only when there are some does one write transaction (one
+// commit, one fsync) start them all.
 func (a *App) activateDayPasses(ctx context.Context) {
 	if a.radius.srv == nil {
 		return
@@ -444,14 +448,41 @@ func (a *App) activateDayPasses(ctx context.Context) {
 			first[s.MemberID] = s.Start
 		}
 	}
-	for m, t := range first {
-		err := a.store.Update(func(tx *store.Tx) error {
+	if len(first) == 0 {
+		return
+	}
+	startable := func(p model.Pass) bool {
+		return p.FirstUse.IsZero() && (p.Status == "valid" || p.Status == "") && p.Count > p.UsedCount
+	}
+	var due []string
+	err := a.store.View(func(tx *store.Tx) error {
+		for m := range first {
+			ps, err := tx.PassesOfMember(m)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(ps, startable) {
+				due = append(due, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("activate day passes: read passes", "err", err)
+		return
+	}
+	if len(due) == 0 {
+		return
+	}
+	err = a.store.Update(func(tx *store.Tx) error {
+		for _, m := range due {
+			t := first[m]
 			ps, err := tx.PassesOfMember(m)
 			if err != nil {
 				return err
 			}
 			for _, p := range ps {
-				if !p.FirstUse.IsZero() || (p.Status != "valid" && p.Status != "") || p.Count <= p.UsedCount {
+				if !startable(p) {
 					continue
 				}
 				p.FirstUse = t
@@ -463,11 +494,11 @@ func (a *App) activateDayPasses(ctx context.Context) {
 					return err
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			a.log.Warn("activate day pass", "member", m, "err", err)
 		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("activate day passes", "members", len(due), "err", err)
 	}
 }
 
