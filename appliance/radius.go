@@ -65,6 +65,21 @@ func (d directory) Lookup(ctx context.Context, username string) (radius.Subject,
 	return subj, err
 }
 
+// MemberOf implements radius.MemberFinder: the account's member, one
+// read and no policy evaluation (accounting needs no decision).
+func (d directory) MemberOf(ctx context.Context, username string) (string, error) {
+	var member string
+	err := d.a.store.View(func(tx *store.Tx) error {
+		acct, err := tx.GetAccount(username)
+		if errors.Is(err, store.ErrNotFound) {
+			return radius.ErrUnknownUser
+		}
+		member = acct.MemberID
+		return err
+	})
+	return member, err
+}
+
 func isPolicyReason(r string) bool {
 	switch r {
 	case model.DenyMemberInactive, model.DenyNoMembership, model.DenyNotStarted, model.DenyEnded, model.DenyNotApproved,
