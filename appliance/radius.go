@@ -162,7 +162,15 @@ func (a *App) newRadius() error {
 		rc.EAP = a.radius.eap
 	}
 	rc.RemoteDevices = a.fleet.RemoteDevices // device limits count the fleet's other boxes
-	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{radius.NewStoreSessions(a.store), a}, a}, pool,
+	sessions := radius.NewStoreSessions(a.store)
+	// Counters-only Interim-Updates more often than every half interval
+	// (NAS that ignore Acct-Interim-Interval) share the next write.
+	iv := rc.InterimInterval
+	if iv <= 0 {
+		iv = 5 * time.Minute // radius.New's default
+	}
+	sessions.SetInterimCadence(iv / 2)
+	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{sessions, a}, a}, pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)
