@@ -85,7 +85,7 @@ func TestAdminAPIOverTCP(t *testing.T) {
 	hc := &http.Client{Timeout: time.Minute}
 
 	// The token file: in data_dir, 0600, the same token the socket gave.
-	tokFile := filepath.Join(h.app.Config().DataDir, adminTokenFile)
+	tokFile := filepath.Join(h.app.Config().DataDir, admin.TokenFile)
 	fi, err := os.Stat(tokFile)
 	if err != nil {
 		t.Fatal(err)
@@ -226,14 +226,11 @@ func TestAdminRoutesNeedToken(t *testing.T) {
 	token := startAdminHarness(t, h)
 	base := "http://" + h.app.AdminAddr()
 	hc := &http.Client{Timeout: time.Minute}
-	g, ok := h.app.adminServer().Handler.(*adminGuard)
-	if !ok {
-		t.Fatalf("admin handler is %T, not the guard", h.app.adminServer().Handler)
-	}
+	routes := h.app.adminSrv.Routes()
 	wild := regexp.MustCompile(`\{[^}]*\}`)
 	var open []string
 	// Reload last: it would re-read gateway.enabled: false (see above).
-	patterns := append([]string(nil), g.routes.patterns...)
+	patterns := append([]string(nil), routes...)
 	sort.SliceStable(patterns, func(i, j int) bool { return patterns[j] == "POST /v1/reload" && patterns[i] != patterns[j] })
 	for _, p := range patterns {
 		method, path, ok := strings.Cut(p, " ")
@@ -242,7 +239,7 @@ func TestAdminRoutesNeedToken(t *testing.T) {
 		}
 		path = wild.ReplaceAllString(path, "x")
 		code, body := adminDo(t, hc, base, method, path, "", "", "")
-		if openAdminRoutes[p] {
+		if admin.OpenRoute(p) {
 			open = append(open, p)
 			if code != 200 {
 				t.Errorf("%s without token: %d, want 200", p, code)
@@ -262,52 +259,8 @@ func TestAdminRoutesNeedToken(t *testing.T) {
 	if strings.Join(open, ",") != "GET /healthz,GET /metrics" {
 		t.Errorf("routes open without token: %v, want exactly GET /healthz and GET /metrics", open)
 	}
-	if len(g.routes.patterns) < 10 {
-		t.Errorf("route table has %d routes; the walk saw too few", len(g.routes.patterns))
-	}
-}
-
-// TestAdminToken: generated once (0600), reused on the next start, a too
-// open file is narrowed, and a malformed one is an error, not replaced.
-func TestAdminToken(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, adminTokenFile)
-	tok, err := loadOrCreateAdminToken(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tok) != 43 { // 32 bytes, base64url without padding
-		t.Errorf("token %d characters, want 43", len(tok))
-	}
-	fi, _ := os.Stat(p)
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
-	}
-	again, err := loadOrCreateAdminToken(p)
-	if err != nil || again != tok {
-		t.Errorf("second start: %q %v, want the same token", again, err)
-	}
-	other, _ := loadOrCreateAdminToken(filepath.Join(dir, "other.token"))
-	if other == tok {
-		t.Error("two boxes got the same token")
-	}
-	if err := os.Chmod(p, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := loadOrCreateAdminToken(p); err != nil || again != tok {
-		t.Errorf("open file: %q %v", again, err)
-	}
-	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
-		t.Errorf("open file left at %v, want 0600", fi.Mode().Perm())
-	}
-	if err := os.WriteFile(p, []byte("short\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadOrCreateAdminToken(p); err == nil || !strings.Contains(err.Error(), "delete the file") {
-		t.Errorf("malformed token file: %v, want an error", err)
-	}
-	if b, _ := os.ReadFile(p); string(b) != "short\n" {
-		t.Errorf("malformed token file rewritten to %q", b)
+	if len(routes) < 10 {
+		t.Errorf("route table has %d routes; the walk saw too few", len(routes))
 	}
 }
 

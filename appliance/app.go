@@ -1,11 +1,17 @@
 // Package appliance is deskgate's composition root: it builds every part
-// of the daemon from the configuration (store, OfficeRnD client, sync,
-// email sender, RADIUS, the local admin API), runs them, and returns the
-// first fatal error. Only cmd/deskgated imports it.
+// of the daemon from the configuration (store, OfficeRnD mirror, email
+// sender, RADIUS and EAP, guest codes and the captive portal, the gateway,
+// the fleet, the admin API and the member pages), runs them, and returns
+// the first fatal error. Only cmd/deskgated imports it. What stays here is
+// wiring: the adapters between the parts (adminapi.go answers the admin
+// API, members.go the member pages, portal.go the portal and the guest
+// lifecycle, radius.go and eapwire.go the RADIUS and EAP servers), the
+// loop that turns store state into netcfg's desired state (net.go), and
+// doctor's checks across the parts.
 //
-// Import rules (enforced by deps_test.go): appliance/* packages never
-// import appliance itself or portal; store, officernd, policy, model and
-// creds import no other project package except model.
+// Import rules (enforced by deps_test.go, which lists what every package
+// of the module may import): appliance/* packages never import appliance
+// itself or portal; only cmd/* imports appliance.
 package appliance
 
 import (
@@ -14,26 +20,31 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/deskgate/deskgate/internal/atomicfile"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/deskgate/deskgate/internal/atomicfile"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deskgate/deskgate/appliance/access"
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/devices"
+	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/appliance/onboard"
 	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/store"
-	dsync "github.com/deskgate/deskgate/appliance/sync"
 	"github.com/deskgate/deskgate/portal"
 )
 
@@ -53,20 +64,15 @@ type App struct {
 	store  *store.Store
 	res    *access.Resolver
 	api    *officernd.Client
-	syncer *dsync.Syncer
+	syncer *mirror.Syncer
 	sender *notify.Sender
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 	fleet  *peer.Node
 
-	adminAuth adminAuth // token and TCP listener facts; see adminauth.go
+	adminSrv *admin.Server // the operator's API: routes, token, listeners
 
-	hookSecretMu stdsync.RWMutex
-	hookSecret   string
-	hookReg      webhookRegistration
-	// autoRegDenied: OfficeRnD refused the webhook scopes (invalid_scope),
-	// so automatic registration is off.
-	autoRegDenied bool
+	hooks *mirror.Registrar // the OfficeRnD webhook: registration and secret
 
 	radius radiusPart
 	net    netPart
@@ -74,15 +80,11 @@ type App struct {
 
 	portalResolver portal.ClientResolver
 
-	profileKeyOnce stdsync.Once
-	// oneTime holds EAP-TLS profiles made on the setup page until their one
-	// download (appliance/eaptls.go).
-	oneTime         oneTimeProfiles
-	profileKeyBytes []byte
-	profileKeyErr   error
+	pages *onboard.Pages    // the member pages (onboarding, device setup)
+	ppsk  *devices.Registry // PPSK devices (radius.ppsk)
 
 	ready atomic.Bool // see ready.go
-	// membersOff: no certificate for the member pages (see errNoMemberCert).
+	// membersOff: no certificate for the member pages (onboard.ErrNoCert).
 	membersOff bool
 }
 
@@ -127,7 +129,15 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
-	if a.adminAuth.token, err = loadOrCreateAdminToken(filepath.Join(cfg.DataDir, adminTokenFile)); err != nil {
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.adminSrv, err = admin.NewServer(admin.Options{
+		Backend:      adminAPI{a},
+		TokenFile:    filepath.Join(cfg.DataDir, admin.TokenFile),
+		AllowedHosts: func() []string { return a.Config().Admin.AllowedHosts },
+		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+	})
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -144,7 +154,8 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	a.res = access.New(cfg)
-	scopes, readScopes := apiScopes(cfg)
+	a.hooks = mirror.NewRegistrar(a.Config, opts.Now, log)
+	scopes, readScopes := mirror.APIScopes(cfg)
 	a.api, err = officernd.New(ctx, officernd.Config{
 		APIBase:      cfg.OfficeRnD.APIBase,
 		TokenURL:     cfg.OfficeRnD.TokenURL,
@@ -154,7 +165,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Scopes:       scopes,
 		ReadScopes:   readScopes,
 		OnScopesReduced: func(refused error) {
-			a.autoRegOff(refused)
+			a.hooks.ScopesRefused(refused)
 		},
 		RequestTimeout: cfg.OfficeRnD.RequestTimeout,
 		MaxRetries:     cfg.OfficeRnD.MaxRetries,
@@ -174,16 +185,13 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	a.mailer = newMailer(cfg, opts.Now)
 	a.sender = notify.NewSender(st, a.mailer, tmpl, cfg.SMTP.From, log.With("component", "notify"))
 	a.sender.Now = opts.Now
-	a.loadWebhookSecret()
-	a.reg = prometheus.NewRegistry()
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := dsync.NewMetrics()
+	metrics := mirror.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	a.reg.MustRegister(&appCollector{a: a})
-	a.syncer = dsync.New(dsync.Options{
+	a.syncer = mirror.New(mirror.Options{
 		Client:         a.api,
 		Store:          st,
 		Resolver:       a.res,
@@ -192,7 +200,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		Now:            opts.Now,
 		KickMail:       a.sender.Kick,
 		FingerprintKey: fpKey,
-		WebhookSecret:  a.webhookSecret,
+		WebhookSecret:  a.hooks.Secret,
 		Metrics:        metrics,
 		SpaceName:      cfg.OfficeRnD.OrgSlug,
 		ServerName:     cfg.RADIUS.EAP.ServerName,
@@ -204,6 +212,22 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		st.Close()
 		return nil, err
 	}
+	a.ppsk = &devices.Registry{
+		Store: st, Resolver: a.res, Config: a.Config, Now: opts.Now, Log: log.With("component", "devices"),
+		Disconnect: func(ctx context.Context, member, mac string) error {
+			if a.radius.srv == nil {
+				return nil
+			}
+			return a.radius.srv.DisconnectMAC(ctx, member, mac)
+		},
+	}
+	if ca := a.radius.ca; ca != nil {
+		a.ppsk.LiveCerts = ca.LiveCount
+	}
+	a.pages = onboard.New(onboard.Options{
+		Store: st, Resolver: a.res, CA: a.radius.ca, Config: a.Config, Now: opts.Now,
+		Log: log.With("component", "members"), App: memberPages{a},
+	})
 	return a, nil
 }
 
@@ -214,7 +238,7 @@ func (a *App) Config() *config.Config { return a.cfg.Load() }
 func (a *App) Store() *store.Store { return a.store }
 
 // Syncer exposes the sync (tests).
-func (a *App) Syncer() *dsync.Syncer { return a.syncer }
+func (a *App) Syncer() *mirror.Syncer { return a.syncer }
 
 func newMailer(cfg *config.Config, now func() time.Time) notify.Mailer {
 	if cfg.SMTP.MailboxDir != "" {
@@ -234,7 +258,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel(nil)
 	cfg := a.Config()
 
-	adminLn, sockLn, err := a.listenAdmin(cfg)
+	adminLn, sockLn, err := a.adminSrv.Listen(cfg.Admin.Listen, cfg.Admin.Socket, cfg.Admin.TLSCertFile, cfg.Admin.TLSKeyFile)
 	if err != nil {
 		return err
 	}
@@ -248,8 +272,8 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
-	memberLn, err := a.listenMembers(cfg)
-	if errors.Is(err, errNoMemberCert) {
+	memberLn, err := a.pages.Listen(cfg)
+	if errors.Is(err, onboard.ErrNoCert) {
 		a.log.Warn(err.Error())
 		a.membersOff, err = true, nil
 	}
@@ -262,7 +286,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -273,15 +297,14 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	admin := a.adminServer()
-	run("admin", func(ctx context.Context) error { return serveHTTP(ctx, admin, adminLn) })
-	admin2 := a.adminServer()
-	run("admin-socket", func(ctx context.Context) error { return serveHTTP(ctx, admin2, sockLn) })
+	adminTCP, adminSock := a.adminSrv.HTTPServer(), a.adminSrv.HTTPServer()
+	run("admin", func(ctx context.Context) error { return serveHTTP(ctx, adminTCP, adminLn) })
+	run("admin-socket", func(ctx context.Context) error { return serveHTTP(ctx, adminSock, sockLn) })
 	if hookLn != nil {
 		pub := a.publicServer()
 		run("webhook", func(ctx context.Context) error { return serveHTTP(ctx, pub, hookLn) })
 	}
-	members := a.memberServer()
+	members := a.pages.Server()
 	if memberLn != nil {
 		run("members", func(ctx context.Context) error { return serveHTTP(ctx, members, memberLn) })
 	}
@@ -298,7 +321,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	go a.becomeReady(ctx)
 	if cfg.Sync.WebhookPublicURL != "" && (cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks) {
-		go a.ensureWebhook(ctx)
+		go a.hooks.Ensure(ctx, a.api)
 	}
 	a.log.Info("deskgated started", "version", Version, "admin", adminLn.Addr().String(), "socket", sockLn.Addr().String(), "members", listenAddr(memberLn))
 	<-ctx.Done()
@@ -347,36 +370,8 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	}
 }
 
-// listenAdmin opens the TCP listener (TLS when configured; token required,
-// see adminauth.go) and the unix socket (0600, no token) of the local API.
-func (a *App) listenAdmin(cfg *config.Config) (net.Listener, net.Listener, error) {
-	tcp, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", cfg.Admin.Listen, err)
-	}
-	ln, err := adminTLSListener(cfg, tcp)
-	if err != nil {
-		tcp.Close()
-		return nil, nil, err
-	}
-	a.adminAuth.setListener(ln, ln != tcp)
-	_ = os.Remove(cfg.Admin.Socket)
-	if err := os.MkdirAll(filepath.Dir(cfg.Admin.Socket), 0o755); err != nil {
-		ln.Close()
-		return nil, nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	sock, err := net.Listen("unix", cfg.Admin.Socket)
-	if err != nil {
-		ln.Close()
-		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Admin.Socket, err)
-	}
-	if err := os.Chmod(cfg.Admin.Socket, 0o600); err != nil {
-		ln.Close()
-		sock.Close()
-		return nil, nil, fmt.Errorf("chmod %s: %w", cfg.Admin.Socket, err)
-	}
-	return ln, sock, nil
-}
+// AdminAddr is the admin API's TCP address once Run listens ("" before).
+func (a *App) AdminAddr() string { return a.adminSrv.Addr(a.Config().Admin.Listen) }
 
 // loadOrCreateKey returns a 32-byte key kept in path (0600).
 func loadOrCreateKey(path string) ([]byte, error) {

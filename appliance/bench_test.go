@@ -98,8 +98,8 @@ func BenchmarkWebhookAck(b *testing.B) {
 	h := newHarness(b, harnessOpts{seed: true, webhooks: true})
 	h.start()
 	h.waitImport(30 * time.Second)
-	waitFor(b, 10*time.Second, "webhook registration", func() bool { return h.app.registration().State == "registered" })
-	secret := h.app.webhookSecret()
+	waitFor(b, 10*time.Second, "webhook registration", func() bool { return h.app.hooks.Registration().State == "registered" })
+	secret := h.app.hooks.Secret()
 	id := h.sim.Seeded().IDs["member:hotdesk-uptown"]
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

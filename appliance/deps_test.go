@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,44 +40,88 @@ func listPackages(t *testing.T) []goPkg {
 
 const mod = "github.com/deskgate/deskgate/"
 
-// TestDependencyRules enforces the arrows in DESIGN.md: leaves stay leaves,
-// only cmd imports appliance, only the composition root (appliance itself)
-// imports portal, portal and netcfg keep their libraries out.
+// allowedImports is every package of the module with the module packages it
+// may import (its non-test imports), keeping the arrows in DESIGN.md pointing
+// one way. A package missing here fails TestDependencyRules: declare a new
+// package, and what it may depend on, when you add it.
+var allowedImports = map[string][]string{
+	// The composition root builds and wires everything.
+	"appliance": {
+		"appliance/access", "appliance/admin", "appliance/config", "appliance/creds",
+		"appliance/devices", "appliance/eap", "appliance/eap/certs", "appliance/eap/profile", "appliance/guests",
+		"appliance/mirror", "appliance/model", "appliance/notify", "appliance/officernd",
+		"appliance/onboard", "appliance/peer", "appliance/policy", "appliance/radius", "appliance/store",
+		"internal/atomicfile", "internal/guestnet", "internal/keyfile", "netcfg", "portal",
+	},
+	"appliance/access":                {"appliance/config", "appliance/model", "appliance/policy", "appliance/store"},
+	"appliance/admin":                 {"appliance/model", "internal/atomicfile"},
+	"appliance/config":                nil,
+	"appliance/creds":                 {"appliance/model"},
+	"appliance/devices":               {"appliance/access", "appliance/admin", "appliance/config", "appliance/model", "appliance/store"},
+	"appliance/eap":                   {"appliance/creds"},
+	"appliance/eap/certs":             {"internal/atomicfile"},
+	"appliance/eap/internal/benchsrv": {"appliance/creds", "appliance/eap", "appliance/eap/certs"},
+	"appliance/eap/profile":           nil,
+	"appliance/guests":                {"appliance/model", "appliance/store", "internal/guestnet"},
+	"appliance/mirror": {
+		"appliance/access", "appliance/config", "appliance/creds", "appliance/model",
+		"appliance/officernd", "appliance/store", "internal/atomicfile",
+	},
+	"appliance/model":                  nil,
+	"appliance/notify":                 {"appliance/model", "internal/atomicfile"},
+	"appliance/notify/notifytest":      nil,
+	"appliance/officernd":              nil,
+	"appliance/officernd/officerndsim": {"appliance/officernd"},
+	"appliance/onboard": {
+		"appliance/access", "appliance/admin", "appliance/config", "appliance/creds",
+		"appliance/eap/certs", "appliance/eap/profile", "appliance/model", "appliance/store",
+		"internal/keyfile",
+	},
+	"appliance/peer":          {"appliance/creds", "appliance/model", "appliance/store", "internal/atomicfile"},
+	"appliance/policy":        {"appliance/model"},
+	"appliance/radius":        {"appliance/eap", "appliance/model", "appliance/store"},
+	"appliance/store":         {"appliance/model", "internal/keyfile"},
+	"appliance/update":        {"appliance/admin", "internal/atomicfile"},
+	"appliance/update/vmtest": nil,
+	"cmd/deskgate":            {"appliance/admin", "appliance/config", "appliance/update"},
+	"cmd/deskgated":           {"appliance", "appliance/config"},
+	"cmd/officernd-sim":       {"appliance/officernd/officerndsim"},
+	"cmd/radload":             {"appliance/creds", "appliance/model", "appliance/radius", "appliance/store"},
+	"internal/atomicfile":     nil,
+	"internal/cdp":            nil,
+	"internal/e2e":            nil,
+	"internal/guestnet":       nil,
+	"internal/keyfile":        nil,
+	"internal/testepoch":      nil,
+	"netcfg":                  nil,
+	"portal":                  {"internal/guestnet"},
+	"scripts":                 nil,
+}
+
+// TestDependencyRules enforces the arrows in DESIGN.md: every package
+// imports only what allowedImports grants it (so only cmd/* imports
+// appliance, leaves stay leaves, appliance/* never imports portal), the
+// table names no package that is gone, and portal and netcfg keep bbolt,
+// RADIUS and websockets (portal also netlink and iptables) out of their
+// dependencies.
 func TestDependencyRules(t *testing.T) {
 	pkgs := listPackages(t)
-	leaves := map[string][]string{ // package -> project packages it may import
-		"appliance/model":     nil,
-		"appliance/store":     {"appliance/model", "internal/keyfile"},
-		"appliance/policy":    {"appliance/model"},
-		"appliance/creds":     {"appliance/model"},
-		"appliance/officernd": nil,
-		"appliance/notify":    {"appliance/model", "internal/atomicfile"},
-		"appliance/config":    nil,
-		"netcfg":              nil,
-	}
+	seen := map[string]bool{}
 	for _, p := range pkgs {
 		rel := strings.TrimPrefix(p.ImportPath, mod)
+		seen[rel] = true
+		allowed, ok := allowedImports[rel]
+		if !ok {
+			t.Errorf("%s is not declared in allowedImports (deps_test.go): add it with the module packages it may import", p.ImportPath)
+			continue
+		}
 		for _, imp := range p.Imports {
 			if !strings.HasPrefix(imp, mod) {
 				continue
 			}
 			irel := strings.TrimPrefix(imp, mod)
-			if irel == "appliance" && !strings.HasPrefix(rel, "cmd/") {
-				t.Errorf("%s imports appliance; only cmd/* may", rel)
-			}
-			if allowed, ok := leaves[rel]; ok {
-				okImp := false
-				for _, a := range allowed {
-					if a == irel {
-						okImp = true
-					}
-				}
-				if !okImp {
-					t.Errorf("%s is a leaf package but imports %s", rel, irel)
-				}
-			}
-			if strings.HasPrefix(rel, "appliance/") && strings.HasPrefix(irel, "portal") {
-				t.Errorf("%s imports %s; appliance/* must not import portal", rel, irel)
+			if !slices.Contains(allowed, irel) {
+				t.Errorf("%s imports %s, which allowedImports does not grant it", rel, irel)
 			}
 		}
 		if strings.HasPrefix(rel, "portal") || rel == "netcfg" {
@@ -89,6 +134,19 @@ func TestDependencyRules(t *testing.T) {
 				if strings.HasPrefix(rel, "portal") && (d == "github.com/vishvananda/netlink" || d == "github.com/coreos/go-iptables/iptables") {
 					t.Errorf("%s depends on %s", rel, d)
 				}
+			}
+		}
+	}
+	for rel, allowed := range allowedImports {
+		if !seen[rel] {
+			t.Errorf("allowedImports declares %s, which is not a package of the module", rel)
+		}
+		for _, a := range allowed {
+			if strings.HasPrefix(rel, "appliance/") && strings.HasPrefix(a, "portal") {
+				t.Errorf("allowedImports lets %s import %s; appliance/* must not import portal", rel, a)
+			}
+			if a == "appliance" && !strings.HasPrefix(rel, "cmd/") {
+				t.Errorf("allowedImports lets %s import appliance; only cmd/* may", rel)
 			}
 		}
 	}

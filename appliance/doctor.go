@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/admin"
+	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/notify"
 	"github.com/deskgate/deskgate/appliance/officernd"
@@ -68,27 +68,27 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	}
 
 	// 3. Webhook registered and recently delivered.
-	reg := a.registration()
+	reg := a.hooks.Registration()
 	wh := ss.WebhookStats
 	webhooksOn := cfg.Sync.Webhooks == nil || *cfg.Sync.Webhooks
 	switch {
 	case !webhooksOn:
 		add(admin.Check{Name: "webhook", OK: true, Warn: true, Detail: "realtime webhooks are off; changes arrive with the poll every " + cfg.Sync.Interval.String()})
-	case a.api.ScopesReduced() && autoRegister(cfg):
-		ok := a.webhookSecret() != ""
+	case a.api.ScopesReduced() && mirror.AutoRegister(cfg):
+		ok := a.hooks.Secret() != ""
 		detail := "automatic registration is off: the OfficeRnD application is read-only"
 		if ok {
 			detail += "; a webhook secret is set, so deliveries are verified"
 		} else {
 			detail += "; no webhook secret: deliveries cannot be verified"
 		}
-		add(admin.Check{Name: "webhook", OK: ok, Warn: true, Detail: detail, Fix: ManualWebhookSteps(cfg.Sync.WebhookPublicURL)})
-	case a.webhookSecret() == "":
+		add(admin.Check{Name: "webhook", OK: ok, Warn: true, Detail: detail, Fix: mirror.ManualWebhookSteps(cfg.Sync.WebhookPublicURL)})
+	case a.hooks.Secret() == "":
 		url := cfg.Sync.WebhookPublicURL
 		if url == "" {
 			url = "https://<this box's public name>" + cfg.Sync.WebhookPath
 		}
-		add(admin.Check{Name: "webhook", Detail: "no webhook secret: deliveries cannot be verified (state: " + reg.State + ")", Fix: ManualWebhookSteps(url)})
+		add(admin.Check{Name: "webhook", Detail: "no webhook secret: deliveries cannot be verified (state: " + reg.State + ")", Fix: mirror.ManualWebhookSteps(url)})
 	case wh.LastAccepted.IsZero():
 		add(admin.Check{Name: "webhook", OK: true, Warn: true, Detail: "secret set (" + reg.State + "), but no delivery received since start",
 			Fix: "make a change in OfficeRnD and run doctor again; check that OfficeRnD can reach " + cfg.Sync.WebhookPublicURL})
@@ -165,10 +165,10 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 	// 8. RADIUS.
 	out = append(out, a.radiusChecks()...)
 	// 9. The admin API's exposure.
-	add(a.adminCheck())
+	add(a.adminSrv.Check(cfg.Admin.Socket, a.AdminAddr()))
 
 	// 10. Member pages.
-	out = append(out, a.memberChecks()...)
+	out = append(out, a.pages.Checks(a.membersOff)...)
 
 	// 11. The captive portal's RFC 8908 API.
 	if c, ok := portalAPICheck(cfg.Portal.Enabled, cfg.Portal.ListenTLS, cfg.Portal.CertFile, cfg.Portal.PublicURL); ok {
@@ -178,10 +178,6 @@ func (a *App) Doctor(ctx context.Context) []admin.Check {
 }
 
 var errStop = errors.New("stop")
-
-func (a *App) handleDoctor(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.Doctor(r.Context()))
-}
 
 // portalAPICheck: RFC 8908 (section 2) asks for the Captive Portal API and
 // the user portal over https; over plain http a client cannot trust what

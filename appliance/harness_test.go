@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,7 +27,7 @@ import (
 
 // clock is a settable clock shared by the simulator and the daemon.
 type clock struct {
-	mu stdsync.Mutex
+	mu sync.Mutex
 	t  time.Time
 	// real: advance with wall time from t (so timeouts and latencies
 	// behave), plus explicit jumps.
@@ -320,7 +320,7 @@ func (h *harness) waitImport(d time.Duration) {
 
 // logBuffer keeps the daemon's log lines for assertions.
 type logBuffer struct {
-	mu stdsync.Mutex
+	mu sync.Mutex
 	b  strings.Builder
 }
 

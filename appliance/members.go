@@ -1,196 +1,51 @@
 package appliance
 
 import (
-	"crypto/tls"
+	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"net/url"
-	"strconv"
-	"time"
 
-	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
-	"github.com/deskgate/deskgate/appliance/config"
-	"github.com/deskgate/deskgate/appliance/eap/certs"
+	"github.com/deskgate/deskgate/appliance/devices"
+	"github.com/deskgate/deskgate/appliance/onboard"
 	"github.com/deskgate/deskgate/appliance/store"
 )
 
-// listenMembers opens the member pages' listener: TLS with the operator's
-// certificate, or with one issued from the EAP CA for the host name of the
-// member pages' URL; plain HTTP only with members.insecure_http (which the
-// config check allows on loopback only).
-func (a *App) listenMembers(cfg *config.Config) (net.Listener, error) {
-	m := cfg.Members
-	var cert tls.Certificate
-	if !m.InsecureHTTP {
-		var err error
-		if cert, err = a.memberCertificate(cfg); err != nil {
-			return nil, err
-		}
-	}
-	ln, err := net.Listen("tcp", m.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen for member pages on %s: %w", m.Listen, err)
-	}
-	if m.InsecureHTTP {
-		return ln, nil
-	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+// memberPages is the App as the member pages' onboard.App.
+type memberPages struct{ a *App }
+
+var _ onboard.App = memberPages{}
+
+// ProfileURL is a fresh link to the member's device-setup page, valid for
+// users.setup_link_ttl, for the welcome email, the portal and explain. It
+// is "" when no link can be made (no CA, or the link key is unusable).
+func (a *App) ProfileURL(username string) string { return a.pages.ProfileURL(username) }
+
+func (m memberPages) RecordPassword(tx *store.Tx, memberID string, ntHash []byte) error {
+	return m.a.fleet.RecordPassword(tx, memberID, ntHash)
 }
 
-// errNoMemberCert: neither a configured certificate nor the EAP CA to
-// issue one. The daemon then runs without member pages (a box that is not
-// set up yet must still start); doctor says what to do.
-var errNoMemberCert = errors.New("member pages off: no TLS certificate: set members.tls_cert_file and tls_key_file " +
-	"(deskgate issues one itself only from its EAP CA, which runs when radius.clients are configured and radius.eap is enabled)")
-
-func (a *App) memberCertificate(cfg *config.Config) (tls.Certificate, error) {
-	m := cfg.Members
-	if m.TLSCertFile != "" {
-		c, err := tls.LoadX509KeyPair(m.TLSCertFile, m.TLSKeyFile)
-		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("member pages: load members.tls_cert_file: %w", err)
-		}
-		return c, nil
+func (m memberPages) Network(username string) string {
+	if ex, err := m.a.Explain(username, ""); err == nil && len(ex.Decision.Locations) > 0 {
+		return ex.Decision.Locations[0].Network
 	}
-	if a.radius.ca == nil {
-		return tls.Certificate{}, errNoMemberCert
-	}
-	var names []string
-	if u, err := url.Parse(a.publicBase()); err == nil && u.Hostname() != "" {
-		names = append(names, u.Hostname())
-	}
-	if host, _, err := net.SplitHostPort(m.Listen); err == nil && host != "" && !containsStr(names, host) {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
-			names = append(names, host)
-		}
-	}
-	if len(names) == 0 {
-		names = []string{"localhost"}
-	}
-	c, err := a.radius.ca.IssueServer(names, 397*24*time.Hour)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("member pages: %w", err)
-	}
-	return c, nil
+	return ""
 }
 
-func containsStr(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+func (m memberPages) Devices(memberID string) ([]admin.Device, error) { return m.a.ppsk.List(memberID) }
+
+// refused turns a device refusal into words for the member.
+func refused(d admin.Device, err error) (admin.Device, error) {
+	var de devices.Refused
+	if errors.As(err, &de) {
+		return d, onboard.Refused(de.Msg)
 	}
-	return false
+	return d, err
 }
 
-// certRoutes are the admin API's client-certificate routes (deskgate certs).
-// certRoutes adds the admin API's certificate routes.
-func certRoutes(a *App, mux interface {
-	HandleFunc(string, func(http.ResponseWriter, *http.Request))
-}) {
-	mux.HandleFunc("GET /v1/certs", a.handleCertList)
-	mux.HandleFunc("POST /v1/certs/revoke", a.handleCertRevoke)
+func (m memberPages) RegisterDevice(memberID, mac, name string) (admin.Device, error) {
+	return refused(m.a.ppsk.Register(memberID, mac, name, "member"))
 }
 
-// certIdentity resolves a username, email or member id to the account's
-// username; an unknown one is taken as a username (certificates outlive
-// deleted accounts).
-func (a *App) certIdentity(q string) string {
-	user := q
-	_ = a.store.View(func(tx *store.Tx) error {
-		id, err := access.FindMember(tx, q)
-		if err != nil {
-			return nil
-		}
-		if ac, err := tx.AccountOfMember(id); err == nil {
-			user = ac.Username
-		}
-		return nil
-	})
-	return user
-}
-
-func clientCertView(i certs.Issued) admin.ClientCert {
-	return admin.ClientCert{Serial: i.Serial, Identity: i.Identity, IssuedAt: i.IssuedAt, NotAfter: i.NotAfter, Revoked: i.Revoked, Live: i.Current}
-}
-
-func (a *App) handleCertList(w http.ResponseWriter, r *http.Request) {
-	if a.radius.ca == nil {
-		writeErr(w, http.StatusNotFound, errors.New("certs: EAP is off, no client certificates"))
-		return
-	}
-	user := ""
-	if q := r.URL.Query().Get("user"); q != "" {
-		user = a.certIdentity(q)
-	}
-	out := []admin.ClientCert{}
-	for _, i := range a.radius.ca.ListIssued(user) {
-		out = append(out, clientCertView(i))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// handleCertRevoke revokes one certificate (target = its serial) or every
-// certificate of a member (target = username, email or member id).
-func (a *App) handleCertRevoke(w http.ResponseWriter, r *http.Request) {
-	if a.radius.ca == nil {
-		writeErr(w, http.StatusNotFound, errors.New("certs: EAP is off, no client certificates"))
-		return
-	}
-	target := r.URL.Query().Get("target")
-	if target == "" {
-		writeErr(w, http.StatusBadRequest, errors.New("certs revoke: which user or serial?"))
-		return
-	}
-	is, err := a.radius.ca.RevokeSerial(target)
-	switch {
-	case err == nil:
-		a.audit("admin", "cert.revoked", "", is.Identity, "client certificate "+is.Serial+" revoked by the operator")
-		writeJSON(w, http.StatusOK, []admin.ClientCert{clientCertView(is)})
-		return
-	case !errors.Is(err, certs.ErrUnknownSerial):
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("certs revoke %s: %w", target, err))
-		return
-	}
-	user := a.certIdentity(target)
-	list := a.radius.ca.ListIssued(user)
-	if len(list) == 0 {
-		writeErr(w, http.StatusNotFound, errors.New("certs revoke: no certificate with serial or for user "+strconv.Quote(target)))
-		return
-	}
-	n, err := a.radius.ca.RevokeIdentity(user)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("certs revoke %s: %w", user, err))
-		return
-	}
-	if n > 0 {
-		a.audit("admin", "cert.revoked", "", user, fmt.Sprintf("%d client certificate(s) revoked by the operator", n))
-	}
-	out := []admin.ClientCert{}
-	for _, i := range a.radius.ca.ListIssued(user) {
-		out = append(out, clientCertView(i))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// memberChecks are doctor's checks of the member pages.
-func (a *App) memberChecks() []admin.Check {
-	var out []admin.Check
-	if a.membersOff {
-		out = append(out, admin.Check{Name: "member pages", Detail: errNoMemberCert.Error(),
-			Fix: "configure radius.clients (the EAP CA then issues the certificate) or members.tls_cert_file/tls_key_file, and restart deskgated"})
-	}
-	return append(out, a.setupKeyCheck())
-}
-
-func (a *App) setupKeyCheck() admin.Check {
-	path := a.profileKeyPath()
-	if _, err := a.profileKey(); err != nil {
-		return admin.Check{Name: "setup link key", Detail: "setup links are refused: " + err.Error(),
-			Fix: "move " + path + " aside (deskgated creates a new 32-byte key, mode 0600; links sent before stop working) and restart deskgated"}
-	}
-	return admin.Check{Name: "setup link key", OK: true, Detail: path + " loaded; links valid for " + config.FormatDuration(a.Config().Users.SetupLinkTTL)}
+func (m memberPages) RemoveDevice(ctx context.Context, mac, memberID string) (admin.Device, error) {
+	return refused(m.a.ppsk.Remove(ctx, mac, memberID, "member"))
 }

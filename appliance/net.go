@@ -2,13 +2,11 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
@@ -26,7 +24,7 @@ type netPart struct {
 	// leases remembers the MAC learned per (location, member) for static
 	// leases, mirroring the netLeasesBucket, so accounting bursts write
 	// only what is new.
-	leasesMu stdsync.Mutex
+	leasesMu sync.Mutex
 	leases   map[string]staticLease
 }
 
@@ -251,31 +249,6 @@ func netRelevant(c store.Change) bool {
 		return false
 	}
 	return true
-}
-
-func (a *App) handleNetPlan(w http.ResponseWriter, r *http.Request) {
-	nc, err := a.desiredNet(a.Config())
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	mode := "plan only (gateway.enabled is false: nothing is applied)"
-	if a.Config().Gateway.Enabled {
-		mode = "applied and kept in place"
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"mode": mode, "plan": netcfg.Plan(nc)})
-}
-
-func (a *App) handleNetTeardown(w http.ResponseWriter, r *http.Request) {
-	if a.Config().Gateway.Enabled {
-		writeErr(w, http.StatusConflict, errors.New("gateway.enabled is true: set it to false and reload first, or stop deskgated and run deskgated -cleanup"))
-		return
-	}
-	if err := netcfg.CleanUp(r.Context(), a.netOptions()); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "removed every dg- chain, ipset, class and link"})
 }
 
 // CleanUpNet removes every piece of kernel state netcfg owns (deskgated

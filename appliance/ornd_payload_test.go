@@ -79,7 +79,7 @@ func TestPopulatedEnvelopeRefs(t *testing.T) {
 	id := h.sim.Seeded().IDs["member:hotdesk-downtown"]
 	body := []byte(`{"event":"6f0000000000000000000001","eventType":"member.paymentdetails.created","data":{"object":{"_id":"6f0000000000000000000002"},` +
 		`"member":{"_id":"` + id + `","name":"x"},"company":{"_id":"6f0000000000000000000003"}},"createdAt":"` + h.clock.Now().UTC().Format(time.RFC3339) + `"}`)
-	resp := post(t, h, body, app.webhookSecret(), h.clock.Now())
+	resp := post(t, h, body, app.hooks.Secret(), h.clock.Now())
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("populated data.member answered %d, want 202", resp.StatusCode)
 	}

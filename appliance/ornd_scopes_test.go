@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
 )
 
@@ -40,8 +41,8 @@ func TestReadOnlyOfficeRnDApp(t *testing.T) {
 	if active == "" || !h.allowed(active) {
 		t.Fatalf("hot-desk member %q not allowed after a read-only import", active)
 	}
-	waitFor(t, 5*time.Second, "registration state manual", func() bool { return h.app.registration().State == "manual" })
-	st, err := h.app.status()
+	waitFor(t, 5*time.Second, "registration state manual", func() bool { return h.app.hooks.Registration().State == "manual" })
+	st, err := adminAPI{h.app}.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +72,14 @@ func TestScopesFollowAutoRegistration(t *testing.T) {
 	h := newHarness(t, harnessOpts{seed: true})
 	cfg := loadCfg(t, h.cfgPath)
 	cfg.OfficeRnD.Scopes = []string{"flex.community.members.read"}
-	scopes, read := apiScopes(cfg)
+	scopes, read := mirror.APIScopes(cfg)
 	if strings.Contains(strings.Join(scopes, " "), "webhooks") || read != nil {
 		t.Errorf("no auto-registration: scopes %v read %v", scopes, read)
 	}
 	cfg.Sync.WebhookPublicURL = "https://gw.example.org/hook"
 	on := true
 	cfg.Sync.Webhooks = &on
-	scopes, read = apiScopes(cfg)
+	scopes, read = mirror.APIScopes(cfg)
 	want := "flex.community.members.read flex.settings.webhooks.read flex.settings.webhooks.create flex.settings.webhooks.delete"
 	if strings.Join(scopes, " ") != want || strings.Join(read, " ") != "flex.community.members.read" {
 		t.Errorf("auto-registration: scopes %v read %v", scopes, read)

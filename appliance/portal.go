@@ -4,21 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deskgate/deskgate/internal/keyfile"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"time"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/appliance/creds"
 	"github.com/deskgate/deskgate/appliance/guests"
 	"github.com/deskgate/deskgate/appliance/store"
+	"github.com/deskgate/deskgate/internal/guestnet"
+	"github.com/deskgate/deskgate/internal/keyfile"
 	"github.com/deskgate/deskgate/netcfg"
 	"github.com/deskgate/deskgate/portal"
 )
@@ -26,7 +25,7 @@ import (
 // guestPart is the guest side: codes (appliance/guests), the captive
 // portal, and the allow-list they drive.
 type guestPart struct {
-	mu  stdsync.Mutex
+	mu  sync.Mutex
 	mgr *guests.Manager
 	// started is closed once mgr is set and running.
 	started chan struct{}
@@ -39,7 +38,7 @@ type guestPart struct {
 // status) and programs the gateway when gateway.enabled is true.
 type guestNet struct {
 	a  *App
-	mu stdsync.Mutex
+	mu sync.Mutex
 	by map[string]netcfg.GuestClient // by MAC (or IP when no MAC)
 }
 
@@ -100,67 +99,23 @@ func (g *guestNet) clients(now time.Time) []netcfg.GuestClient {
 	return out
 }
 
-// Adapters between the portal's, the guest lifecycle's and netcfg's types.
-type guestsNetwork struct{ g *guestNet }
+// guestNetwork opens and closes the guest network for the portal and the
+// guest lifecycle (both speak internal/guestnet's Network).
+type guestNetwork struct{ g *guestNet }
 
-func (n guestsNetwork) Allow(ctx context.Context, c guests.Client, until time.Time) error {
+// The guest lifecycle is the portal's Backend as it is: both speak
+// internal/guestnet, so a drift between them fails to compile.
+var (
+	_ portal.Backend = (*guests.Manager)(nil)
+	_ portal.Network = guestNetwork{}
+	_ guests.Network = guestNetwork{}
+)
+
+func (n guestNetwork) Allow(ctx context.Context, c guestnet.Client, until time.Time) error {
 	return n.g.allow(ctx, c.MAC, c.IP, until)
 }
-func (n guestsNetwork) Revoke(ctx context.Context, c guests.Client) error {
+func (n guestNetwork) Revoke(ctx context.Context, c guestnet.Client) error {
 	return n.g.revoke(ctx, c.MAC, c.IP)
-}
-
-type portalNetwork struct{ g *guestNet }
-
-func (n portalNetwork) Allow(ctx context.Context, c portal.Client, until time.Time) error {
-	return n.g.allow(ctx, c.MAC, c.IP, until)
-}
-func (n portalNetwork) Revoke(ctx context.Context, c portal.Client) error {
-	return n.g.revoke(ctx, c.MAC, c.IP)
-}
-
-// portalBackend serves the portal from the guest lifecycle.
-type portalBackend struct{ m *guests.Manager }
-
-func toGuest(c portal.Client) guests.Client { return guests.Client{MAC: c.MAC, IP: c.IP} }
-
-func toPortal(s guests.Session) portal.Session {
-	return portal.Session{ID: s.ID, Kind: s.Kind, Name: s.Name, Until: s.Until, CanExtend: s.CanExtend, MemberID: s.MemberID, LocationID: s.LocationID}
-}
-
-// portalErr maps the lifecycle's errors to the portal's, keeping the text.
-func portalErr(err error) error {
-	pairs := []struct{ g, p error }{
-		{guests.ErrBadCode, portal.ErrBadCode}, {guests.ErrNotYetValid, portal.ErrNotYetValid},
-		{guests.ErrExpired, portal.ErrExpired}, {guests.ErrWrongLocation, portal.ErrWrongLocation},
-		{guests.ErrDeviceLimit, portal.ErrDeviceLimit}, {guests.ErrBadCredentials, portal.ErrBadCredentials},
-		{guests.ErrNoWiFi, portal.ErrNoWiFi},
-	}
-	for _, p := range pairs {
-		if errors.Is(err, p.g) {
-			return fmt.Errorf("%w: %v", p.p, err)
-		}
-	}
-	return err
-}
-
-func (b portalBackend) LoginCode(ctx context.Context, code string, c portal.Client, loc string) (portal.Session, error) {
-	s, err := b.m.LoginCode(ctx, code, toGuest(c), loc)
-	return toPortal(s), portalErr(err)
-}
-func (b portalBackend) LoginMember(ctx context.Context, email, pw string, c portal.Client, loc string) (portal.Session, error) {
-	s, err := b.m.LoginMember(ctx, email, pw, toGuest(c), loc)
-	return toPortal(s), portalErr(err)
-}
-func (b portalBackend) SessionFor(ctx context.Context, c portal.Client) (portal.Session, bool, error) {
-	s, ok, err := b.m.SessionFor(ctx, toGuest(c))
-	return toPortal(s), ok, portalErr(err)
-}
-func (b portalBackend) Logout(ctx context.Context, c portal.Client) error {
-	return portalErr(b.m.Logout(ctx, toGuest(c)))
-}
-func (b portalBackend) RecordTerms(ctx context.Context, c portal.Client, loc, version string) error {
-	return portalErr(b.m.RecordTerms(ctx, toGuest(c), loc, version))
 }
 
 // members checks a member's email and WiFi password for the portal's
@@ -250,7 +205,7 @@ func (a *App) runGuests(ctx context.Context) error {
 		DayPassDuration: cfg.Guests.DayPassDuration, Locations: gl, SealKey: sealKey, CodeKey: codeKey, KickMail: a.sender.Kick,
 		SMS: guests.SMSConfig{URL: cfg.Guests.SMS.URL, TokenFile: cfg.Guests.SMS.Token.File, From: cfg.Guests.SMS.From},
 	}
-	mgr := guests.New(gcfg, a.store, guestsNetwork{a.guests.net}, members{a}, a.log.With("component", "guests"), a.now)
+	mgr := guests.New(gcfg, a.store, guestNetwork{a.guests.net}, members{a}, a.log.With("component", "guests"), a.now)
 	a.guests.mu.Lock()
 	a.guests.mgr = mgr
 	a.guests.mu.Unlock()
@@ -309,7 +264,7 @@ func (a *App) newPortal(cfg *config.Config, mgr *guests.Manager) (*portal.Server
 	if a.portalResolver != nil {
 		resolver = a.portalResolver
 	}
-	srv, err := portal.New(pc, portalBackend{mgr}, portalNetwork{a.guests.net}, resolver, a.log.With("component", "portal"))
+	srv, err := portal.New(pc, mgr, guestNetwork{a.guests.net}, resolver, a.log.With("component", "portal"))
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}
@@ -347,27 +302,12 @@ func (loopbackOrNeighbor) Resolve(r *http.Request) (portal.Client, error) {
 	}
 	if err == nil && ip.Is6() && !ip.Is4In6() {
 		// The ARP table is IPv4 only; IPv6 neighbours come from netlink.
-		if mac, ok := neighbourMAC(ip); ok {
+		if mac, ok := netcfg.NeighbourMAC(ip); ok {
 			return portal.Client{MAC: mac, IP: ip}, nil
 		}
 		return portal.Client{}, fmt.Errorf("%w: %s", portal.ErrUnknownClient, ip)
 	}
 	return portal.NeighborResolver{}.Resolve(r)
-}
-
-// neighbourMAC looks an IPv6 address up in the kernel's neighbour table.
-func neighbourMAC(ip netip.Addr) (net.HardwareAddr, bool) {
-	neighs, err := netlink.NeighList(0, netlink.FAMILY_V6)
-	if err != nil {
-		return nil, false
-	}
-	for _, n := range neighs {
-		if a, ok := netip.AddrFromSlice(n.IP); ok && a == ip && len(n.HardwareAddr) == 6 &&
-			n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
-			return n.HardwareAddr, true
-		}
-	}
-	return nil, false
 }
 
 // memberProfileURL is the "set up the secure network" link the portal

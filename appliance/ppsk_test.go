@@ -193,7 +193,7 @@ func TestMemberDeviceForm(t *testing.T) {
 	if p := fetchPage(t, c, "POST", addURL, badMAC, origin); p.code != 400 || !strings.Contains(p.body, "not a MAC address") {
 		t.Errorf("bad MAC: %d %.300s", p.code, p.body)
 	}
-	if ds, _ := app.devices(m.ID); len(ds) != 0 {
+	if ds, _ := app.ppsk.List(m.ID); len(ds) != 0 {
 		t.Fatalf("refused POSTs registered %d devices", len(ds))
 	}
 
@@ -201,7 +201,7 @@ func TestMemberDeviceForm(t *testing.T) {
 	if p.code != 200 || !strings.Contains(p.body, "Device registered") {
 		t.Fatalf("register: %d %.500s", p.code, p.body)
 	}
-	ds, err := app.devices(m.ID)
+	ds, err := app.ppsk.List(m.ID)
 	if err != nil || len(ds) != 1 || ds[0].MAC != "a4:83:e7:12:34:56" || ds[0].AddedBy != "member" {
 		t.Fatalf("devices %+v %v", ds, err)
 	}
@@ -220,14 +220,14 @@ func TestMemberDeviceForm(t *testing.T) {
 	if p := fetchPage(t, c, "POST", h.memberURL+"/wifi/devices/remove", rm, origin); p.code != 200 {
 		t.Fatalf("remove: %d %.300s", p.code, p.body)
 	}
-	if ds, _ := app.devices(m.ID); len(ds) != 0 {
+	if ds, _ := app.ppsk.List(m.ID); len(ds) != 0 {
 		t.Fatalf("after remove: %+v", ds)
 	}
 
 	// Devices take slots of the device limit (Hot Desk: 3): with three
 	// registered, neither a certificate nor a certificate profile is issued.
 	for _, mac := range []string{"02:00:00:00:aa:01", "02:00:00:00:aa:02", "02:00:00:00:aa:03"} {
-		if _, err := app.registerDevice(m.ID, mac, "tv", "cli"); err != nil {
+		if _, err := app.ppsk.Register(m.ID, mac, "tv", "cli"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -134,7 +134,7 @@ func TestRadioGuest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no fourth radio: %v", err)
 	}
-	dev, err := app.registerDevice(m.ID, strings.TrimSpace(string(staMAC)), "radio printer", "cli")
+	dev, err := app.ppsk.Register(m.ID, strings.TrimSpace(string(staMAC)), "radio printer", "cli")
 	if err != nil {
 		t.Fatal(err)
 	}

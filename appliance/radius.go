@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/devices"
 	"github.com/deskgate/deskgate/appliance/eap"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/model"
@@ -386,39 +385,6 @@ func (a *App) radiusReply(query, nas string, ex admin.Explanation) (string, []st
 	return res.NAS, lines
 }
 
-func (a *App) handleNASCheck(w http.ResponseWriter, r *http.Request) {
-	if a.radius.srv == nil {
-		writeJSON(w, http.StatusOK, []radius.NASReport{})
-		return
-	}
-	out := a.radius.srv.NASWithoutMessageAuthenticator()
-	if out == nil {
-		out = []radius.NASReport{}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *App) handleSessions(w http.ResponseWriter, r *http.Request) {
-	if a.radius.srv == nil {
-		writeJSON(w, http.StatusOK, []radius.Session{})
-		return
-	}
-	member := r.URL.Query().Get("member")
-	if member != "" {
-		_ = a.store.View(func(tx *store.Tx) error {
-			if id, err := access.FindMember(tx, member); err == nil {
-				member = id
-			}
-			return nil
-		})
-	}
-	out := a.radius.srv.Sessions(member)
-	if out == nil {
-		out = []radius.Session{}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 // accessChanged reports whether member m's live sessions were authorized
 // under a decision that no longer holds: access ended, or the membership,
 // plan or location behind it changed. A change that leaves the decision
@@ -437,7 +403,7 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 		}
 		for _, s := range sessions {
 			f := strings.Split(s.Class, ";")
-			if len(f) < 5 || f[0] != "dg1" || (s.Username != acct.Username && !isDeviceOf(tx, s.Username, m)) {
+			if len(f) < 5 || f[0] != "dg1" || (s.Username != acct.Username && !devices.IsDeviceOf(tx, s.Username, m)) {
 				changed = true // not issued by this decision scheme: re-check
 				return nil
 			}
@@ -535,5 +501,30 @@ func (a *App) revokeIfEnded(c store.Change) {
 	var acct model.Account
 	if err := a.store.View(func(tx *store.Tx) error { var err error; acct, err = tx.GetAccount(c.ID); return err }); err == nil && acct.Disabled {
 		a.revokeCerts(acct.Username)
+	}
+}
+
+// revokeCerts revokes the EAP-TLS certificates of an account whose access
+// ended (disabled or deleted).
+func (a *App) revokeCerts(username string) {
+	if a.radius.ca == nil || username == "" {
+		return
+	}
+	n, err := a.radius.ca.RevokeIdentity(username)
+	if err != nil {
+		a.log.Error("revoke client certificates", "user", username, "err", err)
+		return
+	}
+	if n > 0 {
+		a.audit("radius", "cert.revoked", "", username, fmt.Sprintf("%d client certificate(s) revoked: access ended", n))
+	}
+}
+
+func (a *App) audit(actor, action, member, subject, cause string) {
+	err := a.store.Update(func(tx *store.Tx) error {
+		return tx.Audit(model.AuditEntry{Time: a.now(), Actor: actor, Action: action, Member: member, Subject: subject, Cause: cause})
+	})
+	if err != nil {
+		a.log.Error("audit", "action", action, "err", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/officernd"
+	"github.com/deskgate/deskgate/internal/keyfile"
 )
 
 // memberClient is a browser: a cookie jar, and the deskgate CA trusted
@@ -337,8 +338,10 @@ func TestSetupLinkKeyFailsClosed(t *testing.T) {
 	exp := h.clock.Now().Add(time.Hour).Unix()
 	old := hmac.New(sha256.New, nil)
 	old.Write([]byte("wifi-profile:" + ada))
+	emptyKey := hmac.New(sha256.New, nil) // onboard's setupSig with an empty key
+	emptyKey.Write([]byte("deskgate setup link v2\x00" + ada + "\x00" + strconv.FormatInt(exp, 10)))
 	for _, q := range []url.Values{
-		{"u": {ada}, "e": {strconv.FormatInt(exp, 10)}, "s": {setupSig(nil, ada, exp)}},
+		{"u": {ada}, "e": {strconv.FormatInt(exp, 10)}, "s": {base64.RawURLEncoding.EncodeToString(emptyKey.Sum(nil)[:18])}},
 		{"u": {ada}, "s": {base64.RawURLEncoding.EncodeToString(old.Sum(nil)[:18])}},
 	} {
 		p := fetchPage(t, c, "GET", h.memberURL+"/wifi?"+q.Encode(), nil, nil)
@@ -364,7 +367,7 @@ func TestSetupLinkKeyFailsClosed(t *testing.T) {
 	// A short key file is refused too, not silently replaced.
 	short := filepath.Join(t.TempDir(), "profile.key")
 	os.WriteFile(short, []byte("short"), 0o600)
-	if _, err := loadProfileKey(short); err == nil {
+	if _, err := keyfile.LoadOrCreate(short, "setup link key"); err == nil {
 		t.Fatal("a 5-byte key was accepted")
 	}
 	if b, _ := os.ReadFile(short); string(b) != "short" {

@@ -51,7 +51,7 @@ func (h *harness) auditLen(t *testing.T) int {
 
 func (h *harness) waitWebhookRegistered() {
 	h.t.Helper()
-	waitFor(h.t, 10*time.Second, "webhook registration", func() bool { return h.app.registration().State == "registered" })
+	waitFor(h.t, 10*time.Second, "webhook registration", func() bool { return h.app.hooks.Registration().State == "registered" })
 }
 
 // TestWebhookPath drives changes through the simulator's API and checks
@@ -119,7 +119,7 @@ func TestWebhookForgedReplayedOutOfOrder(t *testing.T) {
 	h.start()
 	h.waitImport(30 * time.Second)
 	h.waitWebhookRegistered()
-	secret := h.app.webhookSecret()
+	secret := h.app.hooks.Secret()
 	ids := h.sim.Seeded().IDs
 	ada := ids["member:hotdesk-downtown"]
 	adaMS := ids["membership:hotdesk-downtown"]

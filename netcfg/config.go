@@ -9,7 +9,9 @@
 // only what it created: iptables chains and ipsets named "dg-…" (each chain
 // reached by one jump from a built-in chain), links named "dg-…", HTB root
 // qdiscs with the handle dd: and ingress filters with the priority
-// [OwnedPrio]. [CleanUp] removes exactly those.
+// [OwnedPrio]. [CleanUp] removes exactly those. It also reads the kernel's
+// IPv6 neighbour table for the captive portal's client lookup
+// ([NeighbourMAC]).
 //
 // netcfg is a leaf package: it imports no other deskgate package. Only the
 // appliance composition root is meant to import it; its tests use [NewFake].

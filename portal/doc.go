@@ -59,8 +59,10 @@
 // CSRF key, which comes from Config.CSRFKey or is persisted in
 // Config.CSRFKeyFile.
 //
-// portal imports no other deskgate package: it declares Backend (codes and
-// sessions, implemented by the guest lifecycle), Network (allow and revoke,
-// implemented by netcfg) and ClientResolver, and the appliance wires them.
+// portal imports no other deskgate package but internal/guestnet, whose
+// Client, Session, Network and login errors it shares with the guest
+// lifecycle: it declares Backend (codes and sessions, implemented by
+// appliance/guests), Network (allow and revoke, implemented by netcfg) and
+// ClientResolver, and the appliance wires them.
 // It must not depend on bbolt, netlink or iptables.
 package portal

@@ -10,40 +10,27 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/deskgate/deskgate/internal/guestnet"
 )
 
 // Client identifies a device on the guest network.
-type Client struct {
-	MAC net.HardwareAddr
-	IP  netip.Addr
-}
-
-// String returns "mac/ip" for logs.
-func (c Client) String() string { return c.MAC.String() + "/" + c.IP.String() }
+type Client = guestnet.Client
 
 // Session is a client's current guest-network session as the Backend sees it.
-type Session struct {
-	ID         string
-	Kind       string // "guest" | "daypass" | "member"
-	Name       string
-	Until      time.Time
-	CanExtend  bool
-	MemberID   string
-	LocationID string
-}
+type Session = guestnet.Session
 
 // Session kinds.
 const (
-	KindGuest   = "guest"
-	KindDayPass = "daypass"
-	KindMember  = "member"
+	KindGuest   = guestnet.KindGuest
+	KindDayPass = guestnet.KindDayPass
+	KindMember  = guestnet.KindMember
 )
 
 // Backend owns codes, credentials and sessions (the guest lifecycle). It
@@ -70,20 +57,17 @@ type Backend interface {
 // friendly, translated messages. Any other error is shown as a generic
 // failure and logged.
 var (
-	ErrBadCode        = errors.New("portal: unknown access code")
-	ErrNotYetValid    = errors.New("portal: access code not valid yet")
-	ErrExpired        = errors.New("portal: access code expired")
-	ErrWrongLocation  = errors.New("portal: access code is for another location")
-	ErrDeviceLimit    = errors.New("portal: device limit reached")
-	ErrBadCredentials = errors.New("portal: wrong email or WiFi password")
-	ErrNoWiFi         = errors.New("portal: no WiFi access")
+	ErrBadCode        = guestnet.ErrBadCode
+	ErrNotYetValid    = guestnet.ErrNotYetValid
+	ErrExpired        = guestnet.ErrExpired
+	ErrWrongLocation  = guestnet.ErrWrongLocation
+	ErrDeviceLimit    = guestnet.ErrDeviceLimit
+	ErrBadCredentials = guestnet.ErrBadCredentials
+	ErrNoWiFi         = guestnet.ErrNoWiFi
 )
 
 // Network opens and closes the guest network for a client (netcfg).
-type Network interface {
-	Allow(ctx context.Context, c Client, until time.Time) error
-	Revoke(ctx context.Context, c Client) error
-}
+type Network = guestnet.Network
 
 // ClientResolver identifies the client behind a request: the IP from
 // RemoteAddr and the MAC from the neighbour table or lease data.

@@ -1,7 +1,12 @@
-// Package admin defines the daemon's local API: the JSON shapes the
-// deskgate CLI and the daemon exchange, and the client the CLI uses over
-// the daemon's unix socket (or loopback TCP). The handlers live in package
-// appliance, which fills these shapes.
+// Package admin owns the daemon's operator-facing HTTP surface, server and
+// client together: the JSON shapes the deskgate CLI and the daemon
+// exchange; the Server with its routes, its guard (the bearer token over
+// TCP, Host and Origin checks, the token handed out on the unix socket
+// only) and its listeners (loopback TCP, optionally TLS, and the 0600 unix
+// socket); and the Client the CLI uses. The daemon's state reaches the
+// server through the Backend interface, which the composition root
+// implements; further operator handlers (a web console) are added with
+// Server.Mount behind the same guard.
 package admin
 
 import (

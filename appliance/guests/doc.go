@@ -39,7 +39,8 @@
 // at local midnight. Every creation, delivery, login, new device, extension,
 // expiry and revocation is audited with its cause.
 //
-// guests imports appliance/store and appliance/model, never portal: the
-// composition root adapts Manager to the portal's Backend (the types and
-// errors here mirror the portal's one to one).
+// guests imports appliance/store and appliance/model, never portal: its
+// Client, Session, Network and login errors are internal/guestnet's, which
+// the portal's Backend and Network are declared in too, so the composition
+// root hands Manager to the portal as its Backend.
 package guests

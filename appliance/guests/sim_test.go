@@ -18,10 +18,10 @@ import (
 
 	"github.com/deskgate/deskgate/appliance/access"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/appliance/mirror"
 	"github.com/deskgate/deskgate/appliance/notify/notifytest"
 	"github.com/deskgate/deskgate/appliance/officernd"
 	"github.com/deskgate/deskgate/appliance/officernd/officerndsim"
-	dsync "github.com/deskgate/deskgate/appliance/sync"
 )
 
 // simEnv runs the OfficeRnD simulator and the real sync into a real store.
@@ -29,7 +29,7 @@ type simEnv struct {
 	*env
 	sim    *officerndsim.Sim
 	srv    *httptest.Server
-	syncer *dsync.Syncer
+	syncer *mirror.Syncer
 }
 
 func newSimEnv(t *testing.T) *simEnv {
@@ -78,7 +78,7 @@ smtp:
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := dsync.New(dsync.Options{
+	syncer := mirror.New(mirror.Options{
 		Client: client, Store: e.st, Resolver: access.New(cfg), Config: func() *config.Config { return cfg },
 		Log: quiet, Now: e.clk.Now, FingerprintKey: testKey,
 	})

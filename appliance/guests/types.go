@@ -2,54 +2,35 @@ package guests
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/netip"
 	"time"
+
+	"github.com/deskgate/deskgate/internal/guestnet"
 )
 
-// Client is a device on the guest network (mirrors portal.Client).
-type Client struct {
-	MAC net.HardwareAddr
-	IP  netip.Addr
-}
-
-// Session is a logged-in client's access (mirrors portal.Session).
-type Session struct {
-	ID         string
-	Kind       string // KindGuest, KindDayPass or KindMember
-	Name       string
-	Until      time.Time
-	CanExtend  bool
-	MemberID   string
-	LocationID string
-}
+// The guest-network vocabulary shared with the portal (internal/guestnet).
+type (
+	Client  = guestnet.Client
+	Session = guestnet.Session
+	Network = guestnet.Network
+)
 
 // Session kinds.
 const (
-	KindGuest   = "guest"
-	KindDayPass = "daypass"
-	KindMember  = "member"
+	KindGuest   = guestnet.KindGuest
+	KindDayPass = guestnet.KindDayPass
+	KindMember  = guestnet.KindMember
 )
 
-// Login errors (mirror the portal's; the adapter maps them one to one).
+// Login errors.
 var (
-	ErrBadCode        = errors.New("unknown code")
-	ErrNotYetValid    = errors.New("code not valid yet")
-	ErrExpired        = errors.New("code expired")
-	ErrWrongLocation  = errors.New("code not valid at this location")
-	ErrDeviceLimit    = errors.New("device limit reached for this code")
-	ErrBadCredentials = errors.New("wrong email or password")
-	ErrNoWiFi         = errors.New("no WiFi access for this member")
+	ErrBadCode        = guestnet.ErrBadCode
+	ErrNotYetValid    = guestnet.ErrNotYetValid
+	ErrExpired        = guestnet.ErrExpired
+	ErrWrongLocation  = guestnet.ErrWrongLocation
+	ErrDeviceLimit    = guestnet.ErrDeviceLimit
+	ErrBadCredentials = guestnet.ErrBadCredentials
+	ErrNoWiFi         = guestnet.ErrNoWiFi
 )
-
-// Network opens and closes the guest network for one client (mirrors
-// portal.Network). Allow is idempotent and moves the end of an existing
-// allowance.
-type Network interface {
-	Allow(ctx context.Context, c Client, until time.Time) error
-	Revoke(ctx context.Context, c Client) error
-}
 
 // Members checks a member's email and WiFi password for a guest-network
 // login at a location. It returns ErrBadCredentials, ErrNoWiFi or

@@ -5,5 +5,5 @@
 // envelope parsing and signature verification.
 //
 // It is a leaf: it imports only the standard library and golang.org/x/oauth2.
-// appliance/sync and the simulator (officerndsim, cmd/officernd-sim) import it.
+// appliance/mirror and the simulator (officerndsim, cmd/officernd-sim) import it.
 package officernd

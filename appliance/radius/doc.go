@@ -12,7 +12,7 @@
 //
 // The package declares the narrow interfaces it consumes (Directory,
 // Auditor, SessionStore, IPPool) and imports no other deskgate package but
-// appliance/model and appliance/store (for the bbolt-backed SessionStore and
-// IPPool). Only the composition root (package appliance) and commands
-// import it.
+// appliance/model, appliance/store (for the bbolt-backed SessionStore and
+// IPPool) and appliance/eap (the EAP server it carries in EAP-Message).
+// Only the composition root (package appliance) and commands import it.
 package radius

@@ -1,8 +1,8 @@
-package sync
+package mirror
 
 import (
 	"container/heap"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/model"
@@ -15,7 +15,7 @@ import (
 // request time anyway; the schedule keeps the stored accounts, the audit
 // log and Disconnect messages in step.
 type schedule struct {
-	mu stdsync.Mutex
+	mu sync.Mutex
 	h  schedHeap
 	// at holds each member's pending time, so re-evaluations do not
 	// pile up duplicate entries.

@@ -1,14 +1,12 @@
-// Package sync keeps the local store in step with OfficeRnD: the initial
+// Package mirror keeps the local store a mirror of OfficeRnD: the initial
 // import, the periodic poll (incremental where the API allows, with a
 // periodic full pass that notices deletions), and the webhook intake that
 // verifies, deduplicates, acknowledges fast and applies events in order per
 // member. Each entity change and the WiFi account changes it implies are
 // written in one store transaction; OfficeRnD being unreachable never
-// changes what is stored.
-//
-// The package name shadows the standard library's sync inside this
-// directory; the standard package is imported as stdsync.
-package sync
+// changes what is stored. Registrar registers deskgate's own webhook with
+// OfficeRnD and keeps the secret that verifies its deliveries.
+package mirror
 
 import (
 	"context"
@@ -17,7 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,15 +73,15 @@ type Syncer struct {
 	fpKey []byte
 
 	mailQueued atomic.Bool
-	runMu      stdsync.Mutex // one import/poll at a time
-	kick       chan bool     // sync now (true = full)
+	runMu      sync.Mutex // one import/poll at a time
+	kick       chan bool  // sync now (true = full)
 
-	statusMu stdsync.Mutex
+	statusMu sync.Mutex
 	status   Status
 	// imported is closed once the initial import is done (in this run or
 	// an earlier one).
 	imported     chan struct{}
-	importedOnce stdsync.Once
+	importedOnce sync.Once
 
 	hooks *webhookIntake
 
@@ -191,7 +189,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err := s.st.View(func(tx *store.Tx) error { return s.res.Rebuild(tx) }); err != nil {
 		return fmt.Errorf("sync: load rules: %w", err)
 	}
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.hooks.run(ctx) }()
 	defer wg.Wait()

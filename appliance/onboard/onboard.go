@@ -1,4 +1,4 @@
-package appliance
+package onboard
 
 import (
 	"crypto/subtle"
@@ -29,8 +29,8 @@ var errLinkInvalid = errors.New("this link is not valid any more: it was already
 // password (password policy "member"). The link's token is the only
 // credential; it is stored hashed, expires, and is cleared on use. The
 // password is hashed (NT hash) at once and never stored or emailed.
-func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
-	// Security headers: memberHeaders (memberServer).
+func (p *Pages) handleOnboard(w http.ResponseWriter, r *http.Request) {
+	// Security headers: memberHeaders (Pages.Server).
 	page := onboardPage{Title: "Set your WiFi password"}
 	render := func(code int) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -43,10 +43,10 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.Form.Get("t")
-	now := a.now()
+	now := p.now()
 	var acct model.Account
 	var member model.Member
-	err := a.store.View(func(tx *store.Tx) error {
+	err := p.store.View(func(tx *store.Tx) error {
 		var err error
 		acct, err = tx.AccountByOnboardToken(creds.HashToken(token))
 		if err != nil {
@@ -76,7 +76,7 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusUnprocessableEntity)
 		return
 	}
-	err = a.store.Update(func(tx *store.Tx) error {
+	err = p.store.Update(func(tx *store.Tx) error {
 		cur, err := tx.AccountByOnboardToken(creds.HashToken(token))
 		if err != nil {
 			return errLinkInvalid // used concurrently
@@ -87,7 +87,7 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutAccount(cur); err != nil {
 			return err
 		}
-		if err := a.fleet.RecordPassword(tx, cur.MemberID, cur.NTHash); err != nil {
+		if err := p.app.RecordPassword(tx, cur.MemberID, cur.NTHash); err != nil {
 			return err
 		}
 		return tx.Audit(model.AuditEntry{Time: now, Actor: "onboarding", Action: "account.password_set",
@@ -96,7 +96,7 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		page.Error = errLinkInvalid.Error()
 		if !errors.Is(err, errLinkInvalid) {
-			a.log.Error("onboarding: set password", "user", acct.Username, "err", err)
+			p.log.Error("onboarding: set password", "user", acct.Username, "err", err)
 			page.Error = "Something went wrong; please try again."
 		}
 		page.Token = ""
@@ -104,8 +104,6 @@ func (a *App) handleOnboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page.Done, page.Token = true, ""
-	if ex, err := a.Explain(acct.Username, ""); err == nil && len(ex.Decision.Locations) > 0 {
-		page.Network = ex.Decision.Locations[0].Network
-	}
+	page.Network = p.app.Network(acct.Username)
 	render(http.StatusOK)
 }

@@ -1,4 +1,4 @@
-package appliance
+package onboard
 
 import (
 	"crypto/rand"
@@ -70,7 +70,7 @@ var eapTLSTmpl = template.Must(template.New("eaptls").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Certificate profile for {{.SSID}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:1.5rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}
-a.button{display:inline-block;background:#1d4ed8;color:#fff;padding:.7rem 1rem;border-radius:8px;text-decoration:none;font-weight:600}
+p.button{display:inline-block;background:#1d4ed8;color:#fff;padding:.7rem 1rem;border-radius:8px;text-decoration:none;font-weight:600}
 code{background:#eef0f3;padding:.2rem .4rem;border-radius:4px;font-size:1.15rem}</style></head>
 <body><h1>Your certificate profile</h1>
 <p>Certificate password (shown only now; the device asks for it when installing):</p>
@@ -82,26 +82,26 @@ The device then joins <b>{{.SSID}}</b> with its certificate, no WiFi password ne
 
 // handleEAPTLSProfile answers the setup page's "certificate profile"
 // button (POST /wifi/eaptls).
-func (a *App) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
-	req, ok := a.memberPost(w, r, "Certificates are issued", certFormToken)
+func (p *Pages) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
+	req, ok := p.memberPost(w, r, "Certificates are issued", certFormToken)
 	if !ok {
 		return
 	}
-	certPEM, keyPEM, serial, ok := a.issueMemberCert(w, req)
+	certPEM, keyPEM, serial, ok := p.issueMemberCert(w, req)
 	if !ok {
 		return
 	}
-	pass, body, err := a.eapTLSProfile(req, certPEM, keyPEM)
+	pass, body, err := p.eapTLSProfile(req, certPEM, keyPEM)
 	if err != nil {
-		a.log.Error("build EAP-TLS profile", "user", req.User, "err", err)
-		if _, rerr := a.radius.ca.RevokeSerial(serial); rerr != nil {
-			a.log.Error("revoke the unused certificate", "serial", serial, "err", rerr)
+		p.log.Error("build EAP-TLS profile", "user", req.User, "err", err)
+		if _, rerr := p.ca.RevokeSerial(serial); rerr != nil {
+			p.log.Error("revoke the unused certificate", "serial", serial, "err", rerr)
 		}
 		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "The profile cannot be made now; please try again later."})
 		return
 	}
-	a.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS certificate profile (PKCS#12) on the setup page (serial "+serial+")")
-	tok := a.oneTime.put(oneTimeProfile{body: body, filename: req.SSID + "-certificate.mobileconfig", expires: a.now().Add(oneTimeTTL)}, a.now())
+	p.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS certificate profile (PKCS#12) on the setup page (serial "+serial+")")
+	tok := p.oneTime.put(oneTimeProfile{body: body, filename: req.SSID + "-certificate.mobileconfig", expires: p.now().Add(oneTimeTTL)}, p.now())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = eapTLSTmpl.Execute(w, map[string]string{"SSID": req.SSID, "Passphrase": pass, "Download": "/wifi/eaptls/profile.mobileconfig?t=" + tok})
 }
@@ -111,7 +111,7 @@ func (a *App) handleEAPTLSProfile(w http.ResponseWriter, r *http.Request) {
 // macOS before 18/15 cannot read the AES (PBES2) form; the one-time
 // passphrase (79 random bits) is what protects it, and the file travels
 // over TLS once.
-func (a *App) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, []byte, error) {
+func (p *Pages) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, []byte, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
@@ -133,15 +133,15 @@ func (a *App) eapTLSProfile(req setupRequest, certPEM, keyPEM []byte) (string, [
 	if err != nil {
 		return "", nil, fmt.Errorf("encode pkcs12: %w", err)
 	}
-	signer, err := a.profileSigner()
+	signer, err := p.profileSigner()
 	if err != nil {
-		a.log.Error("profile signing", "err", err)
+		p.log.Error("profile signing", "err", err)
 	}
-	cfg := a.Config()
+	cfg := p.Config()
 	body, err := profile.Generate(profile.WiFi{
 		SSID: req.SSID, Identifier: "lan.deskgate." + cfg.OfficeRnD.OrgSlug + ".tls", Organization: cfg.OfficeRnD.OrgSlug,
 		DisplayName: req.SSID + " WiFi (certificate)", EAPTypes: []string{"tls"}, UserName: req.User,
-		CA: a.radius.ca.TrustAnchor(), ServerNames: []string{cfg.RADIUS.EAP.ServerName},
+		CA: p.ca.TrustAnchor(), ServerNames: []string{cfg.RADIUS.EAP.ServerName},
 		Identity: p12, IdentityName: "WiFi certificate for " + req.User,
 	}, signer)
 	if err != nil {
@@ -164,14 +164,14 @@ func parsePrivateKey(der []byte) (any, error) {
 }
 
 // handleEAPTLSDownload serves a profile made by handleEAPTLSProfile, once.
-func (a *App) handleEAPTLSDownload(w http.ResponseWriter, r *http.Request) {
-	p, ok := a.oneTime.take(r.URL.Query().Get("t"), a.now())
+func (p *Pages) handleEAPTLSDownload(w http.ResponseWriter, r *http.Request) {
+	prof, ok := p.oneTime.take(r.URL.Query().Get("t"), p.now())
 	if !ok {
 		memberError(w, &pageError{Code: http.StatusNotFound, Title: "Download expired",
 			Text: "This download works once, within 10 minutes. Open your setup link again to make a new certificate profile."})
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+p.filename+`"`)
-	w.Write(p.body)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+prof.filename+`"`)
+	w.Write(prof.body)
 }

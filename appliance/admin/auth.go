@@ -1,4 +1,4 @@
-package appliance
+package admin
 
 // The admin API answers on two listeners. The unix socket (mode 0600) is
 // the unauthenticated path: only root (or deskgate's user) can connect.
@@ -23,31 +23,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
-	"github.com/deskgate/deskgate/appliance/admin"
-	"github.com/deskgate/deskgate/appliance/config"
 	"github.com/deskgate/deskgate/internal/atomicfile"
 )
 
-// adminTokenFile holds the TCP admin API's bearer token, in data_dir.
-const adminTokenFile = "admin.token"
+// openRoutes answer over TCP without the token (Host and Origin are still
+// checked): what a local monitoring agent polls.
+var openRoutes = map[string]bool{"GET /metrics": true, "GET /healthz": true}
 
-// openAdminRoutes answer over TCP without the token (Host and Origin are
-// still checked): what a local monitoring agent polls.
-var openAdminRoutes = map[string]bool{"GET /metrics": true, "GET /healthz": true}
+// OpenRoute reports whether the route pattern answers over TCP without the
+// token.
+func OpenRoute(pattern string) bool { return openRoutes[pattern] }
 
-// adminAuth is the state the admin API's guard needs.
-type adminAuth struct {
-	token string
-	// port and tls describe the TCP listener (set by listenAdmin).
-	port atomic.Pointer[string]
-	tls  atomic.Bool
-}
-
-// loadOrCreateAdminToken returns the token kept in path, generating it
-// (32 random bytes, base64url) when the file does not exist yet.
-func loadOrCreateAdminToken(path string) (string, error) {
+// LoadOrCreateToken returns the token kept in path, generating it (32
+// random bytes, base64url) when the file does not exist yet.
+func LoadOrCreateToken(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -75,30 +65,62 @@ func loadOrCreateAdminToken(path string) (string, error) {
 	return tok, nil
 }
 
-// adminTLSListener wraps the admin TCP listener in TLS when the config
-// names a certificate.
-func adminTLSListener(cfg *config.Config, ln net.Listener) (net.Listener, error) {
-	if cfg.Admin.TLSCertFile == "" {
+// Listen opens the TCP listener on addr (TLS when certFile is set; token
+// required) and the unix socket at socket (0600, no token) of the API, and
+// records the TCP listener's port and scheme for the Host and Origin
+// checks.
+func (s *Server) Listen(addr, socket, certFile, keyFile string) (tcpLn, sockLn net.Listener, err error) {
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for admin API on %s: %w", addr, err)
+	}
+	ln, err := tlsListener(tcp, certFile, keyFile)
+	if err != nil {
+		tcp.Close()
+		return nil, nil, err
+	}
+	s.setListener(ln, ln != tcp)
+	_ = os.Remove(socket)
+	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	sock, err := net.Listen("unix", socket)
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen on %s: %w", socket, err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		ln.Close()
+		sock.Close()
+		return nil, nil, fmt.Errorf("chmod %s: %w", socket, err)
+	}
+	return ln, sock, nil
+}
+
+// tlsListener wraps the TCP listener in TLS when a certificate is named.
+func tlsListener(ln net.Listener, certFile, keyFile string) (net.Listener, error) {
+	if certFile == "" {
 		return ln, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.Admin.TLSCertFile, cfg.Admin.TLSKeyFile)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("load admin TLS certificate %s: %w", cfg.Admin.TLSCertFile, err)
+		return nil, fmt.Errorf("load admin TLS certificate %s: %w", certFile, err)
 	}
 	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }
 
 // setListener records the TCP listener's port and scheme for the Host and
 // Origin checks.
-func (au *adminAuth) setListener(ln net.Listener, withTLS bool) {
+func (s *Server) setListener(ln net.Listener, withTLS bool) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	au.port.Store(&port)
-	au.tls.Store(withTLS)
+	s.port.Store(&port)
+	s.tls.Store(withTLS)
 }
 
 type socketConnKey struct{}
 
-// markSocket is the admin servers' ConnContext: it marks connections that
+// markSocket is the servers' ConnContext: it marks connections that
 // arrived over the unix socket.
 func markSocket(ctx context.Context, c net.Conn) context.Context {
 	if c.LocalAddr().Network() == "unix" {
@@ -132,38 +154,32 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 	m.ServeMux.HandleFunc(pattern, h)
 }
 
-// adminGuard authenticates the admin API: every route needs the token over
-// TCP unless openAdminRoutes names it, so a new route is closed by default.
-type adminGuard struct {
-	a      *App
-	routes *routeMux
-}
-
-func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	au := &g.a.adminAuth
+// ServeHTTP is the guard: every route needs the token over TCP unless
+// openRoutes names it, so a new route is closed by default.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sock := fromSocket(r)
-	if !sock && !au.hostAllowed(r.Host, g.a.Config().Admin.AllowedHosts) {
+	if !sock && !s.hostAllowed(r.Host, s.allowedHosts()) {
 		http.Error(w, fmt.Sprintf("admin API: host %q is not allowed; use 127.0.0.1:<port>, [::1]:<port> or localhost:<port>, or add the name to admin.allowed_hosts", r.Host), http.StatusForbidden)
 		return
 	}
-	if !au.sameOrigin(r, sock) {
+	if !s.sameOrigin(r, sock) {
 		http.Error(w, "admin API: cross-origin request refused", http.StatusForbidden)
 		return
 	}
 	if !sock {
-		if _, pattern := g.routes.Handler(r); !openAdminRoutes[pattern] && !au.validToken(r) {
+		if _, pattern := s.routes.Handler(r); !openRoutes[pattern] && !s.validToken(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="deskgate"`)
 			http.Error(w, "admin API: missing or wrong bearer token; send Authorization: Bearer <token> (`deskgate admin token` prints it), or use the unix socket", http.StatusUnauthorized)
 			return
 		}
 	}
-	g.routes.ServeHTTP(w, r)
+	s.routes.ServeHTTP(w, r)
 }
 
 // hostAllowed checks the Host header of a TCP request: a loopback literal
 // or an allowed name, with the listener's port.
-func (au *adminAuth) hostAllowed(host string, allowed []string) bool {
-	p := au.port.Load()
+func (s *Server) hostAllowed(host string, allowed []string) bool {
+	p := s.port.Load()
 	if p == nil {
 		return false
 	}
@@ -171,7 +187,7 @@ func (au *adminAuth) hostAllowed(host string, allowed []string) bool {
 	if err != nil {
 		// No port: the scheme's default.
 		name, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "80"
-		if au.tls.Load() {
+		if s.tls.Load() {
 			port = "443"
 		}
 	}
@@ -193,7 +209,7 @@ func (au *adminAuth) hostAllowed(host string, allowed []string) bool {
 
 // sameOrigin accepts a request without Origin, or whose Origin is this
 // very host and scheme; a browser sends Origin on cross-site requests.
-func (au *adminAuth) sameOrigin(r *http.Request, sock bool) bool {
+func (s *Server) sameOrigin(r *http.Request, sock bool) bool {
 	origins := r.Header.Values("Origin")
 	if len(origins) == 0 {
 		return true
@@ -206,7 +222,7 @@ func (au *adminAuth) sameOrigin(r *http.Request, sock bool) bool {
 		return false // includes "null"
 	}
 	scheme := "http"
-	if !sock && au.tls.Load() {
+	if !sock && s.tls.Load() {
 		scheme = "https"
 	}
 	if u.Scheme != scheme {
@@ -221,54 +237,13 @@ func (au *adminAuth) sameOrigin(r *http.Request, sock bool) bool {
 
 // validToken compares the bearer token in constant time (both sides are
 // hashed first so the comparison does not depend on their lengths).
-func (au *adminAuth) validToken(r *http.Request) bool {
+func (s *Server) validToken(r *http.Request) bool {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || au.token == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || s.token == "" {
 		return false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	want := sha256.Sum256([]byte(au.token))
+	want := sha256.Sum256([]byte(s.token))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
-}
-
-// handleAdminToken hands the token to the CLI (deskgate admin token); it
-// answers only on the unix socket.
-func (a *App) handleAdminToken(w http.ResponseWriter, r *http.Request) {
-	if !fromSocket(r) {
-		writeErr(w, http.StatusForbidden, errors.New("the admin token is handed out only over the unix socket (run deskgate admin token on the box)"))
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]string{"token": a.adminAuth.token, "file": filepath.Join(a.Config().DataDir, adminTokenFile)})
-}
-
-// AdminAddr is the admin API's TCP address once Run listens ("" before).
-func (a *App) AdminAddr() string {
-	if p := a.adminAuth.port.Load(); p != nil {
-		host, _, _ := net.SplitHostPort(a.Config().Admin.Listen)
-		return net.JoinHostPort(host, *p)
-	}
-	return ""
-}
-
-// adminCheck is doctor's line about the admin API: how TCP is protected,
-// and whether the token file is still private.
-func (a *App) adminCheck() admin.Check {
-	cfg := a.Config()
-	path := filepath.Join(cfg.DataDir, adminTokenFile)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return admin.Check{Name: "admin api", Detail: "token file: " + err.Error(), Fix: "restart deskgated to generate " + path}
-	}
-	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return admin.Check{Name: "admin api", Detail: fmt.Sprintf("token file %s has mode %04o: other users can read the admin token", path, m),
-			Fix: "chmod 600 " + path + ", then delete it and restart deskgated to get a new token (the old one may have leaked)"}
-	}
-	scheme := "http"
-	if a.adminAuth.tls.Load() {
-		scheme = "https"
-	}
-	return admin.Check{Name: "admin api", OK: true, Detail: fmt.Sprintf("%s://%s wants the token from `deskgate admin token` (except /metrics, /healthz); socket %s (0600) needs none",
-		scheme, a.AdminAddr(), cfg.Admin.Socket)}
 }

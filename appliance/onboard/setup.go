@@ -1,4 +1,4 @@
-package appliance
+package onboard
 
 import (
 	"crypto"
@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/deskgate/deskgate/internal/keyfile"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -20,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deskgate/deskgate/internal/keyfile"
 
 	"github.com/deskgate/deskgate/appliance/eap/certs"
 	"github.com/deskgate/deskgate/appliance/eap/profile"
@@ -41,20 +42,20 @@ const (
 )
 
 // profileKeyPath is the key of the setup links' HMAC.
-func (a *App) profileKeyPath() string { return filepath.Join(a.Config().DataDir, "profile.key") }
+func (p *Pages) profileKeyPath() string { return filepath.Join(p.Config().DataDir, "profile.key") }
 
 // profileKey returns the setup links' HMAC key. When it cannot be loaded
 // every link is refused (fail closed): an HMAC with an empty key would let
 // anyone forge links. Doctor reports the error.
-func (a *App) profileKey() ([]byte, error) {
-	a.profileKeyOnce.Do(func() {
-		path := a.profileKeyPath()
-		a.profileKeyBytes, a.profileKeyErr = loadProfileKey(path)
-		if a.profileKeyErr != nil {
-			a.log.Error("setup link key unusable: setup links are refused", "path", path, "err", a.profileKeyErr)
+func (p *Pages) profileKey() ([]byte, error) {
+	p.profileKeyOnce.Do(func() {
+		path := p.profileKeyPath()
+		p.profileKeyBytes, p.profileKeyErr = loadProfileKey(path)
+		if p.profileKeyErr != nil {
+			p.log.Error("setup link key unusable: setup links are refused", "path", path, "err", p.profileKeyErr)
 		}
 	})
-	return a.profileKeyBytes, a.profileKeyErr
+	return p.profileKeyBytes, p.profileKeyErr
 }
 
 // loadProfileKey reads the setup link key at path, creating it when
@@ -72,10 +73,10 @@ func setupSig(key []byte, username string, expires int64) string {
 	return macB64(key, setupLinkDomain+strings.ToLower(username)+"\x00"+strconv.FormatInt(expires, 10))
 }
 
-// publicBase is where the member pages (onboarding, device setup) live:
+// PublicBase is where the member pages (onboarding, device setup) live:
 // users.onboarding_url without /onboard, else the member listener.
-func (a *App) publicBase() string {
-	cfg := a.Config()
+func (p *Pages) PublicBase() string {
+	cfg := p.Config()
 	if u := cfg.Users.OnboardingURL; u != "" {
 		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/onboard")
 	}
@@ -85,17 +86,17 @@ func (a *App) publicBase() string {
 // ProfileURL is a fresh link to the member's device-setup page, valid for
 // users.setup_link_ttl, for the welcome email, the portal and explain. It
 // is "" when no link can be made (no CA, or the link key is unusable).
-func (a *App) ProfileURL(username string) string {
-	if a.radius.ca == nil || username == "" {
+func (p *Pages) ProfileURL(username string) string {
+	if p.ca == nil || username == "" {
 		return ""
 	}
-	key, err := a.profileKey()
+	key, err := p.profileKey()
 	if err != nil {
 		return ""
 	}
-	exp := a.now().Add(a.Config().Users.SetupLinkTTL).Unix()
+	exp := p.now().Add(p.Config().Users.SetupLinkTTL).Unix()
 	e := strconv.FormatInt(exp, 10)
-	return a.publicBase() + "/wifi?" + url.Values{"u": {username}, "e": {e}, "s": {setupSig(key, username, exp)}}.Encode()
+	return p.PublicBase() + "/wifi?" + url.Values{"u": {username}, "e": {e}, "s": {setupSig(key, username, exp)}}.Encode()
 }
 
 // setupRequest is a checked setup link and the member's access now.
@@ -133,11 +134,11 @@ var (
 // setupLink checks the link in r (query or form) with the injected clock
 // and returns the member's setup facts. A member who lost access gets
 // errSetupNoAccess.
-func (a *App) setupLink(r *http.Request) (setupRequest, error) {
-	if a.radius.ca == nil {
+func (p *Pages) setupLink(r *http.Request) (setupRequest, error) {
+	if p.ca == nil {
 		return setupRequest{}, errSetupInvalid
 	}
-	key, err := a.profileKey()
+	key, err := p.profileKey()
 	if err != nil {
 		return setupRequest{}, errSetupKey
 	}
@@ -146,21 +147,21 @@ func (a *App) setupLink(r *http.Request) (setupRequest, error) {
 	if u == "" || perr != nil || subtle.ConstantTimeCompare([]byte(s), []byte(setupSig(key, u, exp))) != 1 {
 		return setupRequest{}, errSetupInvalid
 	}
-	now := a.now()
+	now := p.now()
 	if now.Unix() >= exp {
 		return setupRequest{}, errSetupExpired
 	}
-	if time.Unix(exp, 0).After(now.Add(a.Config().Users.SetupLinkTTL)) {
+	if time.Unix(exp, 0).After(now.Add(p.Config().Users.SetupLinkTTL)) {
 		// Made under a longer setup_link_ttl than today's.
 		return setupRequest{}, errSetupExpired
 	}
 	req := setupRequest{Expires: exp, key: key}
-	err = a.store.View(func(tx *store.Tx) error {
+	err = p.store.View(func(tx *store.Tx) error {
 		acct, err := tx.GetAccount(u)
 		if err != nil {
 			return err
 		}
-		_, dec, err := a.res.DecideMember(tx, acct.MemberID, now)
+		_, dec, err := p.res.DecideMember(tx, acct.MemberID, now)
 		if err != nil {
 			return err
 		}
@@ -212,8 +213,8 @@ func memberHeaders(h http.Handler) http.Handler {
 	})
 }
 
-func (a *App) profileSigner() (*profile.Signer, error) {
-	e := a.Config().RADIUS.EAP
+func (p *Pages) profileSigner() (*profile.Signer, error) {
+	e := p.Config().RADIUS.EAP
 	if e.ProfileCertFile == "" {
 		return nil, nil
 	}
@@ -251,27 +252,27 @@ func (a *App) profileSigner() (*profile.Signer, error) {
 	if !ok {
 		return nil, errors.New("profile signing key: not a signing key")
 	}
-	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs, Now: a.now}, nil
+	return &profile.Signer{Certificate: certs[0], Chain: certs[1:], Key: cs, Now: p.now}, nil
 }
 
-func (a *App) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
-	req, err := a.setupLink(r)
+func (p *Pages) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
+	req, err := p.setupLink(r)
 	if err != nil {
 		memberError(w, err)
 		return
 	}
-	e := a.Config().RADIUS.EAP
-	signer, err := a.profileSigner()
+	e := p.Config().RADIUS.EAP
+	signer, err := p.profileSigner()
 	if err != nil {
-		a.log.Error("profile signing", "err", err)
+		p.log.Error("profile signing", "err", err)
 	}
 	body, err := profile.Generate(profile.WiFi{
-		SSID: req.SSID, Identifier: "lan.deskgate." + a.Config().OfficeRnD.OrgSlug, Organization: a.Config().OfficeRnD.OrgSlug,
+		SSID: req.SSID, Identifier: "lan.deskgate." + p.Config().OfficeRnD.OrgSlug, Organization: p.Config().OfficeRnD.OrgSlug,
 		EAPTypes: []string{"peap", "ttls"}, UserName: req.User, OuterIdentity: "anonymous",
-		CA: a.radius.ca.TrustAnchor(), ServerNames: []string{e.ServerName},
+		CA: p.ca.TrustAnchor(), ServerNames: []string{e.ServerName},
 	}, signer)
 	if err != nil {
-		a.log.Error("build profile", "user", req.User, "err", err)
+		p.log.Error("build profile", "user", req.User, "err", err)
 		memberError(w, err)
 		return
 	}
@@ -280,25 +281,25 @@ func (a *App) handleWiFiProfile(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-func (a *App) handleCA(w http.ResponseWriter, r *http.Request) {
-	if a.radius.ca == nil {
+func (p *Pages) handleCA(w http.ResponseWriter, r *http.Request) {
+	if p.ca == nil {
 		http.NotFound(w, r)
 		return
 	}
 	if strings.HasSuffix(r.URL.Path, ".crt") {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
-		w.Write(a.radius.ca.TrustAnchor().Raw)
+		w.Write(p.ca.TrustAnchor().Raw)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Write(a.radius.ca.TrustAnchorPEM())
+	w.Write(p.ca.TrustAnchorPEM())
 }
 
 var wifiTmpl = template.Must(template.New("wifi").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Set up {{.SSID}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:1.5rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}
-a.button{display:inline-block;background:#1d4ed8;color:#fff;padding:.7rem 1rem;border-radius:8px;text-decoration:none;font-weight:600}
+p.button{display:inline-block;background:#1d4ed8;color:#fff;padding:.7rem 1rem;border-radius:8px;text-decoration:none;font-weight:600}
 code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px} h2{font-size:1.15rem;margin-top:1.6rem}</style></head>
 <body><h1>Connect to {{.SSID}}</h1>
 <p>Username <code>{{.User}}</code> and your WiFi password.</p>
@@ -355,8 +356,8 @@ func deviceFormToken(key []byte, req setupRequest, nonce string) string {
 // decision's device limit.
 func certLimit(d model.Decision) int { return max(d.MaxDevices, 1) }
 
-func (a *App) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
-	req, err := a.setupLink(r)
+func (p *Pages) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
+	req, err := p.setupLink(r)
 	if err != nil {
 		memberError(w, err)
 		return
@@ -372,17 +373,17 @@ func (a *App) handleWiFiPage(w http.ResponseWriter, r *http.Request) {
 			Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
 	q := req.linkQuery()
-	devs, _ := a.devices(req.MemberID)
+	devs, _ := p.app.Devices(req.MemberID)
 	pass := ""
 	if len(devs) > 0 {
 		pass = devs[0].Passphrase
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = wifiTmpl.Execute(w, map[string]any{
-		"SSID": req.SSID, "User": req.User, "Domain": a.Config().RADIUS.EAP.ServerName,
+		"SSID": req.SSID, "User": req.User, "Domain": p.Config().RADIUS.EAP.ServerName,
 		"Profile": "/wifi/profile.mobileconfig?" + q.Encode(), "CACrt": "/wifi/ca.crt", "CAPem": "/wifi/ca.pem",
 		"Expires": req.Expires, "Sig": q.Get("s"), "CSRF": certFormToken(req.key, req, nonce),
-		"Live": a.radius.ca.LiveCount(req.User), "Limit": certLimit(req.Decision),
+		"Live": p.ca.LiveCount(req.User), "Limit": certLimit(req.Decision),
 		"DeviceCSRF": deviceFormToken(req.key, req, nonce), "Devices": devs, "Passphrase": pass,
 	})
 }
@@ -395,16 +396,16 @@ var crossOrigin = http.NewCrossOriginProtection()
 // to the link and the browser's cookie), and only while the member holds
 // fewer live certificates than their device limit. The key is not kept;
 // certificates are revoked when access ends.
-func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
-	req, ok := a.memberPost(w, r, "Certificates are issued", certFormToken)
+func (p *Pages) handleClientCert(w http.ResponseWriter, r *http.Request) {
+	req, ok := p.memberPost(w, r, "Certificates are issued", certFormToken)
 	if !ok {
 		return
 	}
-	cert, key, serial, ok := a.issueMemberCert(w, req)
+	cert, key, serial, ok := p.issueMemberCert(w, req)
 	if !ok {
 		return
 	}
-	a.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS client certificate on the setup page (serial "+serial+")")
+	p.audit("portal", "cert.issued", req.MemberID, req.User, "member created an EAP-TLS client certificate on the setup page (serial "+serial+")")
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="wifi-certificate.pem"`)
@@ -412,36 +413,11 @@ func (a *App) handleClientCert(w http.ResponseWriter, r *http.Request) {
 	w.Write(key)
 }
 
-// revokeCerts revokes the EAP-TLS certificates of an account whose access
-// ended (disabled or deleted).
-func (a *App) revokeCerts(username string) {
-	if a.radius.ca == nil || username == "" {
-		return
-	}
-	n, err := a.radius.ca.RevokeIdentity(username)
-	if err != nil {
-		a.log.Error("revoke client certificates", "user", username, "err", err)
-		return
-	}
-	if n > 0 {
-		a.audit("radius", "cert.revoked", "", username, fmt.Sprintf("%d client certificate(s) revoked: access ended", n))
-	}
-}
-
-func (a *App) audit(actor, action, member, subject, cause string) {
-	err := a.store.Update(func(tx *store.Tx) error {
-		return tx.Audit(model.AuditEntry{Time: a.now(), Actor: actor, Action: action, Member: member, Subject: subject, Cause: cause})
-	})
-	if err != nil {
-		a.log.Error("audit", "action", action, "err", err)
-	}
-}
-
 // memberPost checks a form posted from a member's setup page: a bounded
 // body, the same origin, a valid setup link, and the form's token bound to
 // the link and the browser's cookie. On failure it has answered with a
 // page; what names what the page does ("Certificates are issued").
-func (a *App) memberPost(w http.ResponseWriter, r *http.Request, what string, token func([]byte, setupRequest, string) string) (setupRequest, bool) {
+func (p *Pages) memberPost(w http.ResponseWriter, r *http.Request, what string, token func([]byte, setupRequest, string) string) (setupRequest, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := crossOrigin.Check(r); err != nil {
 		memberError(w, &pageError{Code: http.StatusForbidden, Title: "Request refused", Text: what + " only from your setup page."})
@@ -451,7 +427,7 @@ func (a *App) memberPost(w http.ResponseWriter, r *http.Request, what string, to
 		memberError(w, &pageError{Code: http.StatusBadRequest, Title: "Request refused", Text: "The form could not be read."})
 		return setupRequest{}, false
 	}
-	req, err := a.setupLink(r)
+	req, err := p.setupLink(r)
 	if err != nil {
 		memberError(w, err)
 		return setupRequest{}, false
@@ -468,13 +444,13 @@ func (a *App) memberPost(w http.ResponseWriter, r *http.Request, what string, to
 // issueMemberCert issues the member an EAP-TLS certificate while their
 // live certificates and registered PPSK devices together stay within the
 // device limit. On failure it has answered with a page.
-func (a *App) issueMemberCert(w http.ResponseWriter, req setupRequest) (certPEM, keyPEM []byte, serial string, ok bool) {
+func (p *Pages) issueMemberCert(w http.ResponseWriter, req setupRequest) (certPEM, keyPEM []byte, serial string, ok bool) {
 	limit := certLimit(req.Decision)
 	var devs []model.Device
-	_ = a.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
+	_ = p.store.View(func(tx *store.Tx) error { devs, _ = tx.Devices(req.MemberID); return nil })
 	err := certs.ErrLimit
 	if limit-len(devs) > 0 { // 0 would mean "no limit" to the CA
-		certPEM, keyPEM, serial, err = a.radius.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
+		certPEM, keyPEM, serial, err = p.ca.IssueClientUpTo(req.User, 365*24*time.Hour, limit-len(devs))
 	}
 	if errors.Is(err, certs.ErrLimit) {
 		memberError(w, &pageError{Code: http.StatusConflict, Title: "Certificate limit reached",
@@ -482,7 +458,7 @@ func (a *App) issueMemberCert(w http.ResponseWriter, req setupRequest) (certPEM,
 		return nil, nil, "", false
 	}
 	if err != nil {
-		a.log.Error("issue client certificate", "user", req.User, "err", err)
+		p.log.Error("issue client certificate", "user", req.User, "err", err)
 		memberError(w, &pageError{Code: http.StatusInternalServerError, Title: "Something went wrong", Text: "A certificate cannot be issued now; please try again later."})
 		return nil, nil, "", false
 	}

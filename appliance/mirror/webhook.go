@@ -1,4 +1,4 @@
-package sync
+package mirror
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"github.com/deskgate/deskgate/appliance/model"
@@ -50,7 +50,7 @@ type webhookIntake struct {
 	s      *Syncer
 	queues []chan queued
 
-	mu       stdsync.Mutex
+	mu       sync.Mutex
 	inflight map[string]bool
 	st       WebhookStats
 }
@@ -233,7 +233,7 @@ func refID(v any) string {
 }
 
 func (w *webhookIntake) run(ctx context.Context) {
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	for _, q := range w.queues {
 		wg.Add(1)
 		go func(q chan queued) {

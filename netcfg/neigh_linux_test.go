@@ -1,4 +1,4 @@
-package appliance
+package netcfg
 
 import (
 	"fmt"
@@ -11,10 +11,10 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// TestNeighbourMACv6: the portal finds an IPv6 guest's MAC in the kernel's
+// TestNeighbourMACv6: NeighbourMAC finds an IPv6 guest's MAC in the kernel's
 // neighbour table (the ARP table it reads for IPv4 has none).
 func TestNeighbourMACv6(t *testing.T) {
-	need(t, "ip")
+	needRoot(t)
 	ns := fmt.Sprintf("dgn6-%04x", rand.IntN(0xffff))
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
@@ -38,11 +38,11 @@ func TestNeighbourMACv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer netns.Set(orig)
-	mac, ok := neighbourMAC(netip.MustParseAddr("fd00::5"))
+	mac, ok := NeighbourMAC(netip.MustParseAddr("fd00::5"))
 	if !ok || mac.String() != "02:11:22:33:44:55" {
 		t.Fatalf("neighbour fd00::5: %v %v", mac, ok)
 	}
-	if _, ok := neighbourMAC(netip.MustParseAddr("fd00::6")); ok {
+	if _, ok := NeighbourMAC(netip.MustParseAddr("fd00::6")); ok {
 		t.Fatal("found a MAC for an address with no neighbour entry")
 	}
 }
