@@ -177,6 +177,12 @@ type mmsgConn struct {
 	outIovs  []unix.Iovec
 	nOut     int
 	sendErrs int
+
+	// RawConn callbacks and their results, built once.
+	readFn, flushFn func(fd uintptr) bool
+	nIn             int
+	inErr           syscall.Errno
+	sent            int
 }
 
 const mmsgBatch = 16
@@ -191,6 +197,7 @@ func newMmsgConn(r *rawUDP) *mmsgConn {
 		out:     make([]unix.Mmsghdr, mmsgBatch),
 		outIovs: make([]unix.Iovec, mmsgBatch),
 	}
+	m.readFn, m.flushFn = m.recvmmsg, m.sendmmsg
 	for i := range m.msgs {
 		m.bufs[i] = make([]byte, maxPacketLen+1)
 		m.iovs[i].Base = &m.bufs[i][0]
@@ -211,36 +218,39 @@ var errStopped = errors.New("radius: socket closed")
 // datagram (the read, the reply's sendmmsg, the read that finds the
 // queue empty).
 func (m *mmsgConn) read() (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := m.r.rc.Read(func(fd uintptr) bool {
-		for {
-			for i := range m.msgs {
-				m.iovs[i].SetLen(len(m.bufs[i]))
-				m.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-				m.msgs[i].Hdr.Flags = 0
-				m.msgs[i].Len = 0
-			}
-			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.msgs[0])), uintptr(len(m.msgs)), unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // nothing queued: wait in the poller
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	m.nIn, m.inErr = 0, 0
+	err := m.r.rc.Read(m.readFn)
 	switch {
 	case m.r.closed.Load():
 		return 0, errStopped
 	case err != nil:
 		return 0, fmt.Errorf("recvmmsg: %w", err)
-	case errno != 0:
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
+	case m.inErr != 0:
+		return 0, fmt.Errorf("recvmmsg: %w", m.inErr)
 	}
-	return n, nil
+	return m.nIn, nil
+}
+
+// recvmmsg is read's RawConn callback (built once: no allocation per
+// call); false means nothing is queued, wait in the poller.
+func (m *mmsgConn) recvmmsg(fd uintptr) bool {
+	for {
+		for i := range m.msgs {
+			m.iovs[i].SetLen(len(m.bufs[i]))
+			m.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+			m.msgs[i].Hdr.Flags = 0
+			m.msgs[i].Len = 0
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.msgs[0])), uintptr(len(m.msgs)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		m.nIn, m.inErr = int(r), e
+		return true
+	}
 }
 
 func (m *mmsgConn) packet(i int) []byte {
@@ -281,25 +291,37 @@ func (m *mmsgConn) queue(i int, b []byte) {
 }
 
 // flush sends the queued replies.
+// The socket's RawConn holds the descriptor open while the replies go
+// out, so Close cannot close it (and the number be reused) under them.
 func (m *mmsgConn) flush() {
-	sent := 0
-	for sent < m.nOut {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(m.r.fd), uintptr(unsafe.Pointer(&m.out[sent])), uintptr(m.nOut-sent), unix.MSG_DONTWAIT, 0, 0)
+	if m.nOut == 0 {
+		return
+	}
+	m.sent = 0
+	if err := m.r.rc.Write(m.flushFn); err != nil {
+		m.sendErrs += m.nOut - m.sent // closed
+	}
+	m.nOut = 0
+}
+
+// sendmmsg is flush's RawConn callback; false means the send buffer is
+// full, wait in the poller until it drains.
+func (m *mmsgConn) sendmmsg(fd uintptr) bool {
+	for m.sent < m.nOut {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.out[m.sent])), uintptr(m.nOut-m.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
-			sent += int(r)
+			m.sent += int(r)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			// The send buffer is full: wait until it drains.
-			pfd := []unix.PollFd{{Fd: int32(m.r.fd), Events: unix.POLLOUT}}
-			_, _ = unix.Ppoll(pfd, &unix.Timespec{Nsec: int64(100 * time.Millisecond)}, nil)
+			return false
 		default:
 			// The first unsent message failed (e.g. unreachable): skip it.
-			sent++
+			m.sent++
 			m.sendErrs++
 		}
 	}
-	m.nOut = 0
+	return true
 }
 
 // batchAuthLoop serves an authentication socket in batches until it is

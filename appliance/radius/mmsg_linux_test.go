@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,24 +44,28 @@ func voluntarySwitches(t *testing.T) int {
 }
 
 // rawExchange sends pkt to addr and waits for the answer with raw system
-// calls only: the measuring client must not wake the runtime itself
-// (a Go system call wakes its monitor thread).
+// calls: the measuring client must not wake the runtime itself (a Go
+// system call wakes its monitor thread). It waits in slices of 2 ms and
+// yields in between: a raw call blocks its thread without the scheduler
+// knowing, and a stop-the-world (the garbage collector) would wait for it.
 func rawExchange(t *testing.T, fd int, pkt []byte) []byte {
 	t.Helper()
 	if _, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)), 0, 0, 0); e != 0 {
 		t.Fatalf("sendto: %v", e)
 	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	ts := unix.Timespec{Sec: 2} // ppoll leaves the time remaining in it
-	for {
+	for deadline := time.Now().Add(2 * time.Second); ; runtime.Gosched() {
+		ts := unix.Timespec{Nsec: int64(2 * time.Millisecond)}
 		n, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-		if e == unix.EINTR { // a signal from the runtime (preemption)
-			continue
+		if e == 0 && n == 1 {
+			break
 		}
-		if e != 0 || n != 1 {
-			t.Fatalf("no answer within 2s (ppoll %d, %v)", n, e)
+		if e != 0 && e != unix.EINTR { // EINTR: a signal from the runtime (preemption)
+			t.Fatalf("ppoll: %v", e)
 		}
-		break
+		if time.Now().After(deadline) {
+			t.Fatal("no answer within 2s")
+		}
 	}
 	buf := make([]byte, 4096)
 	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
@@ -106,23 +111,16 @@ func TestAuthSocketIdleRequestCostsFewWakeups(t *testing.T) {
 		if resp := rawExchange(t, fd, req); resp[0] != 2 {
 			t.Fatalf("alice: want Access-Accept, got code %d", resp[0])
 		}
-		// Wait without a Go timer or system call (either would wake
-		// the runtime): one raw nanosleep of this thread.
-		ts := unix.Timespec{Nsec: int64(gap)}
-		for {
-			if _, _, e := unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0); e != unix.EINTR {
-				break
-			}
-		}
+		time.Sleep(gap) // a timer: the runtime (and its monitor) wake once for it
 	}
 	n := len(reqs) - 1
 	switches := voluntarySwitches(t) - before
 	t.Logf("%d idle requests: %d voluntary context switches (%.1f per request, the client's own two included)", n, switches, float64(switches)/float64(n))
-	// The client sleeps twice per request (ppoll, nanosleep), the
-	// server's thread once in the poller; a few more for timers and
-	// the garbage collector.
-	if per := float64(switches) / float64(n); per > 10 {
-		t.Errorf("%.1f voluntary context switches per request to an idle server, want at most 10", per)
+	// The client sleeps twice per request (ppoll, the timer), the
+	// server's thread once in the poller, the monitor once for the
+	// timer; a few more for the garbage collector (7–10 measured).
+	if per := float64(switches) / float64(n); per > 20 {
+		t.Errorf("%.1f voluntary context switches per request to an idle server, want at most 20 (a blocking reader: 45–63)", per)
 	}
 }
 
