@@ -159,7 +159,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	}
 	a.fleet, err = peer.New(peer.Options{
 		Store: st, DataDir: cfg.DataDir, Listen: cfg.Fleet.Listen, Advertise: cfg.Fleet.Advertise,
-		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Now: opts.Now, Log: log.With("component", "fleet"),
+		Peers: cfg.Fleet.Peers, Locations: cfg.Fleet.Locations, Version: Version, Now: opts.Now, Log: log.With("component", "fleet"),
 		Takeover:      func(m string) error { _, err := a.syncer.TakeOverWelcome(m); return err },
 		TakeoverEvery: opts.FleetTakeoverEvery,
 		RadiusName:    cfg.RADIUS.EAP.ServerName,

@@ -640,12 +640,15 @@ func (n *Node) dialLoop(ctx context.Context, k *keys, u string) {
 
 // PeerStatus is one box as `fleet status` shows it.
 type PeerStatus struct {
-	Box       string    `json:"box"`
-	URL       string    `json:"url,omitempty"`
-	Locations []string  `json:"locations,omitempty"`
-	Link      string    `json:"link"` // up, down
-	DialedBy  string    `json:"dialedBy,omitempty"`
-	Since     time.Time `json:"since,omitzero"`
+	Box       string   `json:"box"`
+	URL       string   `json:"url,omitempty"`
+	Locations []string `json:"locations,omitempty"`
+	// Version is the software version the box last advertised ("" =
+	// a box from before versions were advertised).
+	Version  string    `json:"version,omitempty"`
+	Link     string    `json:"link"` // up, down
+	DialedBy string    `json:"dialedBy,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
 	// Lag is how many log entries this box holds that the peer has not
 	// confirmed.
 	Lag       uint64 `json:"lag"`
@@ -711,7 +714,7 @@ func (n *Node) Status() (Status, error) {
 		if id == k.id.BoxID {
 			continue
 		}
-		ps := PeerStatus{Box: id, URL: all[id].URL, Locations: all[id].Locations, Link: "down", LastError: n.lastErr[all[id].URL]}
+		ps := PeerStatus{Box: id, URL: all[id].URL, Locations: all[id].Locations, Version: all[id].Version, Link: "down", LastError: n.lastErr[all[id].URL]}
 		if l := n.links[id]; l != nil && l.up() {
 			ps.Link, ps.DialedBy, ps.Since = "up", l.dialer, l.since
 			ps.BytesIn, ps.BytesOut = l.bytesIn.Load(), l.bytesOut.Load()

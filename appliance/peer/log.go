@@ -37,6 +37,9 @@ type BoxValue struct {
 	// CA: this box holds the fleet CA key (it honours invites signed by
 	// other boxes).
 	CA bool `json:"ca,omitempty"`
+	// Version is the software version the box runs (its daemon's build
+	// version), re-announced when it changes (after an update).
+	Version string `json:"version,omitempty"`
 }
 
 // PasswordValue is a KindPassword register.
@@ -78,6 +81,9 @@ func checkValue(kind string, raw json.RawMessage) error {
 		err = dec.Decode(&v)
 		if err == nil && len(v.Locations) > 64 {
 			err = errors.New("too many locations")
+		}
+		if err == nil && len(v.Version) > 128 {
+			err = errors.New("version longer than 128 bytes")
 		}
 	case KindRemoved:
 		var v RemovedValue

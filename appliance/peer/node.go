@@ -39,7 +39,10 @@ type Options struct {
 	// Peers are wss://host:port URLs to dial.
 	Peers []string
 	// Locations are the OfficeRnD location names this box serves.
-	Locations    []string
+	Locations []string
+	// Version is this box's software version, advertised to the fleet
+	// in its box register ("" = not advertised).
+	Version      string
 	Now          func() time.Time
 	Log          *slog.Logger
 	PingInterval time.Duration // default 5s
@@ -711,7 +714,7 @@ func (n *Node) Run(ctx context.Context) error {
 // changed.
 func (n *Node) announce(k *keys) error {
 	_, rep := n.current()
-	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations, CA: k.caKey != nil}
+	want := BoxValue{URL: n.selfURL(), Locations: n.opts.Locations, CA: k.caKey != nil, Version: n.opts.Version}
 	return n.st.Update(func(tx *store.Tx) error {
 		cur, ok, err := register(tx, KindBox, k.id.BoxID)
 		if err != nil {
@@ -719,7 +722,7 @@ func (n *Node) announce(k *keys) error {
 		}
 		if ok {
 			var v BoxValue
-			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) && v.CA == want.CA {
+			if json.Unmarshal(cur.Value, &v) == nil && v.URL == want.URL && slices.Equal(v.Locations, want.Locations) && v.CA == want.CA && v.Version == want.Version {
 				return nil
 			}
 		}

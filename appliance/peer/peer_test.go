@@ -73,13 +73,19 @@ func startNode(t testing.TB, now func() time.Time, locations ...string) *testNod
 // when dir held a node before), listening on listen.
 func startNodeIn(t testing.TB, dir, listen string, now func() time.Time, locations ...string) *testNode {
 	t.Helper()
+	return startNodeVersion(t, dir, listen, "", now, locations...)
+}
+
+// startNodeVersion is startNodeIn for a box running software version.
+func startNodeVersion(t testing.TB, dir, listen, version string, now func() time.Time, locations ...string) *testNode {
+	t.Helper()
 	st, err := store.Open(filepath.Join(dir, "deskgate.db"), store.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lb := &logBuf{t: t}
 	n, err := New(Options{
-		Store: st, DataDir: dir, Listen: listen, Locations: locations, Now: now,
+		Store: st, DataDir: dir, Listen: listen, Locations: locations, Version: version, Now: now,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), PingInterval: 500 * time.Millisecond,
 	})
 	if err != nil {
@@ -212,6 +218,51 @@ func TestFleetJoinAndReplicate(t *testing.T) {
 	st, _ := a.Status()
 	if len(st.Peers) != 2 || st.VV["box-c"] == 0 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// TestFleetPeerVersions: each box advertises its software version in its
+// box register; the other sees it in Status, and sees the new one after
+// the box restarts on another version (an update).
+func TestFleetPeerVersions(t *testing.T) {
+	now := testClock()
+	a := startNodeVersion(t, t.TempDir(), "127.0.0.1:0", "1.4.0", now, "Downtown")
+	b := startNodeVersion(t, t.TempDir(), "127.0.0.1:0", "1.5.0-rc1", now, "Uptown")
+	if _, err := a.Init("box-a"); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := a.Invite(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(context.Background(), tok, "box-b"); err != nil {
+		t.Fatal(err)
+	}
+	peerVersion := func(n *testNode, box string) string {
+		st, err := n.Status()
+		if err != nil {
+			return ""
+		}
+		for _, p := range st.Peers {
+			if p.Box == box {
+				return p.Version
+			}
+		}
+		return ""
+	}
+	waitFor(t, 5*time.Second, "each box sees the other's version", func() bool {
+		return peerVersion(a, "box-b") == "1.5.0-rc1" && peerVersion(b, "box-a") == "1.4.0"
+	})
+	// Box A is updated: it restarts on its store and files with a new version.
+	dir, addr := a.dir, a.advertise()
+	a.stop()
+	a = startNodeVersion(t, dir, addr, "1.5.0", now, "Downtown")
+	waitFor(t, 5*time.Second, "box B sees A's new version", func() bool { return peerVersion(b, "box-a") == "1.5.0" })
+	if v := peerVersion(a, "box-b"); v != "1.5.0-rc1" {
+		t.Errorf("after the restart box A sees B at %q, want 1.5.0-rc1", v)
+	}
+	if err := checkValue(KindBox, []byte(`{"version":"`+strings.Repeat("9", 129)+`"}`)); err == nil {
+		t.Error("a 129-byte version was accepted")
 	}
 }
 

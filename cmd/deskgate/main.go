@@ -808,6 +808,7 @@ type peerStatus struct {
 		Box       string    `json:"box"`
 		URL       string    `json:"url"`
 		Locations []string  `json:"locations"`
+		Version   string    `json:"version"`
 		Link      string    `json:"link"`
 		DialedBy  string    `json:"dialedBy"`
 		Since     time.Time `json:"since"`
@@ -884,9 +885,13 @@ func printFleet(out io.Writer, v peerStatus) {
 		fmt.Fprintf(out, "listening on %s; locations: %s\n", v.Listen, strings.Join(v.Locations, ", "))
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPEER\tLINK\tDIALED BY\tLAG\tURL\tLOCATIONS\tLAST ERROR")
+	fmt.Fprintln(tw, "\nPEER\tVERSION\tLINK\tDIALED BY\tLAG\tURL\tLOCATIONS\tLAST ERROR")
 	for _, p := range v.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Box, p.Link, p.DialedBy, p.Lag, p.URL, strings.Join(p.Locations, ","), p.LastError)
+		ver := p.Version
+		if ver == "" {
+			ver = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Box, ver, p.Link, p.DialedBy, p.Lag, p.URL, strings.Join(p.Locations, ","), p.LastError)
 	}
 	tw.Flush()
 	if len(v.Removed) > 0 {
