@@ -76,6 +76,8 @@ type App struct {
 	fleet  *peer.Node
 	// rollout: fleet updates (rollout_routes.go)
 	rollout *rollout.Agent
+	// updater: this box's slots and update attempts; nil without slots
+	updater *update.Updater
 
 	adminSrv *admin.Server // the operator's API: routes, token, listeners
 
@@ -176,6 +178,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if u == nil {
 		u = boxUpdater(log.With("component", "update"), opts.Now)
 	}
+	a.updater = u
 	a.rollout = newRollout(a, cfg.DataDir, u)
 	a.rolloutRoutes()
 	a.res = access.New(cfg)

@@ -29,6 +29,7 @@ import (
 	"github.com/deskgate/deskgate/appliance/policy"
 	"github.com/deskgate/deskgate/appliance/radius"
 	"github.com/deskgate/deskgate/appliance/store"
+	"github.com/deskgate/deskgate/appliance/update"
 )
 
 // consolePart is the console's state in the App.
@@ -259,10 +260,60 @@ func (b consoleBackend) Dashboard(ctx context.Context) (console.Dashboard, error
 			if p.Lag > 0 {
 				state += fmt.Sprintf(", %d behind", p.Lag)
 			}
-			d.Peers = append(d.Peers, console.Peer{Box: p.Box, Version: "—", State: state})
+			ver := p.Version
+			if ver == "" {
+				ver = "—" // a box from before versions were advertised
+			}
+			d.Peers = append(d.Peers, console.Peer{Box: p.Box, Version: ver, State: state})
 		}
 	}
+	d.Rollout = a.lastRollout()
+	d.Self = a.selfUpdate()
 	return d, nil
+}
+
+// lastRollout is the newest fleet rollout for the dashboard (nil when
+// none); it reads the replicated registers only.
+func (a *App) lastRollout() *console.Rollout {
+	st, err := a.rollout.Status()
+	if err != nil {
+		a.log.Warn("console: fleet rollout status", "err", err)
+		return nil
+	}
+	if len(st.Rollouts) == 0 {
+		return nil
+	}
+	r := st.Rollouts[0] // newest first
+	out := &console.Rollout{ID: r.ID, Version: r.Version, State: r.State, Halted: r.Halted, Created: r.Created}
+	for _, b := range r.Boxes {
+		p := r.Progress[b]
+		out.Boxes = append(out.Boxes, console.RolloutBox{Box: b, Phase: p.Phase, Version: p.Version, Reason: p.Reason, At: p.At})
+	}
+	return out
+}
+
+// selfUpdate is this box's update state for the dashboard: the running
+// version and the attempts from the updater's state file (a file read;
+// the slot service is not asked). Nil when the box has no update slots.
+func (a *App) selfUpdate() *console.SelfUpdate {
+	if a.updater == nil {
+		return nil
+	}
+	st, err := a.updater.LoadState()
+	if err != nil {
+		a.log.Warn("console: update state", "err", err)
+	}
+	conv := func(at *update.Attempt) *console.UpdateAttempt {
+		if at == nil {
+			return nil
+		}
+		return &console.UpdateAttempt{Version: at.Version, From: at.From, To: at.To, Result: at.Result, Reason: at.Reason, Started: at.Started, Finished: at.Finished}
+	}
+	running := a.updater.RunningVersion
+	if running == "" {
+		running = Version
+	}
+	return &console.SelfUpdate{Running: running, Pending: conv(st.Pending), Last: conv(st.Last)}
 }
 
 func (b consoleBackend) SearchMembers(ctx context.Context, q string, limit int) ([]console.MemberRow, error) {

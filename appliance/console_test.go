@@ -96,8 +96,12 @@ func TestConsoleOnAdminListener(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/console/dashboard" {
 		t.Fatalf("login: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
-	if r, _ := jar.hc.Get(base + "/console/dashboard"); readBody(t, r) == "" || r.StatusCode != 200 {
-		t.Fatalf("dashboard after login: %d", r.StatusCode)
+	r, err = jar.hc.Get(base + "/console/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(t, r); r.StatusCode != 200 || !strings.Contains(body, "No fleet update has been started.") || !strings.Contains(body, `id="self-update"`) {
+		t.Fatalf("dashboard after login: %d, want the update card saying no fleet update was started:\n%s", r.StatusCode, body)
 	}
 	if err := sock.PostJSON(ctx, "/v1/operators/passwd", map[string]string{"name": "frontdesk", "password": "another password 2"}, nil); err != nil {
 		t.Fatal(err)

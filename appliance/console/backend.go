@@ -83,7 +83,41 @@ type Dashboard struct {
 	Peers          []Peer
 	// Series are per-minute counters of the last 24 h, oldest first.
 	Accepts, Rejects, Webhooks, Online []int
-	Update                             string // the update slot's state; "" when none
+	// Rollout is the newest fleet rollout this box knows; nil when none
+	// was started (or the box is in no fleet).
+	Rollout *Rollout
+	// Self is this box's own update state; nil when it has no update
+	// slots (not an installed image).
+	Self *SelfUpdate
+}
+
+// Rollout is a fleet rollout as `deskgate fleet update status` shows it.
+type Rollout struct {
+	ID, Version string
+	State       string // in progress, done, halted
+	Halted      string // which box failed and why
+	Created     time.Time
+	Boxes       []RolloutBox // in rollout order, the canary first
+}
+
+// RolloutBox is one box's progress in a rollout.
+type RolloutBox struct {
+	Box, Phase, Version, Reason string
+	At                          time.Time
+}
+
+// SelfUpdate is this box's slot and its last update attempt.
+type SelfUpdate struct {
+	Running string // the version running now
+	// Pending is the attempt not decided yet, Last the latest decided
+	// one; nil when none.
+	Pending, Last *UpdateAttempt
+}
+
+// UpdateAttempt is one single-box update.
+type UpdateAttempt struct {
+	Version, From, To, Result, Reason string
+	Started, Finished                 time.Time
 }
 
 // GroupCount is a number of live sessions.

@@ -27,6 +27,8 @@ type fakeBackend struct {
 	ops     map[string]Operator
 	audit   []model.AuditEntry
 	actions []string
+	// dash is what Dashboard reports besides the series.
+	dash Dashboard
 }
 
 func (f *fakeBackend) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
@@ -61,7 +63,11 @@ func (f *fakeBackend) Actions() []string {
 	return slices.Clone(f.actions)
 }
 func (f *fakeBackend) Dashboard(context.Context) (Dashboard, error) {
-	return Dashboard{Accepts: make([]int, Minutes), Rejects: make([]int, Minutes), Online: make([]int, Minutes)}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.dash
+	d.Accepts, d.Rejects, d.Online = make([]int, Minutes), make([]int, Minutes), make([]int, Minutes)
+	return d, nil
 }
 func (f *fakeBackend) SearchMembers(_ context.Context, q string, _ int) ([]MemberRow, error) {
 	return []MemberRow{{ID: "m1", Name: "Edsger Dijkstra", Deny: "membership_ended"}}, nil
@@ -219,6 +225,7 @@ func TestLoginAndLogout(t *testing.T) {
 	if code, body := b.get("/console/dashboard"); code != 200 || !strings.Contains(body, "alice") {
 		t.Fatalf("dashboard after login: %d", code)
 	}
+	checkUpdateCard(t, e, b)
 	if code, _ := b.post("/console/logout", url.Values{"csrf": {b.csrf}}); code != http.StatusSeeOther {
 		t.Fatalf("logout: %d", code)
 	}
@@ -236,6 +243,44 @@ func TestLoginAndLogout(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("old session cookie after logout: %d", resp.StatusCode)
 	}
+}
+
+// checkUpdateCard: the dashboard says "did the update go through?" in
+// both languages: that there was none, and a halted rollout with each
+// box's phase, version and reason, peers' versions, and this box's last
+// attempt.
+func checkUpdateCard(t *testing.T, e *env, b *browser) {
+	t.Helper()
+	has := func(lang string, want ...string) {
+		t.Helper()
+		_, body := b.get("/console/dashboard?lang=" + lang)
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("dashboard (%s) lacks %q", lang, w)
+			}
+		}
+	}
+	has("en", "No fleet update has been started.", "This box has no update slots")
+	has("de", "Es wurde noch kein Update für alle Boxen gestartet.", "Diese Box hat keine Update-Slots")
+	at := e.b.Now()
+	e.b.mu.Lock()
+	e.b.dash = Dashboard{Version: "1.5.0",
+		Peers: []Peer{{Box: "box-b", Version: "1.4.0", State: "up"}},
+		Rollout: &Rollout{ID: "r7", Version: "1.5.0", State: "halted", Halted: "box box-b failed: health gate: radius down", Created: at,
+			Boxes: []RolloutBox{{Box: "box-a", Phase: "good", Version: "1.5.0", At: at}, {Box: "box-b", Phase: "failed", Version: "1.4.0", Reason: "health gate: radius down", At: at}, {Box: "box-c", Phase: "halted"}}},
+		Self: &SelfUpdate{Running: "1.5.0", Last: &UpdateAttempt{Version: "1.5.0", From: "A", To: "B", Result: "good", Started: at.Add(-5 * time.Minute), Finished: at}}}
+	e.b.mu.Unlock()
+	has("en", "<td>box-b</td><td>1.4.0</td><td>up</td>", "Update to 1.5.0 (r7,", `<strong class="bad">halted</strong> — box box-b failed: health gate: radius down`,
+		"<td>box-a</td><td>good</td><td>1.5.0</td>", "<td>box-b</td><td>failed</td><td>1.4.0</td><td>health gate: radius down</td>",
+		"<td>box-c</td><td>halted</td>", `1.5.0: slot A → B, <strong class="ok">good</strong>`)
+	has("de", "Update auf 1.5.0 (r7,", `<strong class="bad">angehalten</strong>`, "<td>box-b</td><td>fehlgeschlagen</td>",
+		`1.5.0: Slot A → B, <strong class="ok">gut</strong>`, "Läuft mit")
+	e.b.mu.Lock()
+	e.b.dash.Rollout.State, e.b.dash.Rollout.Halted = "in progress", ""
+	e.b.dash.Self.Last = nil
+	e.b.mu.Unlock()
+	has("en", `<strong class="">in progress</strong>`, "No update was attempted on this box yet.")
+	has("de", `<strong class="">läuft</strong>`, "Auf dieser Box wurde noch kein Update versucht.")
 }
 
 func TestSessionCookieFlags(t *testing.T) {

@@ -349,6 +349,7 @@ func (s *Server) parseTemplates() error {
 		"fmtTime":  fmtTime,
 		"fmtDur":   fmtDur,
 		"denyText": func(d string) string { return strings.ReplaceAll(d, "_", " ") },
+		"word":     word,
 		"kindText": func(t map[string]string, kind string, adhoc bool) string {
 			if adhoc {
 				return t["kind_adhoc"]
@@ -367,6 +368,15 @@ func (s *Server) parseTemplates() error {
 		s.pages[name] = t
 	}
 	return nil
+}
+
+// word translates a state or phase word of an update ("in progress",
+// "failed"); one the catalogue lacks is shown as it is.
+func word(t map[string]string, w string) string {
+	if s := t["st_"+strings.ReplaceAll(w, " ", "_")]; s != "" {
+		return s
+	}
+	return w
 }
 
 func fmtTime(lang string, t time.Time) string {
