@@ -85,4 +85,16 @@ func TestFleetUpdateAdminAPI(t *testing.T) {
 	if r := st.Rollouts[0]; r.State != rollout.StateRunning || r.ID != v.ID {
 		t.Fatalf("status: %+v", r)
 	}
+	// The console's dashboard shows the same: the rollout with box-a's
+	// phase, and this box's undecided attempt from the updater's state.
+	d, err := consoleBackend{h.app}.Dashboard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := d.Rollout; r == nil || r.ID != v.ID || r.Version != "v2" || r.State != rollout.StateRunning || len(r.Boxes) != 1 || r.Boxes[0].Box != "box-a" || r.Boxes[0].Phase != peer.PhaseRebooting {
+		t.Fatalf("dashboard rollout: %+v", d.Rollout)
+	}
+	if s := d.Self; s == nil || s.Running != "v1" || s.Pending == nil || s.Pending.Version != "v2" || s.Pending.Result != update.Rebooting {
+		t.Fatalf("dashboard self update: %+v", d.Self)
+	}
 }
