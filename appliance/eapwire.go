@@ -6,49 +6,59 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/deskgate/deskgate/appliance/eap"
 	"github.com/deskgate/deskgate/appliance/eap/certs"
+	"github.com/deskgate/deskgate/appliance/model"
 	"github.com/deskgate/deskgate/appliance/peer"
 	"github.com/deskgate/deskgate/appliance/radius"
-	"github.com/deskgate/deskgate/appliance/store"
 )
 
 // eapAuth gives the EAP methods their credentials and decisions: the
 // inner identity's NT hash, refused when the member's decision denies
 // access at the NAS's location, so a denied member fails inside the
 // tunnel; and the identity behind an EAP-TLS client certificate.
+//
+// The NT hash and the decision come from the RADIUS server's caching
+// directory (dropped on every store change, as for PAP and MS-CHAPv2),
+// so a login reads and evaluates the member once, not once inside the
+// tunnel and again for the Access-Accept.
 type eapAuth struct {
 	a  *App
 	ca *certs.Authority
 }
 
 func (e eapAuth) NTHash(ctx context.Context, identity string) ([]byte, error) {
-	var hash []byte
-	err := e.a.store.View(func(tx *store.Tx) error {
-		acct, err := tx.GetAccount(identity)
-		if err != nil {
-			return fmt.Errorf("unknown user %q", identity)
+	var lookup func(context.Context, string) (radius.Subject, error) = directory{e.a}.Lookup
+	if e.a.radius.dir != nil {
+		lookup = e.a.radius.dir.Lookup
+	}
+	subj, err := lookup(ctx, identity)
+	switch {
+	case errors.Is(err, radius.ErrUnknownUser):
+		return nil, fmt.Errorf("unknown user %q", identity)
+	case err != nil:
+		return nil, fmt.Errorf("decide %s: %w", identity, err)
+	}
+	dec := subj.Decision
+	if !dec.Allowed {
+		return nil, fmt.Errorf("%s: %s", dec.Deny, firstReason(dec.Reasons))
+	}
+	// A cached decision never outlives its recorded end (the same
+	// margin as the Access-Accept's check).
+	if !dec.ValidUntil.IsZero() && !e.a.now().Before(dec.ValidUntil.Add(-time.Second)) {
+		return nil, fmt.Errorf("%s: access ended %s", model.DenyEnded, dec.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	if loc := radius.LocationFromContext(ctx); loc != "" {
+		if _, ok := dec.At(loc); !ok {
+			return nil, fmt.Errorf("wrong_location: no access at this location")
 		}
-		_, dec, err := e.a.res.DecideMemberAt(tx, acct.MemberID, radius.LocationFromContext(ctx), e.a.now())
-		if err != nil {
-			return fmt.Errorf("decide %s: %w", identity, err)
-		}
-		if !dec.Allowed {
-			return fmt.Errorf("%s: %s", dec.Deny, firstReason(dec.Reasons))
-		}
-		if loc := radius.LocationFromContext(ctx); loc != "" {
-			if _, ok := dec.At(loc); !ok {
-				return fmt.Errorf("wrong_location: no access at this location")
-			}
-		}
-		if len(acct.NTHash) != 16 {
-			return errors.New("no password set")
-		}
-		hash = acct.NTHash
-		return nil
-	})
-	return hash, err
+	}
+	if len(subj.Account.NTHash) != 16 {
+		return nil, errors.New("no password set")
+	}
+	return subj.Account.NTHash, nil
 }
 
 func (e eapAuth) CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,21 @@ func (d directory) Lookup(ctx context.Context, username string) (radius.Subject,
 		return nil
 	})
 	return subj, err
+}
+
+// MemberOf implements radius.MemberFinder: the account's member, one
+// read and no policy evaluation (accounting needs no decision).
+func (d directory) MemberOf(ctx context.Context, username string) (string, error) {
+	var member string
+	err := d.a.store.View(func(tx *store.Tx) error {
+		acct, err := tx.GetAccount(username)
+		if errors.Is(err, store.ErrNotFound) {
+			return radius.ErrUnknownUser
+		}
+		member = acct.MemberID
+		return err
+	})
+	return member, err
 }
 
 func isPolicyReason(r string) bool {
@@ -145,7 +161,15 @@ func (a *App) newRadius() error {
 		rc.EAP = a.radius.eap
 	}
 	rc.RemoteDevices = a.fleet.RemoteDevices // device limits count the fleet's other boxes
-	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{radius.NewStoreSessions(a.store), a}, a}, pool,
+	sessions := radius.NewStoreSessions(a.store)
+	// Counters-only Interim-Updates more often than every half interval
+	// (NAS that ignore Acct-Interim-Interval) share the next write.
+	iv := rc.InterimInterval
+	if iv <= 0 {
+		iv = 5 * time.Minute // radius.New's default
+	}
+	sessions.SetInterimCadence(iv / 2)
+	srv, err := radius.New(rc, a.radius.dir, fleetSessions{leaseLearner{sessions, a}, a}, pool,
 		radius.NewStoreAuditor(a.store), a.log, a.now)
 	if err != nil {
 		return fmt.Errorf("radius: %w", err)
@@ -399,7 +423,10 @@ func (a *App) accessChanged(ctx context.Context, m string) bool {
 }
 
 // activateDayPasses starts the 24 hours of day passes whose holder is
-// online: a live accounting session is the first login.
+// online: a live accounting session is the first login. It runs every 15
+// seconds over every live session: a read transaction finds the passes to
+// start, and only when there are some does one write transaction (one
+// commit, one fsync) start them all.
 func (a *App) activateDayPasses(ctx context.Context) {
 	if a.radius.srv == nil {
 		return
@@ -411,14 +438,43 @@ func (a *App) activateDayPasses(ctx context.Context) {
 		}
 	}
 	a.fleetPassStarts() // first used at another box: that start holds here too
-	for m, t := range first {
-		err := a.store.Update(func(tx *store.Tx) error {
+	if len(first) == 0 {
+		return
+	}
+	startable := func(p model.Pass) bool {
+		return p.FirstUse.IsZero() && (p.Status == "valid" || p.Status == "") && p.Count > p.UsedCount
+	}
+	// Most ticks start nothing: find the members with a startable pass in
+	// one read transaction before taking the write lock.
+	var due []string
+	err := a.store.View(func(tx *store.Tx) error {
+		for m := range first {
+			ps, err := tx.PassesOfMember(m)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(ps, startable) {
+				due = append(due, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("activate day passes: read passes", "err", err)
+		return
+	}
+	if len(due) == 0 {
+		return
+	}
+	err = a.store.Update(func(tx *store.Tx) error {
+		for _, m := range due {
+			t := first[m]
 			ps, err := tx.PassesOfMember(m)
 			if err != nil {
 				return err
 			}
 			for _, p := range ps {
-				if !p.FirstUse.IsZero() || (p.Status != "valid" && p.Status != "") || p.Count <= p.UsedCount {
+				if !startable(p) {
 					continue
 				}
 				p.FirstUse = t
@@ -434,15 +490,14 @@ func (a *App) activateDayPasses(ctx context.Context) {
 					return err
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			a.log.Warn("activate day pass", "member", m, "err", err)
 		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("activate day passes", "members", len(due), "err", err)
+		return
 	}
-	if len(first) > 0 {
-		a.fleet.Nudge()
-	}
+	a.fleet.Nudge()
 }
 
 // revokeIfEnded revokes the client certificates of an account that was

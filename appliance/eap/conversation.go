@@ -68,7 +68,7 @@ func (c *conversation) shutdown() {
 	c.shutOnce.Do(func() {
 		c.closed.Store(true)
 		if e := c.eng.Load(); e != nil {
-			e.close()
+			e.close(&c.mu)
 		}
 	})
 }
@@ -182,13 +182,13 @@ func (s *Server) tlsStep(ctx context.Context, c *conversation, p packet, req Req
 			return c.reject(p.id, "peer sent no TLS data after Start")
 		}
 		e = newEngine()
+		e.start(ctx, msg, s.runner(c))
 		c.eng.Store(e)
 		if c.closed.Load() {
-			e.close()
+			e.close(&c.mu)
 			return c.reject(p.id, "conversation evicted")
 		}
 		c.stage = stageTLS
-		e.start(ctx, msg, s.runner(c))
 	} else if err := e.feed(ctx, msg); err != nil {
 		return c.reject(p.id, "%s: feed TLS engine: %v", typeName(c.typ), err)
 	}

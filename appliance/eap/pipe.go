@@ -3,8 +3,10 @@ package eap
 import (
 	"context"
 	"errors"
+	"iter"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,85 +32,94 @@ type outcome struct {
 	unsupported bool // the peer wants only methods that cannot be verified from the NT hash
 }
 
-// engine runs one TLS-based method in its own goroutine, fed one reassembled EAP-TLS message at a time.
-// The goroutine only runs while Handle waits for it, so exactly one side is active at any moment:
-// Handle sends the peer's bytes on in, and the engine answers with one step on steps.
+// engine runs one TLS-based method as a coroutine (iter.Pull), fed one reassembled EAP-TLS message at a
+// time. crypto/tls blocks in Read for the peer's next flight; here that Read suspends the coroutine and
+// hands control straight back to Handle, which resumes it with the next message. A coroutine switch is a
+// direct hand-off on the caller's thread: unlike a goroutine woken through channels (two scheduler
+// wake-ups per EAP round trip, each waking an idle thread that spins and sleeps again), nothing else is
+// woken. Calls are serialised by the conversation's mutex.
 type engine struct {
-	in     chan []byte
-	steps  chan step
-	closed chan struct{}
-	once   sync.Once
-	ctx    context.Context // ctx of the Handle call currently waiting; set before each send on in
+	next   func() (step, bool)
+	stop   func()
+	yield  func(step) bool // engine side: suspends until the next resume
+	closed atomic.Bool
+	done   atomic.Bool     // run has returned (the coroutine is gone)
+	final  outcome         // run's result, once done
+	ctx    context.Context // ctx of the Handle call currently resuming the engine
 
-	inbuf  []byte // unread peer bytes (engine side)
-	outbuf []byte // bytes written by TLS, not yet handed to Handle
-	pipe   *pipeConn
+	pending []byte // the peer's message handed over by feed, taken by exchange
+	inbuf   []byte // unread peer bytes (engine side)
+	outbuf  []byte // bytes written by TLS, not yet handed to Handle
+	pipe    *pipeConn
 }
 
 func newEngine() *engine {
-	e := &engine{in: make(chan []byte), steps: make(chan step), closed: make(chan struct{})}
+	e := &engine{}
 	e.pipe = &pipeConn{e: e}
 	return e
 }
 
-// start launches run with the peer's first message.
+// start prepares run with the peer's first message; wait runs it.
 func (e *engine) start(ctx context.Context, first []byte, run func(e *engine) outcome) {
 	e.ctx = ctx
 	e.inbuf = append(e.inbuf[:0], first...)
-	go func() {
-		res := run(e)
-		select {
-		case e.steps <- step{done: true, res: res}:
-		case <-e.closed:
-		}
-	}()
+	e.next, e.stop = iter.Pull(func(yield func(step) bool) {
+		defer e.done.Store(true)
+		e.yield = yield
+		e.final = run(e)
+	})
 }
 
 // feed gives the engine the peer's next message (possibly empty: an acknowledgement).
 func (e *engine) feed(ctx context.Context, msg []byte) error {
-	e.ctx = ctx
-	select {
-	case e.in <- msg:
-		return nil
-	case <-e.closed:
+	if e.closed.Load() || e.done.Load() {
 		return errEngineClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	e.ctx = ctx
+	e.pending = msg
+	return nil
 }
 
-// wait returns the engine's next step.
+// wait resumes the engine until its next step.
 func (e *engine) wait(ctx context.Context) (step, error) {
-	select {
-	case s := <-e.steps:
-		return s, nil
-	case <-e.closed:
+	if e.closed.Load() {
 		return step{}, errEngineClosed
-	case <-ctx.Done():
-		return step{}, ctx.Err()
 	}
+	if err := ctx.Err(); err != nil {
+		return step{}, err
+	}
+	if st, ok := e.next(); ok {
+		return st, nil
+	}
+	return step{done: true, res: e.final}, nil
 }
 
-// close stops the engine goroutine; safe to call more than once.
-func (e *engine) close() { e.once.Do(func() { close(e.closed) }) }
+// close stops the engine; safe to call more than once, from any goroutine. A suspended coroutine is
+// unwound (its pending Read fails) under the conversation's lock, which whoever resumes it holds, so
+// stop never runs beside next.
+func (e *engine) close(lock sync.Locker) {
+	if e.closed.Swap(true) || e.next == nil || e.done.Load() {
+		return
+	}
+	go func() {
+		lock.Lock()
+		defer lock.Unlock()
+		e.stop()
+	}()
+}
 
-// exchange (engine side) hands the pending output to Handle and blocks until the peer's next message,
+// exchange (engine side) hands the pending output to Handle and suspends until the peer's next message,
 // returning how many bytes it added.
 func (e *engine) exchange() (int, error) {
 	out := e.outbuf
 	e.outbuf = nil
-	select {
-	case e.steps <- step{out: out}:
-	case <-e.closed:
+	if e.closed.Load() || !e.yield(step{out: out}) {
 		return 0, errEngineClosed
 	}
-	select {
-	case msg := <-e.in:
-		e.inbuf = append(e.inbuf, msg...)
-		return len(msg), nil
-	case <-e.closed:
-		return 0, errEngineClosed
-	}
+	msg := e.pending
+	e.pending = nil
+	e.inbuf = append(e.inbuf, msg...)
+	return len(msg), nil
 }
 
 // pipeConn is the net.Conn crypto/tls runs over. Read returns at most one TLS record per call, so records
@@ -138,10 +149,8 @@ func (c *pipeConn) Read(b []byte) (int, error) {
 }
 
 func (c *pipeConn) Write(b []byte) (int, error) {
-	select {
-	case <-c.e.closed:
+	if c.e.closed.Load() {
 		return 0, errEngineClosed
-	default:
 	}
 	c.e.outbuf = append(c.e.outbuf, b...)
 	return len(b), nil

@@ -200,11 +200,16 @@ func (n *Node) PushConfig(ctx context.Context, doc []byte) (PushResult, error) {
 	refused := false
 	asked := map[string]bool{self: true}
 	for _, l := range ls {
-		asked[l.peer] = true
 		v, ok := vb.votes[l.peer]
 		if !ok {
-			v = ConfigVote{Box: l.peer, Reason: fmt.Sprintf("no answer within %s", configVoteWait)}
+			// A link that looked up but carried no answer (the box went
+			// away while we asked) counts as unreachable, not as a
+			// refusal: like any cut-off box it validates the document
+			// itself when it hears of it, and keeps its own if it must.
+			res.Votes = append(res.Votes, ConfigVote{Box: l.peer, Reason: fmt.Sprintf("no answer within %s", configVoteWait)})
+			continue
 		}
+		asked[l.peer] = true
 		refused = refused || !v.OK
 		res.Votes = append(res.Votes, v)
 	}

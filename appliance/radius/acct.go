@@ -279,8 +279,17 @@ func (s *Server) account(ctx context.Context, nas *nasState, r *request, src net
 	if member == "" && username != "" {
 		// No class from us (NAS restarted, or a session from before): ask
 		// the directory.
-		if subj, err := s.dir.Lookup(ctx, username); err == nil {
-			member = subj.Account.MemberID
+		var m string
+		var err error
+		if mf, ok := s.dir.(MemberFinder); ok {
+			m, err = mf.MemberOf(ctx, username)
+		} else {
+			var subj Subject
+			subj, err = s.dir.Lookup(ctx, username)
+			m = subj.Account.MemberID
+		}
+		if err == nil {
+			member = m
 		} else if dd, ok := s.dir.(DeviceDirectory); ok {
 			// A registered device (PPSK) accounts under its MAC.
 			if mac, ok := normalizeMAC([]byte(username)); ok {

@@ -28,6 +28,13 @@ type Directory interface {
 	Lookup(ctx context.Context, username string) (Subject, error)
 }
 
+// MemberFinder is implemented by a Directory that can name a username's
+// member without deciding its access: accounting for a session the NAS
+// sent without our Class needs only that.
+type MemberFinder interface {
+	MemberOf(ctx context.Context, username string) (string, error)
+}
+
 // Auditor records access-affecting events (rejects, disconnects). The
 // server calls it from a background goroutine, never on the packet path.
 type Auditor interface {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deskgate/deskgate/appliance/model"
 )
 
 // CachingDirectory fronts a slower Directory (a store read plus a policy
@@ -20,8 +22,9 @@ type CachingDirectory struct {
 	ttl   time.Duration
 	now   func() time.Time
 
-	mu sync.RWMutex
-	m  map[string]cached
+	mu      sync.RWMutex
+	m       map[string]cached // username NUL location -> subject
+	members map[string]cached // username -> member only (MemberOf)
 }
 
 type cached struct {
@@ -36,7 +39,7 @@ func NewCachingDirectory(inner Directory, ttl time.Duration, now func() time.Tim
 	if now == nil {
 		now = time.Now
 	}
-	return &CachingDirectory{inner: inner, ttl: ttl, now: now, m: map[string]cached{}}
+	return &CachingDirectory{inner: inner, ttl: ttl, now: now, m: map[string]cached{}, members: map[string]cached{}}
 }
 
 // Lookup implements Directory.
@@ -63,6 +66,39 @@ func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject
 	return subj, err
 }
 
+// MemberOf implements MemberFinder: a cached decision's member, else the
+// inner Directory's MemberOf (cached too), else a full Lookup.
+func (c *CachingDirectory) MemberOf(ctx context.Context, username string) (string, error) {
+	user := strings.ToLower(username)
+	key := user + "\x00" + LocationFromContext(ctx)
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.m[key]
+	if !ok || !now.Before(e.expires) {
+		e, ok = c.members[user]
+	}
+	c.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.subj.Account.MemberID, e.err
+	}
+	mf, isFinder := c.inner.(MemberFinder)
+	if !isFinder {
+		subj, err := c.Lookup(ctx, username)
+		return subj.Account.MemberID, err
+	}
+	member, err := mf.MemberOf(ctx, username)
+	if err != nil && !errors.Is(err, ErrUnknownUser) {
+		return "", err // transient: not cached
+	}
+	c.mu.Lock()
+	if len(c.members) > 100000 {
+		clear(c.members)
+	}
+	c.members[user] = cached{subj: Subject{Account: model.Account{MemberID: member}}, err: err, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return member, err
+}
+
 // LookupDevice implements DeviceDirectory when the inner Directory does;
 // device lookups are not cached (MAC authentication happens once per
 // association, not per EAP round).
@@ -83,6 +119,7 @@ func (c *CachingDirectory) Invalidate(username string) {
 			delete(c.m, k)
 		}
 	}
+	delete(c.members, strings.ToLower(username))
 	c.mu.Unlock()
 }
 
@@ -90,5 +127,6 @@ func (c *CachingDirectory) Invalidate(username string) {
 func (c *CachingDirectory) InvalidateAll() {
 	c.mu.Lock()
 	clear(c.m)
+	clear(c.members)
 	c.mu.Unlock()
 }

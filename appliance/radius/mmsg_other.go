@@ -30,3 +30,5 @@ func (s *Server) serveAuth(ctx context.Context, c authSocket) {
 	}
 	wg.Wait()
 }
+
+func newUDPIO(c *net.UDPConn) udpIO { return netIO{c} }

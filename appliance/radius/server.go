@@ -306,10 +306,27 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// udpIO reads and writes a UDP socket: on Linux with raw system calls
+// (rawConnIO), elsewhere through the net package.
+type udpIO interface {
+	readFrom(b []byte) (int, netip.AddrPort, error)
+	writeTo(b []byte, dst netip.AddrPort) error
+}
+
+type netIO struct{ c *net.UDPConn }
+
+func (n netIO) readFrom(b []byte) (int, netip.AddrPort, error) { return n.c.ReadFromUDPAddrPort(b) }
+
+func (n netIO) writeTo(b []byte, dst netip.AddrPort) error {
+	_, err := n.c.WriteToUDPAddrPort(b, dst)
+	return err
+}
+
 func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 	w := newWorker()
+	io := newUDPIO(c)
 	for {
-		n, src, err := c.ReadFromUDPAddrPort(w.buf)
+		n, src, err := io.readFrom(w.buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -323,13 +340,13 @@ func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 		}
 		if !acct {
 			if out := s.handleAuth(ctx, w, w.buf[:n], src); out != nil {
-				s.write(c, out, src)
+				s.write(io, out, src)
 			}
 			continue
 		}
 		// Accounting waits for a durable write: hand the packet to the
 		// accounting workers so concurrent requests share one bbolt batch.
-		pkt := acctPacket{b: make([]byte, n), src: src, conn: c}
+		pkt := acctPacket{b: make([]byte, n), src: src, conn: io}
 		copy(pkt.b, w.buf[:n])
 		select {
 		case s.acctQ <- pkt:
@@ -342,7 +359,7 @@ func (s *Server) readLoop(ctx context.Context, c *net.UDPConn, acct bool) {
 type acctPacket struct {
 	b    []byte
 	src  netip.AddrPort
-	conn *net.UDPConn
+	conn udpIO
 }
 
 // acctWorker answers accounting packets; many run at once so their
@@ -368,8 +385,8 @@ func (s *Server) acctWorker(ctx context.Context) {
 
 var acctScratch = sync.Pool{New: func() any { return newWorker() }}
 
-func (s *Server) write(c *net.UDPConn, b []byte, dst netip.AddrPort) {
-	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {
+func (s *Server) write(c udpIO, b []byte, dst netip.AddrPort) {
+	if err := c.writeTo(b, dst); err != nil {
 		s.log.Warn("write reply", "dst", dst.String(), "err", err)
 	}
 }

@@ -24,16 +24,50 @@ const (
 // shares one commit and one fsync. The Seq of every key written is kept in
 // memory, so ordering needs no read of the old record and a late Interim
 // cannot resurrect a stopped session.
+//
+// With an interim cadence (SetInterimCadence), an Interim-Update that
+// changes nothing but the counters and the time of the last update is
+// written only when the stored copy's last update is at least that old:
+// the counters of a session live in memory in between (a crash loses at
+// most that much of them, and the stale-session check after a restart
+// sees a last update at most that much older). Starts, Stops, and any
+// change of member, user, MAC, address, location or Class are written
+// before the answer, always.
 type StoreSessions struct {
 	st *store.Store
 
-	mu   sync.Mutex
-	seqs map[string]seqMark
+	mu      sync.Mutex
+	seqs    map[string]seqMark
+	cadence time.Duration
 }
 
 type seqMark struct {
 	seq     uint64
 	stopped time.Time
+	written time.Time  // LastUpdate of the stored copy
+	ident   sessionKey // what the stored copy says about who and where
+}
+
+// sessionKey is a session's durable identity: everything but the
+// counters, the last update and the ordering.
+type sessionKey struct {
+	nas, acctSessionID, member, user, mac, location, class string
+	nasAddr, ip                                            netip.Addr
+	start                                                  time.Time
+}
+
+func identOf(x *Session) sessionKey {
+	return sessionKey{nas: x.NAS, acctSessionID: x.AcctSessionID, member: x.MemberID, user: x.Username, mac: x.MAC,
+		location: x.Location, class: x.Class, nasAddr: x.NASAddr, ip: x.IP, start: x.Start}
+}
+
+// SetInterimCadence sets how old the stored copy of a live session may
+// grow before a counters-only Interim-Update is written; 0 writes every
+// one. The appliance uses half the interim interval it asks NAS for.
+func (s *StoreSessions) SetInterimCadence(d time.Duration) {
+	s.mu.Lock()
+	s.cadence = d
+	s.mu.Unlock()
 }
 
 // NewStoreSessions returns a SessionStore backed by st.
@@ -60,8 +94,9 @@ func (s *StoreSessions) LoadSessions(ctx context.Context) ([]Session, error) {
 		return nil, fmt.Errorf("load sessions: %w", err)
 	}
 	s.mu.Lock()
-	for _, x := range out {
-		s.seqs[x.Key] = seqMark{seq: x.Seq}
+	for i := range out {
+		x := &out[i]
+		s.seqs[x.Key] = seqMark{seq: x.Seq, written: x.LastUpdate, ident: identOf(x)}
 	}
 	s.mu.Unlock()
 	return out, nil
@@ -71,6 +106,32 @@ func (s *StoreSessions) LoadSessions(ctx context.Context) ([]Session, error) {
 func (s *StoreSessions) SaveSessions(ctx context.Context, ss []Session) error {
 	if len(ss) == 0 {
 		return nil
+	}
+	// Counters-only Interim-Updates within the cadence: remembered, not
+	// written (their Seq is, so an older write cannot follow them).
+	s.mu.Lock()
+	var write []int
+	for i := range ss {
+		x := &ss[i]
+		m, seen := s.seqs[x.Key]
+		if s.cadence > 0 && seen && m.stopped.IsZero() && x.Live() && m.seq < x.Seq &&
+			m.ident == identOf(x) && x.LastUpdate.Sub(m.written) < s.cadence {
+			m.seq = x.Seq
+			s.seqs[x.Key] = m
+			continue
+		}
+		write = append(write, i)
+	}
+	s.mu.Unlock()
+	if len(write) == 0 {
+		return nil
+	}
+	if len(write) < len(ss) {
+		kept := make([]Session, 0, len(write))
+		for _, i := range write {
+			kept = append(kept, ss[i])
+		}
+		ss = kept
 	}
 	raws := make([]json.RawMessage, len(ss))
 	for i := range ss {
@@ -89,7 +150,7 @@ func (s *StoreSessions) SaveSessions(ctx context.Context, ss []Session) error {
 				s.mu.Unlock()
 				continue // a newer state is already written
 			}
-			s.seqs[x.Key] = seqMark{seq: x.Seq, stopped: x.Stopped}
+			s.seqs[x.Key] = seqMark{seq: x.Seq, stopped: x.Stopped, written: x.LastUpdate, ident: identOf(x)}
 			s.mu.Unlock()
 			var err error
 			if x.Live() {

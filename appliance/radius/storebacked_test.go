@@ -138,3 +138,68 @@ func vendorlessAttr(b []byte, typ byte) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// With an interim cadence, a counters-only Interim-Update within it is
+// answered from memory (no write); a change of who or where, an Interim
+// past the cadence, a Start and a Stop are written before the answer.
+func TestStoreSessionsInterimCadence(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	ss := NewStoreSessions(st)
+	ss.SetInterimCadence(time.Minute)
+	stored := func() Session {
+		t.Helper()
+		got, err := NewStoreSessions(st).LoadSessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d stored sessions, want 1", len(got))
+		}
+		return got[0]
+	}
+	base := Session{Key: "ap/1", NAS: "ap", AcctSessionID: "1", MemberID: "m-alice", Username: "alice",
+		MAC: "aa:bb:cc:00:00:01", Start: t0, LastUpdate: t0, Seq: 1}
+	save := func(x Session) {
+		t.Helper()
+		if err := ss.SaveSessions(ctx, []Session{x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(base) // Start
+	interim := base
+	interim.Seq, interim.LastUpdate, interim.InputOctets = 2, t0.Add(10*time.Second), 1000
+	save(interim)
+	if got := stored(); got.InputOctets != 0 || got.Seq != 1 {
+		t.Errorf("counters-only interim 10s after the stored copy was written: stored %+v", got)
+	}
+	withIP := interim
+	withIP.Seq, withIP.LastUpdate, withIP.IP = 3, t0.Add(20*time.Second), netip.MustParseAddr("10.0.0.7")
+	save(withIP)
+	if got := stored(); got.IP != withIP.IP || got.Seq != 3 || got.InputOctets != 1000 {
+		t.Errorf("interim with a new address: stored %+v, want it written", got)
+	}
+	late := withIP
+	late.Seq, late.LastUpdate, late.InputOctets = 4, t0.Add(50*time.Second), 2000
+	save(late) // 30s after the last write: remembered
+	older := withIP
+	older.Seq, older.IP = 3, netip.MustParseAddr("10.0.0.9") // a write older than the remembered one
+	save(older)
+	if got := stored(); got.IP != withIP.IP || got.InputOctets != 1000 {
+		t.Errorf("a write older than a remembered interim was stored: %+v", got)
+	}
+	past := late
+	past.Seq, past.LastUpdate, past.InputOctets = 5, t0.Add(81*time.Second), 3000
+	save(past) // 61s after the last write: written
+	if got := stored(); got.InputOctets != 3000 || got.Seq != 5 {
+		t.Errorf("interim past the cadence: stored %+v, want it written", got)
+	}
+	stop := past
+	stop.Seq, stop.LastUpdate, stop.Stopped = 6, t0.Add(85*time.Second), t0.Add(85*time.Second)
+	save(stop)
+	if got, _ := NewStoreSessions(st).LoadSessions(ctx); len(got) != 0 {
+		t.Errorf("after Stop: %d stored live sessions, want 0", len(got))
+	}
+}

@@ -102,6 +102,9 @@ func (tx *Tx) extBucket(name string, create bool) (*bbolt.Bucket, error) {
 }
 
 // PutKV stores v as JSON under key in the extension bucket named bucket.
+// A json.RawMessage is stored as it is, not validated and compacted again
+// (the caller encoded it; it must stay unmodified until the transaction
+// ends).
 func (tx *Tx) PutKV(bucket, key string, v any) error {
 	if err := tx.writable("put kv"); err != nil {
 		return err
@@ -113,9 +116,11 @@ func (tx *Tx) PutKV(bucket, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("put kv %s/%s: %w", bucket, key, err)
 	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("put kv %s/%s: %w", bucket, key, err)
+	raw, ok := v.(json.RawMessage)
+	if !ok || len(raw) == 0 {
+		if raw, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("put kv %s/%s: %w", bucket, key, err)
+		}
 	}
 	if err := b.Put([]byte(key), raw); err != nil {
 		return fmt.Errorf("put kv %s/%s: %w", bucket, key, err)

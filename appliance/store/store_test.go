@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -1294,5 +1295,31 @@ func TestAuditTail(t *testing.T) {
 	}
 	if all, _ := s.AuditTail(100); len(all) != 7 {
 		t.Fatalf("tail(100) = %d entries, want 7", len(all))
+	}
+}
+
+// A json.RawMessage goes into the bucket as it is (the caller encoded
+// it); any other value is encoded, a RawMessage-typed empty one included.
+func TestPutKVRawMessage(t *testing.T) {
+	s := open(t)
+	raw := json.RawMessage(`{"mac": "aa",  "bytes": 7}`) // not compact: stored unchanged
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.PutKV("sessions", "raw", raw); err != nil {
+			return err
+		}
+		return tx.PutKV("sessions", "val", map[string]int{"bytes": 7})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	err = s.View(func(tx *Tx) error {
+		return tx.ForEachKV("sessions", "", func(k string, v []byte) error { got[k] = string(v); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["raw"] != string(raw) || got["val"] != `{"bytes":7}` {
+		t.Errorf("stored %q", got)
 	}
 }
