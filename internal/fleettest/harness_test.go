@@ -518,7 +518,10 @@ func (f *fleet) createMember(name, email, location string) (string, string) {
 	if err != nil {
 		f.t.Fatalf("create member: %v", err)
 	}
-	start := f.sim.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02")
+	// Dates are days in the location's time zone: two days back is in the
+	// past in every zone at any hour (one day back is today in New York
+	// just after midnight UTC).
+	start := f.sim.Now().UTC().AddDate(0, 0, -2).Format("2006-01-02")
 	ms, err := f.sim.Create("memberships", map[string]any{"name": "Hot Desk", "isPersonal": true, "member": m["_id"],
 		"plan": ids["plan:Hot Desk"], "location": ids["location:"+location], "startDate": start + "T00:00:00.000Z"})
 	if err != nil {
@@ -527,11 +530,13 @@ func (f *fleet) createMember(name, email, location string) (string, string) {
 	return fmt.Sprint(m["_id"]), fmt.Sprint(ms["_id"])
 }
 
-// endMembership ends a membership yesterday (simulator clock).
+// endMembership ends a membership two days ago (simulator clock; see
+// createMember on time zones), with a start three days ago.
 func (f *fleet) endMembership(id string) {
 	f.t.Helper()
-	yesterday := f.sim.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02")
-	if _, err := f.sim.Update("memberships", id, map[string]any{"endDate": yesterday + "T00:00:00.000Z", "type": "fixed"}); err != nil {
+	now := f.sim.Now().UTC()
+	start, end := now.AddDate(0, 0, -3).Format("2006-01-02"), now.AddDate(0, 0, -2).Format("2006-01-02")
+	if _, err := f.sim.Update("memberships", id, map[string]any{"startDate": start + "T00:00:00.000Z", "endDate": end + "T00:00:00.000Z", "type": "fixed"}); err != nil {
 		f.t.Fatalf("end membership: %v", err)
 	}
 }

@@ -149,7 +149,9 @@ func (f *fleet) waitSplit(sides []int) time.Duration {
 // with iptables (TCP reset, the rest dropped; every box still reaches
 // OfficeRnD). During the split, on both sides: members created and ended
 // in the simulator, member-chosen passwords set on the member pages,
-// sessions started and stopped with radclient accounting. After healing,
+// sessions started and stopped with radclient accounting, an EAP-TLS
+// certificate issued at box-a before the split revoked at box-c and one
+// issued at box-c. After healing,
 // every box's replicated state (deskgate fleet dump: version vector,
 // registers, accounts) is identical within 5 s, and every acknowledged
 // change is in it, with one welcome email per member.
@@ -182,6 +184,16 @@ func TestFleetPartitionNetns(t *testing.T) {
 	syncAll(f.boxes...)
 	link0 := linkOf("ann.before@example.net", a)
 
+	_, annCert, err := a.clientCert("ann.before@example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "box-c knows Ann's certificate", func() bool {
+		d, err := c.dump()
+		_, ok := register(d, peer.KindCert, annCert)
+		return err == nil && ok
+	})
+
 	sides := []int{0, 0, 1}
 	cutAt := time.Now()
 	f.lab.cut(sides)
@@ -207,6 +219,13 @@ func TestFleetPartitionNetns(t *testing.T) {
 	link3 := linkOf("dan.right@example.net", c)
 	pw[m3] = "Right-Side-Dan-0003"
 	if err := f.onboard(link3, pw[m3]); err != nil {
+		t.Fatal(err)
+	}
+	if !c.revokeCert(annCert) {
+		t.Fatal("box-c did not acknowledge revoking Ann's certificate (issued at box-a before the split)")
+	}
+	_, danCert, err := c.clientCert("dan.right@example.net")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []struct{ sid, status string }{{"s-c1", "Start"}, {"s-c2", "Start"}, {"s-c2", "Stop"}} {
@@ -242,6 +261,12 @@ func TestFleetPartitionNetns(t *testing.T) {
 		if acct, ok := account(d, m); !ok || acct.Password != want {
 			t.Errorf("member %s: account %+v, want the chosen password", m, acct)
 		}
+	}
+	if _, ok := register(d, peer.KindCertRevoked, annCert); !ok {
+		t.Errorf("the revocation of certificate %s at box-c during the split is lost", annCert)
+	}
+	if _, ok := register(d, peer.KindCert, danCert); !ok {
+		t.Errorf("certificate %s issued at box-c during the split is unknown after healing", danCert)
 	}
 	for key, live := range map[string]bool{"box-b/ap/s-b1": true, "box-c/ap/s-c1": true, "box-c/ap/s-c2": false} {
 		if got, ok := sessionLive(t, d, key); !ok || got != live {
