@@ -152,6 +152,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		// No admin.tls_cert_file: a self-signed certificate (the console).
 		SelfSignedDir: cfg.DataDir,
 		Now:           opts.Now,
+		Operators:     adminAPI{a},
 	})
 	if err != nil {
 		st.Close()

@@ -96,6 +96,9 @@ type Options struct {
 	// that decides its renewal.
 	SelfSignedDir string
 	Now           func() time.Time
+	// Operators, when set, serves the console's operator accounts
+	// (/v1/operators; operators.go).
+	Operators Operators
 }
 
 // Server is the admin API: its routes, the guard in front of them (see
@@ -150,6 +153,9 @@ func NewServer(o Options) (*Server, error) {
 	mux.HandleFunc("POST /v1/net/teardown", s.handleNetTeardown)
 	mux.HandleFunc("GET /v1/token", s.handleToken)
 	s.fleetRoutes(mux)
+	if o.Operators != nil {
+		s.operatorRoutes(mux, o.Operators)
+	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
