@@ -74,7 +74,7 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 	fleet  *peer.Node
-	// rollout: fleet updates (rollout_routes.go)
+	// rollout: fleet updates (rollout.go; its routes: appliance/rollout)
 	rollout *rollout.Agent
 
 	adminSrv *admin.Server // the operator's API: routes, token, listeners
@@ -178,7 +178,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		u = boxUpdater(log.With("component", "update"), opts.Now)
 	}
 	a.rollout = newRollout(a, cfg.DataDir, u)
-	a.rolloutRoutes()
+	a.rollout.Mount(a.adminSrv) // deskgate fleet update
 	a.res = access.New(cfg)
 	a.hooks = mirror.NewRegistrar(a.Config, opts.Now, log)
 	scopes, readScopes := mirror.APIScopes(cfg)
