@@ -259,6 +259,20 @@ func (b adminAPI) FleetJoin(ctx context.Context, token, box string) (any, error)
 
 func (b adminAPI) FleetRemove(box string) error { return fleetErr(b.a.fleet.Remove(box)) }
 
+func (b adminAPI) FleetPartition(boxes []string) ([]string, error) {
+	if !b.a.demoSwitches {
+		return nil, admin.Errorf(http.StatusNotFound, "the partition switch is for demos and tests: start deskgated with %s=1", DemoSwitchesEnv)
+	}
+	if err := b.a.fleet.Partition(boxes...); err != nil {
+		return nil, err
+	}
+	cut := b.a.fleet.Cut()
+	if cut == nil {
+		cut = []string{}
+	}
+	return cut, nil
+}
+
 // FleetConfigPush pushes doc (empty: this box's own fleet-wide sections)
 // as the fleet's configuration (docs/fleet.md); a refusal is a conflict
 // naming the boxes that refused and why.

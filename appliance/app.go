@@ -61,7 +61,8 @@ type App struct {
 	now     func() time.Time
 	started time.Time
 
-	ownProcess bool // see Options.OwnProcess
+	ownProcess   bool // see Options.OwnProcess
+	demoSwitches bool // see Options.DemoSwitches
 	// claimRetry: how often guests ask again to deliver a code no fleet
 	// box has claimed (Options.FleetTakeoverEvery).
 	claimRetry time.Duration
@@ -115,7 +116,15 @@ type Options struct {
 	// sets the runtime's soft memory limit (memory_limit_mib) and gives
 	// memory back (see trimMemory). In-process tests leave it off.
 	OwnProcess bool
+	// DemoSwitches offers switches only a demo or test wants, today the
+	// fleet's partition switch (POST /v1/fleet/partition); deskgated sets
+	// it from DESKGATE_DEMO_SWITCHES=1.
+	DemoSwitches bool
 }
+
+// DemoSwitchesEnv is the environment variable with which deskgated offers
+// the demo switches (Options.DemoSwitches).
+const DemoSwitchesEnv = "DESKGATE_DEMO_SWITCHES"
 
 // New opens the store and builds every part; it does not contact
 // OfficeRnD (the box must start with the uplink down).
@@ -123,7 +132,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess, claimRetry: opts.FleetTakeoverEvery}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess, demoSwitches: opts.DemoSwitches, claimRetry: opts.FleetTakeoverEvery}
 	a.guests.started = make(chan struct{})
 	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)
