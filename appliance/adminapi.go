@@ -259,6 +259,20 @@ func (b adminAPI) FleetJoin(ctx context.Context, token, box string) (any, error)
 
 func (b adminAPI) FleetRemove(box string) error { return fleetErr(b.a.fleet.Remove(box)) }
 
+func (b adminAPI) FleetPartition(boxes []string) ([]string, error) {
+	if !b.a.demoSwitches {
+		return nil, admin.Errorf(http.StatusNotFound, "the partition switch is for demos and tests: start deskgated with %s=1", DemoSwitchesEnv)
+	}
+	if err := b.a.fleet.Partition(boxes...); err != nil {
+		return nil, err
+	}
+	cut := b.a.fleet.Cut()
+	if cut == nil {
+		cut = []string{}
+	}
+	return cut, nil
+}
+
 // FleetConfigPush pushes doc (empty: this box's own fleet-wide sections)
 // as the fleet's configuration (docs/fleet.md); a refusal is a conflict
 // naming the boxes that refused and why.
@@ -402,4 +416,58 @@ func (a *App) certIdentity(q string) string {
 		return nil
 	})
 	return user
+}
+
+// Operators lists the console's operator accounts (admin.Operators).
+func (b adminAPI) Operators() ([]admin.OperatorView, error) {
+	var ops []store.Operator
+	if err := b.a.store.View(func(tx *store.Tx) error { var e error; ops, e = tx.Operators(); return e }); err != nil {
+		return nil, err
+	}
+	out := []admin.OperatorView{}
+	for _, o := range ops {
+		out = append(out, admin.OperatorView{Name: o.Name, Role: o.Role, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt})
+	}
+	return out, nil
+}
+
+// ChangeOperator adds, re-passwords or removes an operator account and
+// audits it (admin.Operators; admin validated name, role and hash).
+func (b adminAPI) ChangeOperator(op, name, role, hash string) error {
+	now := b.a.now()
+	return b.a.store.Update(func(tx *store.Tx) error {
+		old, err := tx.GetOperator(name)
+		exists := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if op != admin.OperatorAdd && !exists {
+			return admin.Errorf(http.StatusNotFound, "no operator %s", name)
+		}
+		var action, cause string
+		switch op {
+		case admin.OperatorAdd:
+			if exists {
+				return admin.Errorf(http.StatusConflict, "operator %s exists; use deskgate admin passwd to change the password", name)
+			}
+			err = tx.PutOperator(store.Operator{Name: name, Role: role, Hash: hash, CreatedAt: now, UpdatedAt: now})
+			action, cause = "console.operator_added", "console operator "+name+" added as "+role
+		case admin.OperatorPasswd:
+			old.Hash, old.UpdatedAt = hash, now
+			if role != "" {
+				old.Role = role
+			}
+			err = tx.PutOperator(old)
+			action, cause = "console.operator_password", "password of console operator "+name+" changed; its sessions ended"
+		case admin.OperatorRemove:
+			err = tx.DeleteOperator(name)
+			action, cause = "console.operator_removed", "console operator "+name+" removed; its sessions ended"
+		default:
+			return fmt.Errorf("operator %s: unknown change %q", name, op)
+		}
+		if err != nil {
+			return err
+		}
+		return tx.Audit(model.AuditEntry{Time: now, Actor: "cli", Action: action, Subject: name, Cause: cause})
+	})
 }

@@ -61,7 +61,8 @@ type App struct {
 	now     func() time.Time
 	started time.Time
 
-	ownProcess bool // see Options.OwnProcess
+	ownProcess   bool // see Options.OwnProcess
+	demoSwitches bool // see Options.DemoSwitches
 	// claimRetry: how often guests ask again to deliver a code no fleet
 	// box has claimed (Options.FleetTakeoverEvery).
 	claimRetry time.Duration
@@ -74,7 +75,7 @@ type App struct {
 	mailer notify.Mailer
 	reg    *prometheus.Registry
 	fleet  *peer.Node
-	// rollout: fleet updates (rollout_routes.go)
+	// rollout: fleet updates (rollout.go; its routes: appliance/rollout)
 	rollout *rollout.Agent
 	// updater: this box's slots and update attempts; nil without slots
 	updater *update.Updater
@@ -117,7 +118,15 @@ type Options struct {
 	// sets the runtime's soft memory limit (memory_limit_mib) and gives
 	// memory back (see trimMemory). In-process tests leave it off.
 	OwnProcess bool
+	// DemoSwitches offers switches only a demo or test wants, today the
+	// fleet's partition switch (POST /v1/fleet/partition); deskgated sets
+	// it from DESKGATE_DEMO_SWITCHES=1.
+	DemoSwitches bool
 }
+
+// DemoSwitchesEnv is the environment variable with which deskgated offers
+// the demo switches (Options.DemoSwitches).
+const DemoSwitchesEnv = "DESKGATE_DEMO_SWITCHES"
 
 // New opens the store and builds every part; it does not contact
 // OfficeRnD (the box must start with the uplink down).
@@ -125,7 +134,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess, claimRetry: opts.FleetTakeoverEvery}
+	a := &App{cfgPath: cfgPath, log: log, now: opts.Now, started: opts.Now(), portalResolver: opts.PortalResolver, ownProcess: opts.OwnProcess, demoSwitches: opts.DemoSwitches, claimRetry: opts.FleetTakeoverEvery}
 	a.guests.started = make(chan struct{})
 	a.net.kick = make(chan struct{}, 1)
 	a.cfg.Store(cfg)
@@ -154,6 +163,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 		// No admin.tls_cert_file: a self-signed certificate (the console).
 		SelfSignedDir: cfg.DataDir,
 		Now:           opts.Now,
+		Operators:     adminAPI{a},
 	})
 	if err != nil {
 		st.Close()
@@ -180,7 +190,7 @@ func New(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Logg
 	}
 	a.updater = u
 	a.rollout = newRollout(a, cfg.DataDir, u)
-	a.rolloutRoutes()
+	a.rollout.Mount(a.adminSrv) // deskgate fleet update
 	a.res = access.New(cfg)
 	a.hooks = mirror.NewRegistrar(a.Config, opts.Now, log)
 	scopes, readScopes := mirror.APIScopes(cfg)

@@ -1,18 +1,17 @@
 package appliance
 
 // The operator console (appliance/console) mounted on the admin listener,
-// and the App's side of it: console.Backend, the per-minute counters of
-// the dashboard, and the socket-only routes behind deskgate admin
-// add|passwd|remove|list.
+// and the App's side of it: console.Backend and the per-minute counters of
+// the dashboard. The operator accounts' routes (deskgate admin
+// add|passwd|remove|list) are in appliance/admin (operators.go); the App's
+// store side of them is in adminapi.go.
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -114,10 +113,6 @@ func (a *App) newConsole() error {
 	// The console authenticates with its own sessions; the admin guard
 	// still checks Host and Origin.
 	a.adminSrv.MountOwnAuth(console.Prefix, srv)
-	a.adminSrv.Mount("GET /v1/operators", http.HandlerFunc(a.handleOperators))
-	for _, p := range []string{"POST /v1/operators", "POST /v1/operators/passwd", "POST /v1/operators/remove"} {
-		a.adminSrv.Mount(p, http.HandlerFunc(a.handleOperatorChange))
-	}
 	return nil
 }
 
@@ -631,16 +626,6 @@ func (b consoleBackend) AuditTrail(ctx context.Context, f console.AuditFilter) (
 	return out, nil
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
-
 func cmpOr(v, def string) string {
 	if v == "" {
 		return def
@@ -653,134 +638,4 @@ func shortID(id string) string {
 		return id[:8] + "…"
 	}
 	return id
-}
-
-// Operator accounts over the unix socket (deskgate admin add|passwd|
-// remove|list). Passwords arrive in the JSON body, never in a URL, and
-// are hashed here; the CLI reads them from the terminal or stdin.
-
-// OperatorRequest is the body of POST /v1/operators and
-// /v1/operators/passwd.
-type OperatorRequest struct {
-	Name     string `json:"name"`
-	Role     string `json:"role,omitempty"`
-	Password string `json:"password,omitempty"`
-}
-
-// OperatorView is an operator as GET /v1/operators lists it (no hash).
-type OperatorView struct {
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
-
-func (a *App) handleOperators(w http.ResponseWriter, r *http.Request) {
-	var ops []store.Operator
-	if err := a.store.View(func(tx *store.Tx) error { var e error; ops, e = tx.Operators(); return e }); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	out := []OperatorView{}
-	for _, o := range ops {
-		out = append(out, OperatorView{Name: o.Name, Role: o.Role, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-var operatorNameOK = func(s string) bool {
-	if len(s) < 2 || len(s) > 32 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-func (a *App) handleOperatorChange(w http.ResponseWriter, r *http.Request) {
-	if !admin.FromSocket(r) {
-		writeErr(w, http.StatusForbidden, errors.New("operator accounts are changed only over the unix socket (deskgate admin add|passwd|remove on the box)"))
-		return
-	}
-	var req OperatorRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator: bad request body: %w", err))
-		return
-	}
-	if !operatorNameOK(req.Name) {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator name %q: use 2-32 characters a-z, 0-9, '.', '-' or '_'", req.Name))
-		return
-	}
-	op := strings.TrimPrefix(r.URL.Path, "/v1/operators")
-	var hash string
-	if op != "/remove" {
-		var err error
-		if hash, err = console.HashPassword(req.Password); err != nil {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("operator %s: %w", req.Name, err))
-			return
-		}
-	}
-	if op == "" && req.Role != console.RoleOperator && req.Role != console.RoleAdmin {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator %s: role %q: use operator or admin", req.Name, req.Role))
-		return
-	}
-	now := a.now()
-	status := http.StatusOK
-	err := a.store.Update(func(tx *store.Tx) error {
-		old, err := tx.GetOperator(req.Name)
-		exists := err == nil
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		var action, cause string
-		switch op {
-		case "":
-			if exists {
-				status = http.StatusConflict
-				return fmt.Errorf("operator %s exists; use deskgate admin passwd to change the password", req.Name)
-			}
-			if err := tx.PutOperator(store.Operator{Name: req.Name, Role: req.Role, Hash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
-				return err
-			}
-			action, cause = "console.operator_added", "console operator "+req.Name+" added as "+req.Role
-		case "/passwd":
-			if !exists {
-				status = http.StatusNotFound
-				return fmt.Errorf("no operator %s", req.Name)
-			}
-			old.Hash, old.UpdatedAt = hash, now
-			if req.Role != "" {
-				if req.Role != console.RoleOperator && req.Role != console.RoleAdmin {
-					status = http.StatusBadRequest
-					return fmt.Errorf("role %q: use operator or admin", req.Role)
-				}
-				old.Role = req.Role
-			}
-			if err := tx.PutOperator(old); err != nil {
-				return err
-			}
-			action, cause = "console.operator_password", "password of console operator "+req.Name+" changed; its sessions ended"
-		case "/remove":
-			if !exists {
-				status = http.StatusNotFound
-				return fmt.Errorf("no operator %s", req.Name)
-			}
-			if err := tx.DeleteOperator(req.Name); err != nil {
-				return err
-			}
-			action, cause = "console.operator_removed", "console operator "+req.Name+" removed; its sessions ended"
-		}
-		return tx.Audit(model.AuditEntry{Time: now, Actor: "cli", Action: action, Subject: req.Name, Cause: cause})
-	})
-	if err != nil {
-		if status == http.StatusOK {
-			status = http.StatusInternalServerError
-		}
-		writeErr(w, status, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "name": req.Name})
 }

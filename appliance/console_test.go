@@ -64,7 +64,7 @@ func TestConsoleOnAdminListener(t *testing.T) {
 			t.Errorf("%v, want an error saying %q", err, want)
 		}
 	}
-	var ops []OperatorView
+	var ops []admin.OperatorView
 	if err := sock.Get(ctx, "/v1/operators", nil, &ops); err != nil || len(ops) != 0 {
 		t.Fatalf("bad input stored operators: %v %+v", err, ops)
 	}

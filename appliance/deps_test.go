@@ -54,7 +54,7 @@ var allowedImports = map[string][]string{
 		"appliance/update", "internal/atomicfile", "internal/guestnet", "internal/keyfile", "netcfg", "portal",
 	},
 	"appliance/access":                {"appliance/config", "appliance/model", "appliance/policy", "appliance/store"},
-	"appliance/admin":                 {"appliance/model", "internal/atomicfile"},
+	"appliance/admin":                 {"appliance/console", "appliance/model", "internal/atomicfile"},
 	"appliance/config":                nil,
 	"appliance/console":               {"appliance/model"},
 	"appliance/creds":                 {"appliance/model"},

@@ -592,3 +592,56 @@ func TestFleetConfigPush(t *testing.T) {
 		return st.Config != nil && st.Config.State == "applied" && st.Config.Version == 3
 	})
 }
+
+// TestFleetPartitionSwitch: the demo's partition switch. Without
+// DESKGATE_DEMO_SWITCHES the route answers 404 and cuts nothing; with it,
+// `fleet partition box-a box-b` on box-c takes box-c's links down on
+// every box, a password set at box-a meanwhile is not at box-c, and
+// `fleet heal` brings the links back and the password over.
+func TestFleetPartitionSwitch(t *testing.T) {
+	ctx := context.Background()
+	off := startFleet(t, harnessOpts{})
+	var v struct{ Cut []string }
+	err := off[2].cli.PostJSON(ctx, "/v1/fleet/partition", map[string][]string{"cut": {"box-a"}}, &v)
+	if err == nil || !strings.Contains(err.Error(), "DESKGATE_DEMO_SWITCHES") {
+		t.Fatalf("partition without the demo switches: %v, want a refusal naming DESKGATE_DEMO_SWITCHES", err)
+	}
+	waitLinks(t, off) // nothing was cut
+
+	boxes := startFleet(t, harnessOpts{demo: true})
+	c := boxes[2]
+	if err := c.cli.PostJSON(ctx, "/v1/fleet/partition", map[string][]string{"cut": {"bad id!"}}, &v); err == nil {
+		t.Fatal("partition with a bad box id accepted")
+	}
+	if err := c.cli.PostJSON(ctx, "/v1/fleet/partition", map[string][]string{"cut": {"box-a", "box-b"}}, &v); err != nil || len(v.Cut) != 2 {
+		t.Fatalf("partition: %+v %v", v, err)
+	}
+	linkTo := func(b *fleetBox, peerID string) string {
+		var st peer.Status
+		if err := b.cli.Get(ctx, "/v1/fleet/status", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Peers {
+			if p.Box == peerID {
+				return p.Link
+			}
+		}
+		return ""
+	}
+	waitFor(t, 5*time.Second, "box-c's links down at every box", func() bool {
+		return linkTo(boxes[0], "box-c") != "up" && linkTo(boxes[1], "box-c") != "up" &&
+			linkTo(c, "box-a") != "up" && linkTo(c, "box-b") != "up"
+	})
+	// Stays down: box-a and box-b keep dialing, box-c refuses.
+	time.Sleep(1500 * time.Millisecond)
+	if linkTo(boxes[0], "box-c") == "up" {
+		t.Fatal("box-a linked with box-c during the partition")
+	}
+	if linkTo(boxes[0], "box-b") != "up" {
+		t.Fatal("the partition cut box-a from box-b too")
+	}
+	if err := c.cli.PostJSON(ctx, "/v1/fleet/partition", map[string][]string{"cut": nil}, &v); err != nil || len(v.Cut) != 0 {
+		t.Fatalf("heal: %+v %v", v, err)
+	}
+	waitLinks(t, boxes)
+}

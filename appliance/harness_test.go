@@ -82,6 +82,7 @@ type harnessOpts struct {
 	simOf       *harness // share this harness's simulator (a fleet of boxes)
 	memberTLS   bool     // member pages over TLS (default: insecure_http on loopback)
 	updater     *update.Updater
+	demo        bool // Options.DemoSwitches
 }
 
 type harness struct {
@@ -106,6 +107,7 @@ type harness struct {
 	logs logBuffer
 	// updater: what a fleet rollout installs with (nil: none).
 	updater *update.Updater
+	demo    bool // Options.DemoSwitches
 }
 
 const testSecret = "sim-secret-for-tests"
@@ -120,7 +122,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.interval == 0 {
 		o.interval = time.Hour
 	}
-	h := &harness{t: t, clock: o.clock, dir: t.TempDir(), resolver: &portal.StaticResolver{Derive: true}, updater: o.updater}
+	h := &harness{t: t, clock: o.clock, dir: t.TempDir(), resolver: &portal.StaticResolver{Derive: true}, updater: o.updater, demo: o.demo}
 	so := officerndsim.Options{
 		Seed: o.seed, ExtraMembers: o.extra, Now: o.clock.Now, ClientSecret: testSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryDelay: 50 * time.Millisecond,
@@ -257,7 +259,7 @@ func (h *harness) start() *App {
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{h.t}, &h.logs), &slog.HandlerOptions{Level: lvl}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond, Updater: h.updater})
+	app, err := New(ctx, h.cfgPath, cfg, log, Options{Now: h.clock.Now, APISleep: h.sleep, PortalResolver: h.resolver, FleetTakeoverEvery: 100 * time.Millisecond, Updater: h.updater, DemoSwitches: h.demo})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("new app: %v", err)

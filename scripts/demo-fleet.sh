@@ -96,7 +96,8 @@ done
 # start <name>: runs the box's daemon and waits until it is ready.
 start() {
 	d=$DEMO/$1
-	"$BIN/deskgated" -config "$d/deskgate.yaml" 2>>"$d/deskgated.log" &
+	# DESKGATE_DEMO_SWITCHES=1 offers the partition switch (fleet partition/heal).
+	DESKGATE_DEMO_SWITCHES=1 "$BIN/deskgated" -config "$d/deskgate.yaml" 2>>"$d/deskgated.log" &
 	p=$!
 	eval "pid_$(echo "$1" | tr - _)=$p"
 	pids="$pids $p"
@@ -168,9 +169,11 @@ The fleet:
   $BIN/deskgate -socket $DEMO/box-a/deskgate.sock fleet invite
   $BIN/deskgate -socket $DEMO/box-a/deskgate.sock fleet remove box-c   # box-c refused everywhere
 
-A partition: stop box-c (kill -STOP \$(pgrep -f box-c/deskgate.yaml)), change something
-(a member's onboarding password, a new member), then kill -CONT it: it catches up from
-the others' logs once its links are back. (A switch that cuts links
-without stopping the process is not built yet.)
+A partition, and its healing (the demo switch: box-c refuses and stops dialing its peers):
+  $BIN/deskgate -socket $DEMO/box-c/deskgate.sock fleet partition box-a box-b
+  $BIN/deskgate -socket $DEMO/box-a/deskgate.sock fleet status    # box-c: down
+  # change something meanwhile: a new member in OfficeRnD, a password on a member page
+  $BIN/deskgate -socket $DEMO/box-c/deskgate.sock fleet heal
+  $BIN/deskgate -socket $DEMO/box-c/deskgate.sock fleet dump | head -1   # same digest at every box
 EOT
 wait

@@ -48,6 +48,10 @@ type Backend interface {
 	FleetInvite(ttl time.Duration) (token string, expires time.Time, err error)
 	FleetJoin(ctx context.Context, token, box string) (any, error)
 	FleetRemove(box string) error
+	// FleetPartition cuts this box's links to boxes (none: heals); the
+	// demo's partition switch. It fails with a 404 *Error unless the
+	// daemon was started with DESKGATE_DEMO_SWITCHES=1.
+	FleetPartition(boxes []string) ([]string, error)
 	// FleetConfigPush pushes a fleet configuration document (plans,
 	// groups, locations, roaming; "" = the box's own sections).
 	FleetConfigPush(ctx context.Context, doc string) (any, error)
@@ -96,6 +100,9 @@ type Options struct {
 	// that decides its renewal.
 	SelfSignedDir string
 	Now           func() time.Time
+	// Operators, when set, serves the console's operator accounts
+	// (/v1/operators; operators.go).
+	Operators Operators
 }
 
 // Server is the admin API: its routes, the guard in front of them (see
@@ -150,6 +157,9 @@ func NewServer(o Options) (*Server, error) {
 	mux.HandleFunc("POST /v1/net/teardown", s.handleNetTeardown)
 	mux.HandleFunc("GET /v1/token", s.handleToken)
 	s.fleetRoutes(mux)
+	if o.Operators != nil {
+		s.operatorRoutes(mux, o.Operators)
+	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
@@ -437,6 +447,20 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": req.Box})
+	})
+	mux.HandleFunc("POST /v1/fleet/partition", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Cut []string `json:"cut"` // empty: heal
+		}
+		if !decodeReq(w, r, &req) {
+			return
+		}
+		cut, err := s.b.FleetPartition(req.Cut)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]string{"cut": cut})
 	})
 }
 

@@ -1215,6 +1215,35 @@ func (n *Node) setCut(boxes ...string) {
 	}
 }
 
+// Partition cuts this box off from boxes (refusing and closing their
+// links, and not dialing them) until the next call; Partition() heals. It
+// is the demo's and tests' partition switch: the daemon offers it only
+// when started with DESKGATE_DEMO_SWITCHES=1. Cutting the other boxes on
+// one box is a whole partition, since a cut box is neither dialed nor
+// accepted.
+func (n *Node) Partition(boxes ...string) error {
+	for _, b := range boxes {
+		if err := CheckBoxID(b); err != nil {
+			return fmt.Errorf("fleet partition: %w", err)
+		}
+	}
+	n.setCut(boxes...)
+	if len(boxes) == 0 {
+		n.log.Warn("fleet partition healed (demo switch)")
+		n.nudgeAll()
+	} else {
+		n.log.Warn("fleet partition (demo switch): links to these boxes cut", "boxes", boxes)
+	}
+	return nil
+}
+
+// Cut lists the boxes this box is cut off from by Partition.
+func (n *Node) Cut() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return sortedKeys(n.cut)
+}
+
 func (n *Node) isCut(box string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

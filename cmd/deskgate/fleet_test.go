@@ -171,3 +171,47 @@ func TestAuditBoxColumn(t *testing.T) {
 		t.Errorf("audit output:\n%s", out.String())
 	}
 }
+
+// TestFleetPartitionCLI: `fleet partition BOX...` sends the boxes to cut,
+// `fleet heal` an empty list; both print what the daemon answered, and a
+// daemon without the demo switches refuses with its reason.
+func TestFleetPartitionCLI(t *testing.T) {
+	var got []string
+	refuse := false
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/fleet/partition", func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Cut []string }
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		got = append(got, strings.Join(m.Cut, ","))
+		if refuse {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":"the partition switch is for demos and tests: start deskgated with DESKGATE_DEMO_SWITCHES=1"}`))
+			return
+		}
+		json.NewEncoder(w).Encode(map[string][]string{"cut": m.Cut})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	cli := func(args ...string) (string, int, error) {
+		var out bytes.Buffer
+		code, err := run(append([]string{"-addr", addr, "-token", testToken, "fleet"}, args...), &out)
+		return out.String(), code, err
+	}
+	if out, code, err := cli("partition", "box-a", "box-b"); code != 0 || err != nil || !strings.Contains(out, "cut off from box-a, box-b") {
+		t.Errorf("partition: %d %v\n%s", code, err, out)
+	}
+	if out, code, err := cli("heal"); code != 0 || err != nil || !strings.Contains(out, "partition healed") {
+		t.Errorf("heal: %d %v\n%s", code, err, out)
+	}
+	if _, code, err := cli("partition"); code != 2 || err == nil || !strings.Contains(err.Error(), "usage: deskgate fleet partition") {
+		t.Errorf("partition without boxes: %d %v", code, err)
+	}
+	refuse = true
+	if _, code, err := cli("partition", "box-c"); code != 1 || err == nil || !strings.Contains(err.Error(), "DESKGATE_DEMO_SWITCHES") {
+		t.Errorf("refused partition: %d %v", code, err)
+	}
+	if want := []string{"box-a,box-b", "", "box-c"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+}

@@ -20,7 +20,7 @@
 //	deskgate devices [user]         devices registered for PPSK
 //	deskgate devices add <user> <mac> <name>
 //	deskgate devices remove <mac>
-//	deskgate fleet init|invite|join|remove|status|dump|config push|update
+//	deskgate fleet init|invite|join|remove|status|dump|config push|update|partition|heal
 //	                                the boxes of one space as a fleet
 //	deskgate net plan               the gateway's desired network state
 //	deskgate net teardown           remove the network state deskgate owns
@@ -101,6 +101,8 @@ commands:
   fleet config push [FILE]  plans, groups, locations, roaming for every box (default:
                             this box's own); every reachable box validates it first
   fleet dump                the replicated state in canonical form, with its digest
+  fleet partition BOX...    demo/test switch: cut this box off from those boxes
+  fleet heal                (deskgated started with DESKGATE_DEMO_SWITCHES=1)
   fleet update BUNDLE [--canary BOX]  install a signed bundle on every box, a canary first
   fleet update status       the fleet's rollouts: each box's phase, which box failed and why
 
@@ -689,7 +691,7 @@ func printDoctor(out io.Writer, checks []admin.Check) {
 	}
 }
 
-const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | dump | config push [FILE] | update BUNDLE [--canary BOX] | update status"
+const fleetUsage = "usage: deskgate fleet init [--id BOX] | invite [--ttl 1h] | join TOKEN [--id BOX] | remove BOX | status | dump | config push [FILE] | update BUNDLE [--canary BOX] | update status | partition BOX... | heal"
 
 // fleetCmd runs `deskgate fleet ...` (docs/fleet.md).
 func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer, show func(any, func()) (int, error)) (int, error) {
@@ -752,6 +754,23 @@ func fleetCmd(ctx context.Context, c *admin.Client, args []string, out io.Writer
 		}
 		fmt.Fprintf(out, "box %s removed; every box refuses it once it hears of the removal\n", pos[0])
 		return 0, nil
+	case sub == "partition" || (sub == "heal" && len(pos) == 0):
+		if sub == "partition" && len(pos) == 0 {
+			return 2, errors.New("usage: deskgate fleet partition BOX... (cut this box off from those boxes) | fleet heal")
+		}
+		var v struct {
+			Cut []string `json:"cut"`
+		}
+		if err := c.PostJSON(ctx, "/v1/fleet/partition", map[string][]string{"cut": pos}, &v); err != nil {
+			return 1, err
+		}
+		return show(v, func() {
+			if len(v.Cut) == 0 {
+				fmt.Fprintln(out, "partition healed: this box links with every box again")
+				return
+			}
+			fmt.Fprintf(out, "this box is cut off from %s until `deskgate fleet heal`\n", strings.Join(v.Cut, ", "))
+		})
 	case sub == "config" && len(pos) >= 1 && len(pos) <= 2 && pos[0] == "push":
 		req := map[string]string{"doc": ""}
 		if len(pos) == 2 {

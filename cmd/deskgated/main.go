@@ -75,7 +75,7 @@ func run(args []string) error {
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
 
-	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{OwnProcess: true})
+	app, err := appliance.New(ctx, *cfgPath, cfg, log, appliance.Options{OwnProcess: true, DemoSwitches: os.Getenv(appliance.DemoSwitchesEnv) == "1"})
 	if err != nil {
 		return err
 	}
