@@ -418,3 +418,48 @@ func TestFleetMemberDayPass(t *testing.T) {
 		t.Fatalf("the pass ends %s at box-a and %s at box-b, want %s at both", exA.Decision.ValidUntil, exB.Decision.ValidUntil, want)
 	}
 }
+
+// TestFleetMemberDayPassLaterLoginTicksFirst: a login at box-b a minute
+// after box-a's reaches the fleet first (box-b's 15 s tick came first);
+// box-a's tick then moves the pass's first use back to its earlier login,
+// at both boxes (found by the process-level Jepsen test).
+func TestFleetMemberDayPassLaterLoginTicksFirst(t *testing.T) {
+	boxes := startFleet(t, harnessOpts{})
+	a, b := boxes[0], boxes[1]
+	ctx := context.Background()
+	email := "frances.allen@example.org"
+	passID := a.sim.Seeded().IDs["pass:valid"]
+	firstUse := func(x *fleetBox) time.Time {
+		var p model.Pass
+		if err := x.app.Store().View(func(tx *store.Tx) error { var err error; p, err = tx.GetPass(passID); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return p.FirstUse
+	}
+	ex, err := a.app.Explain(email, "downtown-ap")
+	if err != nil || !ex.Decision.Allowed {
+		t.Fatalf("explain at box-a: %v %+v", err, ex.Decision)
+	}
+	var class string
+	for _, l := range ex.Reply {
+		if v, ok := strings.CutPrefix(l, "Class = "); ok {
+			class = strings.Trim(v, `"`)
+		}
+	}
+	acctAt(t, a, email, class, "dp-a", "AA-BB-CC-00-0E-01", rfc2866.AcctStatusType_Value_Start)
+	early := a.clock.Now()
+	a.clock.Jump(time.Minute)
+	acctAt(t, b, email, class, "dp-b", "AA-BB-CC-00-0E-02", rfc2866.AcctStatusType_Value_Start)
+	b.app.activateDayPasses(ctx) // box-b's tick first
+	late := firstUse(b)
+	if late.IsZero() || !late.After(early) {
+		t.Fatalf("box-b's first use %s, want its own login after %s", late, early)
+	}
+	waitFor(t, time.Second, "box-a learns box-b's first use", func() bool { return firstUse(a).Equal(late) })
+	a.app.activateDayPasses(ctx)
+	got := firstUse(a)
+	if !got.Before(late) || got.After(early) {
+		t.Fatalf("box-a's first use %s after its own tick, want its login (at or before %s, not box-b's %s)", got, early, late)
+	}
+	waitFor(t, time.Second, "box-b learns the earlier first use", func() bool { return firstUse(b).Equal(got) })
+}

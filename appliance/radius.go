@@ -441,8 +441,11 @@ func (a *App) activateDayPasses(ctx context.Context) {
 	if len(first) == 0 {
 		return
 	}
-	startable := func(p model.Pass) bool {
-		return p.FirstUse.IsZero() && (p.Status == "valid" || p.Status == "") && p.Count > p.UsedCount
+	// A pass is startable by a login before its first use, also when one
+	// is known already: a later login at another box may have reached the
+	// fleet before this box's tick, and the earliest login wins.
+	startable := func(p model.Pass, at time.Time) bool {
+		return (p.FirstUse.IsZero() || at.Before(p.FirstUse)) && (p.Status == "valid" || p.Status == "") && p.Count > p.UsedCount
 	}
 	// Most ticks start nothing: find the members with a startable pass in
 	// one read transaction before taking the write lock.
@@ -453,7 +456,7 @@ func (a *App) activateDayPasses(ctx context.Context) {
 			if err != nil {
 				return err
 			}
-			if slices.ContainsFunc(ps, startable) {
+			if slices.ContainsFunc(ps, func(p model.Pass) bool { return startable(p, first[m]) }) {
 				due = append(due, m)
 			}
 		}
@@ -474,7 +477,7 @@ func (a *App) activateDayPasses(ctx context.Context) {
 				return err
 			}
 			for _, p := range ps {
-				if !startable(p) {
+				if !startable(p, t) {
 					continue
 				}
 				p.FirstUse = t

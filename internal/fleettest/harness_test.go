@@ -488,11 +488,25 @@ func (b *box) mails(email string) []string {
 	return out
 }
 
-// welcomes returns every email to email across the fleet.
+// welcomeMails returns the welcome emails in the box's mailbox addressed
+// to email (a day-pass holder also gets a guest code email).
+func (b *box) welcomeMails(email string) []string {
+	var out []string
+	for _, m := range b.mails(email) {
+		if welcomeSubjectRe.MatchString(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+var welcomeSubjectRe = regexp.MustCompile(`(?m)^Subject: Welcome`)
+
+// welcomes returns every welcome email to email across the fleet.
 func (f *fleet) welcomes(email string) []string {
 	var out []string
 	for _, b := range f.boxes {
-		out = append(out, b.mails(email)...)
+		out = append(out, b.welcomeMails(email)...)
 	}
 	return out
 }
@@ -528,6 +542,29 @@ func (f *fleet) createMember(name, email, location string) (string, string) {
 		f.t.Fatalf("create membership: %v", err)
 	}
 	return fmt.Sprint(m["_id"]), fmt.Sprint(ms["_id"])
+}
+
+// createDayPassMember creates a drop-in member holding one unused Day
+// Pass (no membership) in the simulator, as the seeded "daypass-valid"
+// member, and returns the member and pass ids.
+func (f *fleet) createDayPassMember(name, email, location string) (string, string) {
+	f.t.Helper()
+	ids := f.sim.Seeded().IDs
+	m, err := f.sim.Create("members", map[string]any{"name": name, "email": email, "location": ids["location:"+location], "status": "drop-in"})
+	if err != nil {
+		f.t.Fatalf("create day-pass member: %v", err)
+	}
+	// Valid from two days back (see createMember on time zones) for a month.
+	now := f.sim.Now().UTC()
+	from, to := now.AddDate(0, 0, -2).Format("2006-01-02"), now.AddDate(0, 0, 29).Format("2006-01-02")
+	p, err := f.sim.Create("passes", map[string]any{"member": m["_id"], "isPersonal": true, "plan": ids["plan:Day Pass"],
+		"count": 1, "usedCount": 0, "intervalLength": "once", "resourceType": "hotdesk",
+		"startDate": from + "T00:00:00.000Z", "validFrom": from + "T00:00:00.000Z", "validTo": to + "T23:59:00.000Z",
+		"shouldGrantActiveStatus": false, "properties": map[string]any{"location": ids["location:"+location]}})
+	if err != nil {
+		f.t.Fatalf("create day pass: %v", err)
+	}
+	return fmt.Sprint(m["_id"]), fmt.Sprint(p["_id"])
 }
 
 // endMembership ends a membership two days ago (simulator clock; see

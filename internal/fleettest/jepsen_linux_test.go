@@ -1,10 +1,12 @@
 package fleettest
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"layeh.com/radius/rfc2866"
 
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/creds"
 	"github.com/deskgate/deskgate/appliance/peer"
 )
@@ -31,8 +34,60 @@ type jMember struct {
 	seq                   int  // creation order, for "which boxes synced it"
 	ended                 bool // membership ended in OfficeRnD
 	link                  string
-	pw                    string // acknowledged member-chosen password
-	pwMaybe               string // sent, not acknowledged (box killed)
+	pw                    string    // acknowledged member-chosen password
+	pwMaybe               string    // sent, not acknowledged (box killed)
+	dayPass               *jDayPass // a drop-in member with one Day Pass (no membership)
+}
+
+// jDayPass is a member's Day Pass and the first WiFi logins (accounting
+// Starts) the test sent for it.
+type jDayPass struct {
+	id     string
+	starts []jLogin
+}
+
+// jLogin is one accounting Start: sent and answered (or given up) between
+// two readings of the test's clock, which is the boxes' clock too.
+type jLogin struct {
+	box        int
+	sent, done time.Time
+	acked      bool
+}
+
+// problem says how the fleet's first use of day pass p (its daypass
+// register in d) disagrees with the logins sent: an acknowledged login
+// must start it, at a login the test sent (its Start's time lies within
+// the request's round trip), no later than the earliest acknowledged one.
+// It returns "" and the first use when they agree.
+func (p *jDayPass) problem(d peer.Dump) (string, time.Time) {
+	r, ok := register(d, peer.KindDayPass, "pass/"+p.id)
+	var earliest *jLogin
+	for k, l := range p.starts {
+		if l.acked && (earliest == nil || l.done.Before(earliest.done)) {
+			earliest = &p.starts[k]
+		}
+	}
+	switch {
+	case !ok && earliest != nil:
+		return fmt.Sprintf("acknowledged login at box %d, never started", earliest.box), time.Time{}
+	case !ok:
+		return "", time.Time{}
+	case len(p.starts) == 0:
+		return "started although nobody logged in", time.Time{}
+	}
+	var v peer.DayPassValue
+	if err := json.Unmarshal(r.Value, &v); err != nil {
+		return fmt.Sprintf("daypass register %s: %v", r.Key, err), time.Time{}
+	}
+	sent := slices.ContainsFunc(p.starts, func(l jLogin) bool { return !v.At.Before(l.sent) && !v.At.After(l.done) })
+	if !sent || (earliest != nil && v.At.After(earliest.done)) {
+		return fmt.Sprintf("first use %s at %s, not the earliest acknowledged login (logins %v)", v.At.Format(time.RFC3339Nano), v.Box, p.starts), time.Time{}
+	}
+	return "", v.At
+}
+
+func (l jLogin) String() string {
+	return fmt.Sprintf("box %d %s..%s acked %t", l.box, l.sent.UTC().Format("15:04:05.000000"), l.done.UTC().Format("15:04:05.000000"), l.acked)
 }
 
 // jCert is one EAP-TLS certificate the test had issued.
@@ -61,17 +116,19 @@ type jSession struct {
 // sessions started and stopped (RADIUS accounting, layeh.com/radius from
 // inside the box's namespace: radclient costs ~0.2 s a request), EAP-TLS
 // certificates issued on a random box's member page and revoked at a
-// random box, random partitions
+// random box, day passes used (a drop-in member's first WiFi login, an
+// accounting Start at a random box, possibly at both sides of a
+// partition), random partitions
 // cut with iptables, heals, and kill -9 of random boxes restarted on the
 // same data directory. Afterwards, with the network healed and every box
 // running and synced: every box holds the same replicated state (fleet
 // dump), every acknowledged operation is in it, every member has one
-// password everywhere and exactly one welcome email.
+// password everywhere and exactly one welcome email, every day pass used
+// by an acknowledged login starts at the earliest acknowledged login and
+// ends at the same moment at every box.
 //
 // It prints its seed; -seed N (or DESKGATE_JEPSEN_SEED=N) replays the same
 // operation sequence (timing still varies), -ops N changes the count.
-// Day passes need a guest login through the captive portal, which these
-// boxes do not run; appliance's in-process fleet tests cover them.
 func TestFleetJepsen(t *testing.T) {
 	needTools(t, "radclient")
 	seed := *seedFlag
@@ -114,14 +171,15 @@ func TestFleetJepsen(t *testing.T) {
 		return f.boxes[2]
 	}
 	var (
-		members  []*jMember
-		sessions []*jSession
-		certs    []*jCert
-		synced   = make([]int, len(f.boxes)) // per box: members[:synced[i]] were created before its last good poll
-		sides    []int
-		counts   = map[string]int{}
-		spent    = map[string]time.Duration{}
-		began    = time.Now()
+		members   []*jMember
+		sessions  []*jSession
+		certs     []*jCert
+		dayLogins []*jMember                  // one per day-pass login sent
+		synced    = make([]int, len(f.boxes)) // per box: members[:synced[i]] were created before its last good poll
+		sides     []int
+		counts    = map[string]int{}
+		spent     = map[string]time.Duration{}
+		began     = time.Now()
 	)
 	running := func() []int {
 		var out []int
@@ -150,7 +208,12 @@ func TestFleetJepsen(t *testing.T) {
 		{"create member", 10, func() bool {
 			m := &jMember{loc: rng.IntN(2), seq: len(members)}
 			m.email = fmt.Sprintf("j%04d@jepsen.example", len(members))
-			m.id, m.membership = f.createMember(fmt.Sprintf("Jepsen %04d", len(members)), m.email, locations[m.loc])
+			if rng.IntN(5) == 0 { // a drop-in with a Day Pass
+				m.dayPass = &jDayPass{}
+				m.id, m.dayPass.id = f.createDayPassMember(fmt.Sprintf("Jepsen %04d", len(members)), m.email, locations[m.loc])
+			} else {
+				m.id, m.membership = f.createMember(fmt.Sprintf("Jepsen %04d", len(members)), m.email, locations[m.loc])
+			}
 			members = append(members, m)
 			if r := running(); len(r) > 0 {
 				syncAt(pick(r))
@@ -160,7 +223,7 @@ func TestFleetJepsen(t *testing.T) {
 		{"end membership", 3, func() bool {
 			var cands []*jMember
 			for _, m := range members {
-				if !m.ended {
+				if !m.ended && m.dayPass == nil {
 					cands = append(cands, m)
 				}
 			}
@@ -195,7 +258,7 @@ func TestFleetJepsen(t *testing.T) {
 			}
 			m := cands[rng.IntN(len(cands))]
 			if m.link == "" {
-				mails := owner(m).mails(m.email)
+				mails := owner(m).welcomeMails(m.email)
 				if len(mails) == 0 {
 					return false // the owner has not polled it yet
 				}
@@ -217,7 +280,7 @@ func TestFleetJepsen(t *testing.T) {
 			i := pick(r)
 			var cands []*jMember
 			for _, m := range members[:synced[i]] {
-				if !m.ended {
+				if !m.ended && m.dayPass == nil {
 					cands = append(cands, m)
 				}
 			}
@@ -250,6 +313,35 @@ func TestFleetJepsen(t *testing.T) {
 			} else {
 				s.state, s.stopUnacked = "unknown", true
 			}
+			return true
+		}},
+		// A day pass starts with its holder's first WiFi login: the box
+		// that saw it records it (a 15 s ticker) in a minimum register.
+		// These sessions are never stopped (a login shorter than a tick
+		// does not start the pass).
+		{"day pass used", 5, func() bool {
+			r := running()
+			if len(r) == 0 {
+				return false
+			}
+			i := pick(r)
+			var cands []*jMember
+			for _, m := range members[:synced[i]] {
+				if m.dayPass != nil && len(m.dayPass.starts) < 3 {
+					cands = append(cands, m)
+				}
+			}
+			if len(cands) == 0 {
+				return false
+			}
+			m := cands[rng.IntN(len(cands))]
+			n := len(dayLogins)
+			dayLogins = append(dayLogins, m)
+			l := jLogin{box: i, sent: time.Now().Round(0)}
+			l.acked = f.boxes[i].accountingGo(m.email, fmt.Sprintf("dp-%d", n),
+				fmt.Sprintf("02-00-01-%02x-%02x-%02x", i, n>>8, n&0xff), rfc2866.AcctStatusType_Value_Start)
+			l.done = time.Now().Round(0)
+			m.dayPass.starts = append(m.dayPass.starts, l)
 			return true
 		}},
 		{"issue certificate", 4, func() bool {
@@ -365,6 +457,34 @@ func TestFleetJepsen(t *testing.T) {
 		}
 		return true
 	})
+	// A box starts a day pass at its next 15 s tick after the login (or
+	// after its restart): wait for every acknowledged one at every box.
+	var usedPasses []*jDayPass
+	for _, m := range members {
+		if m.dayPass != nil && slices.ContainsFunc(m.dayPass.starts, func(l jLogin) bool { return l.acked }) {
+			usedPasses = append(usedPasses, m.dayPass)
+		}
+	}
+	// Not waitFor: a timeout is reported with the details below.
+	dpStart := time.Now()
+dpWait:
+	for time.Since(dpStart) < 20*time.Second {
+		for _, b := range f.boxes {
+			d, err := b.dump()
+			if err != nil {
+				time.Sleep(50 * time.Millisecond)
+				continue dpWait
+			}
+			for _, p := range usedPasses {
+				if msg, _ := p.problem(d); msg != "" {
+					time.Sleep(50 * time.Millisecond)
+					continue dpWait
+				}
+			}
+		}
+		break
+	}
+	t.Logf("%d day passes used: started at every box %s after the outboxes drained", len(usedPasses), time.Since(dpStart).Round(time.Millisecond))
 	d, took := f.converged(30*time.Second, "after the run")
 	t.Logf("converged %s after the final heal (%s after the last poll): digest %.16s…, %d registers, %d accounts, vv %v",
 		time.Since(healAt).Round(time.Millisecond), took.Round(time.Millisecond), d.Digest, len(d.Registers), len(d.Accounts), d.VV)
@@ -417,6 +537,33 @@ func TestFleetJepsen(t *testing.T) {
 			lost = append(lost, fmt.Sprintf("session %s: acknowledged start lost (stop unacknowledged)", key))
 		}
 	}
+	// Day passes: the fleet's first use (the same register at every box:
+	// converged) is a login the test sent, no later than the earliest
+	// acknowledged one; every box's member page decision ends 24 h after it.
+	for _, m := range members {
+		p := m.dayPass
+		if p == nil {
+			continue
+		}
+		msg, first := p.problem(d)
+		if msg != "" {
+			lost = append(lost, fmt.Sprintf("day pass %s of %s: %s", p.id, m.email, msg))
+			continue
+		}
+		if first.IsZero() {
+			continue // never used
+		}
+		for _, b := range f.boxes {
+			var ex admin.Explanation
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := b.admin().Get(ctx, "/v1/explain", url.Values{"user": {m.email}}, &ex)
+			cancel()
+			if want := first.Add(24 * time.Hour); err != nil || !ex.Decision.ValidUntil.Equal(want) {
+				lost = append(lost, fmt.Sprintf("day pass %s of %s: ends %s at %s (err %v), want %s (24 h after the first use)",
+					p.id, m.email, ex.Decision.ValidUntil.Format(time.RFC3339Nano), b.id, err, want.Format(time.RFC3339Nano)))
+			}
+		}
+	}
 	for _, c := range certs {
 		if _, ok := register(d, peer.KindCert, c.serial); !ok {
 			lost = append(lost, fmt.Sprintf("certificate %s: issued, unknown to the fleet", c.serial))
@@ -445,6 +592,9 @@ func TestFleetJepsen(t *testing.T) {
 			online[s.member] = true
 		}
 	}
+	for _, m := range dayLogins {
+		online[m] = true
+	}
 	checked := 0
 	for _, m := range members {
 		if m.pw == "" || m.ended || online[m] || checked == 3 {
@@ -457,5 +607,6 @@ func TestFleetJepsen(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("whole test %s; %d members, %d sessions, %d certificates", time.Since(began).Round(time.Millisecond), len(members), len(sessions), len(certs))
+	t.Logf("whole test %s; %d members, %d sessions, %d certificates, %d day passes used by %d logins",
+		time.Since(began).Round(time.Millisecond), len(members), len(sessions), len(certs), len(usedPasses), len(dayLogins))
 }
