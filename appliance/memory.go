@@ -59,7 +59,7 @@ func (a *App) trimMemory(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			lastChange = time.Now()
+			lastChange = time.Now() // monotonic elapsed time for the quiet check, not a decision: the daemon clock may stand still in tests
 			quiet.Reset(trimQuiet)
 			continue
 		case <-quiet.C:

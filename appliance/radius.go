@@ -291,10 +291,7 @@ func (a *App) watchChanges(ctx context.Context) error {
 			}
 			if c.Member != "" {
 				if _, ok := pending[c.Member]; !ok {
-					// A latency measurement, not a decision: the
-					// monotonic clock (WithChangeTime's reader
-					// measures time.Since).
-					pending[c.Member] = time.Now()
+					pending[c.Member] = time.Now() // a latency measurement on the monotonic clock (read with time.Since), not a decision
 				}
 				// Coalesce the burst one transaction publishes (membership,
 				// account, audit) into one re-authorization.

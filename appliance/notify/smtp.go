@@ -177,7 +177,7 @@ func (s *SMTPMailer) session(ctx context.Context, fn func(c *smtp.Client, step f
 			err = fmt.Errorf("smtp %s: %w", addr, ctx.Err())
 		}
 	}()
-	step := func() { _ = conn.SetDeadline(time.Now().Add(s.c.Timeout)) }
+	step := func() { _ = conn.SetDeadline(time.Now().Add(s.c.Timeout)) } // an I/O deadline, not a decision
 
 	step()
 	c, err := smtp.NewClient(conn, s.c.Host)
