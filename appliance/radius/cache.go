@@ -3,6 +3,7 @@ package radius
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,23 +36,100 @@ type CachingDirectory struct {
 	version func() uint64 // nil: none
 	gen     atomic.Uint64 // bumped by every invalidation
 
-	mu      sync.RWMutex
-	m       map[cacheKey]cached // username, location -> subject
-	members map[string]cached   // username -> member only (MemberOf)
+	mu       sync.RWMutex
+	m        map[cacheKey]cached // username, location -> subject
+	members  map[string]cached   // username -> member only (MemberOf)
+	shapes   map[string]*model.Decision
+	shapeKey []byte
 }
 
 type cacheKey struct{ user, loc string }
 
+// cached is one answer in compact form: what the RADIUS server reads of
+// the account, the member's own part of the decision, and a pointer to
+// the part members on the same plan at the same place share (interned).
+// A decision's explanation is kept only for a denial (its first line,
+// the verdict); with 50,000 members cached that is a few hundred bytes
+// each instead of a kilobyte.
 type cached struct {
-	subj          Subject
-	err           error
-	from, expires time.Time // valid for from <= now < expires
-	ver           uint64    // the version it was read at
+	shape          *model.Decision // shared: no MembershipID, ValidUntil, SessionTimeout or Reasons
+	membershipID   string
+	validUntil     time.Time
+	sessionTimeout time.Duration
+	reasons        []string // the verdict of a denial; nil when allowed
+	user, member   string
+	group, reason  string // the account's group and disabled reason
+	nt             []byte
+	disabled       bool
+	err            error
+	from, expires  int64  // valid for from <= now < expires (Unix ns)
+	ver            uint64 // the version it was read at
 }
 
-// maxCached bounds each map: past it, the map starts over (a few hundred
-// bytes an entry, so 100,000 entries are some tens of MB at most).
-const maxCached = 100000
+// subject rebuilds the Subject (no allocation).
+func (e *cached) subject() Subject {
+	var s Subject
+	if e.shape != nil {
+		s.Decision = *e.shape
+	}
+	s.Decision.MembershipID, s.Decision.ValidUntil, s.Decision.SessionTimeout, s.Decision.Reasons =
+		e.membershipID, e.validUntil, e.sessionTimeout, e.reasons
+	s.Account = model.Account{Username: e.user, MemberID: e.member, Group: e.group, DisabledReason: e.reason, NTHash: e.nt, Disabled: e.disabled}
+	return s
+}
+
+// compact makes the cached form of subj (under c.mu).
+func (c *CachingDirectory) compact(subj Subject, err error) cached {
+	d := subj.Decision
+	e := cached{membershipID: d.MembershipID, validUntil: d.ValidUntil, sessionTimeout: d.SessionTimeout,
+		user: subj.Account.Username, member: subj.Account.MemberID, group: subj.Account.Group,
+		reason: subj.Account.DisabledReason, nt: subj.Account.NTHash, disabled: subj.Account.Disabled, err: err}
+	if !d.Allowed && len(d.Reasons) > 0 {
+		e.reasons = []string{d.Reasons[0]}
+	}
+	d.MembershipID, d.ValidUntil, d.SessionTimeout, d.Reasons = "", time.Time{}, 0, nil
+	e.shape = c.intern(d)
+	return e
+}
+
+// intern returns the shared copy of shape (under c.mu).
+func (c *CachingDirectory) intern(d model.Decision) *model.Decision {
+	b := c.shapeKey[:0]
+	b = strconv.AppendBool(b, d.Allowed)
+	for _, s := range []string{d.Deny, d.PlanID, d.PlanName, d.Group} {
+		b = append(strconv.AppendInt(b, int64(len(s)), 10), ':')
+		b = append(b, s...)
+	}
+	b = strconv.AppendInt(b, int64(d.Bandwidth.DownKbps), 10)
+	b = strconv.AppendInt(append(b, '/'), int64(d.Bandwidth.UpKbps), 10)
+	b = strconv.AppendBool(append(b, ' '), d.StaticIP)
+	b = strconv.AppendInt(append(b, ' '), int64(d.MaxDevices), 10)
+	for _, l := range d.Locations {
+		for _, s := range []string{l.LocationID, l.Name, l.Network} {
+			b = append(strconv.AppendInt(b, int64(len(s)), 10), ':')
+			b = append(b, s...)
+		}
+		b = strconv.AppendInt(b, int64(l.VLAN), 10)
+	}
+	c.shapeKey = b
+	if p, ok := c.shapes[string(b)]; ok {
+		return p
+	}
+	if len(c.shapes) >= maxShapes {
+		clear(c.shapes) // entries keep theirs
+	}
+	p := &d
+	c.shapes[string(b)] = p
+	return p
+}
+
+// maxCached bounds the cache: past it, the cache starts over (some 400
+// bytes an entry). maxShapes bounds the interned decision shapes (a few
+// per plan and location).
+const (
+	maxCached = 100000
+	maxShapes = 4096
+)
 
 // NewCachingDirectory caches inner's answers (including ErrUnknownUser)
 // for at most ttl. now defaults to time.Now.
@@ -59,7 +137,8 @@ func NewCachingDirectory(inner Directory, ttl time.Duration, now func() time.Tim
 	if now == nil {
 		now = time.Now
 	}
-	return &CachingDirectory{inner: inner, ttl: ttl, now: now, m: map[cacheKey]cached{}, members: map[string]cached{}}
+	return &CachingDirectory{inner: inner, ttl: ttl, now: now, m: map[cacheKey]cached{}, members: map[string]cached{},
+		shapes: map[string]*model.Decision{}}
 }
 
 // SetVersion makes every hit compare version() with its value when the
@@ -77,8 +156,8 @@ func (c *CachingDirectory) ver() uint64 {
 }
 
 // fresh reports whether e answers at now.
-func (c *CachingDirectory) fresh(e cached, now time.Time) bool {
-	return !now.Before(e.from) && now.Before(e.expires) && e.ver == c.ver()
+func (c *CachingDirectory) fresh(e *cached, now int64) bool {
+	return e.from <= now && now < e.expires && e.ver == c.ver()
 }
 
 // Lookup implements Directory.
@@ -89,8 +168,8 @@ func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject
 	c.mu.RLock()
 	e, ok := c.m[key]
 	c.mu.RUnlock()
-	if ok && c.fresh(e, now) {
-		return e.subj, e.err
+	if ok && c.fresh(&e, now.UnixNano()) {
+		return e.subject(), e.err
 	}
 	gen, ver := c.gen.Load(), c.ver()
 	subj, err := c.inner.Lookup(ctx, username)
@@ -109,7 +188,9 @@ func (c *CachingDirectory) Lookup(ctx context.Context, username string) (Subject
 		if len(c.m) >= maxCached {
 			clear(c.m)
 		}
-		c.m[key] = cached{subj: subj, err: err, from: now, expires: expires, ver: ver}
+		e := c.compact(subj, err)
+		e.from, e.expires, e.ver = now.UnixNano(), expires.UnixNano(), ver
+		c.m[key] = e
 	}
 	c.mu.Unlock()
 	return subj, err
@@ -122,12 +203,12 @@ func (c *CachingDirectory) MemberOf(ctx context.Context, username string) (strin
 	now := c.now()
 	c.mu.RLock()
 	e, ok := c.m[cacheKey{user, LocationFromContext(ctx)}]
-	if !ok || !c.fresh(e, now) {
+	if !ok || !c.fresh(&e, now.UnixNano()) {
 		e, ok = c.members[user]
 	}
 	c.mu.RUnlock()
-	if ok && c.fresh(e, now) {
-		return e.subj.Account.MemberID, e.err
+	if ok && c.fresh(&e, now.UnixNano()) {
+		return e.member, e.err
 	}
 	mf, isFinder := c.inner.(MemberFinder)
 	if !isFinder {
@@ -144,7 +225,7 @@ func (c *CachingDirectory) MemberOf(ctx context.Context, username string) (strin
 		if len(c.members) >= maxCached {
 			clear(c.members)
 		}
-		c.members[user] = cached{subj: Subject{Account: model.Account{MemberID: member}}, err: err, from: now, expires: now.Add(c.ttl), ver: ver}
+		c.members[user] = cached{member: member, err: err, from: now.UnixNano(), expires: now.Add(c.ttl).UnixNano(), ver: ver}
 	}
 	c.mu.Unlock()
 	return member, err
@@ -181,6 +262,7 @@ func (c *CachingDirectory) InvalidateAll() {
 	c.gen.Add(1)
 	clear(c.m)
 	clear(c.members)
+	clear(c.shapes)
 	c.mu.Unlock()
 }
 
