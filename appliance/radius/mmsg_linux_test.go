@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -116,6 +117,10 @@ func TestAuthSocketIdleRequestCostsFewWakeups(t *testing.T) {
 	n := len(reqs) - 1
 	switches := voluntarySwitches(t) - before
 	t.Logf("%d idle requests: %d voluntary context switches (%.1f per request, the client's own two included)", n, switches, float64(switches)/float64(n))
+	// Lone requests are answered at once: one wake-up each, no coalescing.
+	if w := e.srv.authConns[0].(*rawUDP).wakes.Load(); w != uint64(len(reqs)) {
+		t.Errorf("%d reader wake-ups for %d lone requests, want one each", w, len(reqs))
+	}
 	// The client sleeps twice per request (ppoll, the timer), the
 	// server's thread once in the poller, the monitor once for the
 	// timer; a few more for the garbage collector (7–10 measured).
@@ -189,5 +194,80 @@ func TestAcctSocketRawIO(t *testing.T) {
 				t.Errorf("listen %s, from %s: want Accounting-Response id %d, got %v", tc.listen, host, 20+i, resp)
 			}
 		}
+	}
+}
+
+// TestAuthSocketCoalescesSteadyLoad sends requests at a steady 5,000 a
+// second, each alone on the wire, as a NAS-heavy site at half load does:
+// the reader must not wake once per request (which, on a small VM, was
+// most of the CPU per request at half load) but collect what a
+// coalescing window brings, and still answer every request within a few
+// windows.
+func TestAuthSocketCoalescesSteadyLoad(t *testing.T) {
+	e := startServer(t, defaultClients(), nil)
+	c, err := net.Dial("udp", e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n, gap = 600, 200 * time.Microsecond
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = buildAccessRequest(t, []byte(testSecret), byte(i), "alice", "correct horse", true, nil)
+	}
+	base := time.Now()
+	sent := make([]atomic.Int64, n) // ns after base; 0: answered
+	var slowest time.Duration
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		k := 0
+		for k < n {
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			m, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			if m >= 20 && buf[0] == 2 {
+				i := int(buf[1])
+				for j := i; j < n; j += 256 { // the oldest unanswered with this id
+					if at := sent[j].Swap(0); at != 0 {
+						slowest = max(slowest, time.Since(base)-time.Duration(at))
+						break
+					}
+				}
+				k++
+			}
+		}
+		got <- k
+	}()
+	w0 := e.srv.authConns[0].(*rawUDP).wakes.Load()
+	func() {
+		runtime.LockOSThread() // pace in the kernel: Go timers this short come late, in bursts
+		defer runtime.UnlockOSThread()
+		start := time.Now()
+		for i, req := range reqs {
+			if d := time.Until(start.Add(time.Duration(i) * gap)); d > 0 {
+				ts := unix.NsecToTimespec(int64(d))
+				_ = unix.Nanosleep(&ts, nil)
+			}
+			sent[i].Store(int64(time.Since(base)))
+			if _, err := c.Write(req); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	answered := <-got
+	wakes := e.srv.authConns[0].(*rawUDP).wakes.Load() - w0
+	t.Logf("%d requests %v apart: %d answered, %d reader wake-ups (%.2f per request), slowest answer %v", n, gap, answered, wakes, float64(wakes)/n, slowest)
+	if answered != n {
+		t.Fatalf("%d of %d requests answered", answered, n)
+	}
+	if per := float64(wakes) / n; per > 0.5 {
+		t.Errorf("%.2f reader wake-ups per request at a steady %v gap, want at most 0.5 (one per request without coalescing)", per, gap)
+	}
+	if slowest > 250*time.Millisecond {
+		t.Errorf("slowest answer took %v", slowest)
 	}
 }
