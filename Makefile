@@ -59,6 +59,8 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	CGO_ENABLED=1 $(GO) vet -tags $(OPENSSL_TAGS) ./internal/rsasign/ ./appliance/eap/
+	CGO_ENABLED=1 $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags $(OPENSSL_TAGS) ./internal/rsasign/ ./appliance/eap/
 
 # Benchmarks with figures (medians of repeated runs), see scripts/bench.sh.
 bench: test-deps build
