@@ -50,8 +50,8 @@ type rawUDP struct {
 	armed bool            // the reader's: fd is in ep's interest list
 	laddr *net.UDPAddr
 	// wakes counts the reader's wake-ups: from the poller, and at the
-	// end of each coalescing window.
-	wakes atomic.Uint64
+	// end of each coalescing window (windows counts those).
+	wakes, windows atomic.Uint64
 
 	mu      sync.Mutex
 	closed  atomic.Bool
@@ -452,7 +452,14 @@ func (s *Server) batchAuthLoop(r *rawUDP, handle func(w *worker, b []byte, src n
 			}
 		}
 	}
+	// A window pays when it brings two datagrams or more; one that brings
+	// fewer cost as much as the poller and delayed its datagram (a client
+	// whose next request waits for the last answer, as EAP's round
+	// trips): it ends the coalescing, and if it was the first, doubles the
+	// run of wake-ups closer together than a window that it takes to
+	// coalesce again; a useful first window resets that.
 	var lastWake time.Time
+	short, need := 0, 1
 	for {
 		n, err := m.read()
 		if err == nil {
@@ -465,16 +472,31 @@ func (s *Server) batchAuthLoop(r *rawUDP, handle func(w *worker, b []byte, src n
 		// Datagrams closer together than the window: coalesce. (The
 		// monotonic clock paces the reader; it decides nothing.)
 		now := time.Now()
-		steady := now.Sub(lastWake) < coalesceWindow
+		if now.Sub(lastWake) < coalesceWindow {
+			short++
+		} else {
+			short = 0
+		}
 		lastWake = now
-		for err == nil && steady {
+		for first := true; err == nil && short >= need; first = false {
 			if err = m.r.arm(false); err != nil {
 				break
 			}
 			time.Sleep(coalesceWindow)
 			r.wakes.Add(1)
+			r.windows.Add(1)
 			var got int
-			if got, err = drain(); got == 0 {
+			got, err = drain()
+			paid := got >= 2
+			if first {
+				if paid {
+					need = 1
+				} else {
+					need = min(2*need, maxCoalesceNeed)
+				}
+			}
+			if !paid {
+				short = 0
 				break // quiet again: wait in the poller
 			}
 		}
@@ -494,6 +516,10 @@ func (s *Server) batchAuthLoop(r *rawUDP, handle func(w *worker, b []byte, src n
 // no sooner than a millisecond anyway). Requests more than a window
 // apart are answered at once.
 const coalesceWindow = time.Millisecond
+
+// maxCoalesceNeed bounds how many close wake-ups in a row coalescing may
+// come to need after wasted windows.
+const maxCoalesceNeed = 64
 
 // serveAuth serves one authentication socket until it is closed.
 func (s *Server) serveAuth(ctx context.Context, c authSocket) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -269,5 +270,52 @@ func TestAuthSocketCoalescesSteadyLoad(t *testing.T) {
 	}
 	if slowest > 250*time.Millisecond {
 		t.Errorf("slowest answer took %v", slowest)
+	}
+}
+
+// TestAuthSocketLockstepNotDelayed plays a client that sends its next
+// request only once the last one is answered (EAP's round trips): the
+// requests are close together, but a coalescing window would find
+// nothing (the client waits for the answer) and only add a wake-up and a
+// millisecond per round trip: a window brings one request at most. After
+// a few such windows the reader stops coalescing: the client is not held
+// to one round trip per window.
+func TestAuthSocketLockstepNotDelayed(t *testing.T) {
+	e := startServer(t, defaultClients(), nil)
+	c, err := net.Dial("udp", e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4096)
+	const n = 400
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = buildAccessRequest(t, []byte(testSecret), byte(i), "alice", "correct horse", true, nil)
+	}
+	w0, win0 := e.srv.authConns[0].(*rawUDP).wakes.Load(), e.srv.authConns[0].(*rawUDP).windows.Load()
+	start := time.Now()
+	rtts := make([]time.Duration, 0, n)
+	for _, req := range reqs {
+		sent := time.Now()
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if m, err := c.Read(buf); err != nil || m < 20 || buf[0] != 2 {
+			t.Fatalf("want Access-Accept, got %d bytes (code %d), %v", m, buf[0], err)
+		}
+		rtts = append(rtts, time.Since(sent))
+	}
+	slices.Sort(rtts)
+	took := time.Since(start)
+	wakes := e.srv.authConns[0].(*rawUDP).wakes.Load() - w0
+	windows := e.srv.authConns[0].(*rawUDP).windows.Load() - win0
+	t.Logf("%d round trips in %v (median %v): %d reader wake-ups, %d of them coalescing windows", n, took, rtts[n/2], wakes, windows)
+	if windows > n/10 {
+		t.Errorf("%d of %d round trips waited out a coalescing window, want at most %d", windows, n, n/10)
+	}
+	if per := float64(wakes) / n; per > 1.15 {
+		t.Errorf("%.2f reader wake-ups per round trip, want at most 1.15", per)
 	}
 }
