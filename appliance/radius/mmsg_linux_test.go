@@ -198,7 +198,7 @@ func TestAcctSocketRawIO(t *testing.T) {
 	}
 }
 
-// TestAuthSocketCoalescesSteadyLoad sends requests at a steady 5,000 a
+// TestAuthSocketCoalescesSteadyLoad sends requests at a steady 10,000 a
 // second, each alone on the wire, as a NAS-heavy site at half load does:
 // the reader must not wake once per request (which, on a small VM, was
 // most of the CPU per request at half load) but collect what a
@@ -211,7 +211,7 @@ func TestAuthSocketCoalescesSteadyLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	const n, gap = 600, 200 * time.Microsecond
+	const n, gap = 1000, 100 * time.Microsecond
 	reqs := make([][]byte, n)
 	for i := range reqs {
 		reqs[i] = buildAccessRequest(t, []byte(testSecret), byte(i), "alice", "correct horse", true, nil)
