@@ -71,7 +71,7 @@ func (s *Server) newTLSRun(e *engine, base *tls.Config) *tlsRun {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("no client certificate")
 			}
-			r.certID, r.certErr = s.auth.CertIdentity(e.ctx, cs.PeerCertificates[0])
+			r.certID, r.certErr = s.auth.CertIdentity(e.ctx, cs.PeerCertificates[0], cs.VerifiedChains)
 			return r.certErr
 		}
 	}
