@@ -69,7 +69,8 @@ type Authenticator interface {
 	CertIdentity(ctx context.Context, cert *x509.Certificate, chains [][]*x509.Certificate) (string, error)
 }
 
-// Request is one Access-Request's EAP content.
+// Request is one Access-Request's EAP content. Handle keeps none of its slices after it returns, so
+// they may alias the caller's packet buffer.
 type Request struct {
 	EAPMessage []byte // reassembled from the EAP-Message attributes
 	State      []byte
