@@ -28,6 +28,7 @@ DURATION=${DURATION:-3s}
 USERS=${USERS:-10000}
 P=${P:-4}
 R=${R:-50}
+R1=${R1:-10} # TLS 1.3 rows: logins per parallel loop, one eapol_test process each
 KEYS=${KEYS:-p256 rsa2048}
 PARTS=${PARTS:-radius eap}
 MODES=${MODES:-pap,mschap,acct}
@@ -261,6 +262,7 @@ fi
 if [[ " $PARTS " == *" hold "* ]]; then # keep both servers up for profiling by hand
 	echo "== holding: deskgated pid $DG_PID (socket $WORK/deskgate.sock, /debug/pprof), FreeRADIUS pid $FR_PID; kill $$ to end"
 	sleep infinity &
+	PIDS+=($!) # cleanup's wait would otherwise wait for it forever
 	wait $!
 fi
 [[ " $PARTS " == *" eap "* ]] || exit 0
@@ -304,16 +306,27 @@ C
 }
 
 declare -A MS
-eapload() { # label pid port conf [r] -> sets MS[label] (ms CPU per login), prints a line
-	local label=$1 pid=$2 port=$3 cf=$4 R=${5:-$R} c0 c1 n0 n1 t0 t1 ok cl=()
+# eapload label pid port conf [once] -> sets MS[label] (ms CPU per login),
+# prints a line. P parallel eapol_test -r R; with "once", P parallel loops
+# of R1 eapol_test processes of one login each (TLS 1.3: see below).
+eapload() {
+	local label=$1 pid=$2 port=$3 cf=$4 once=${5:-} R=$R c0 c1 n0 n1 t0 t1 ok cl=()
 	rm -f "$WORK"/out.*
 	idle "$pid"
 	c0=$(cpu "$pid"); n0=$(cpuns "$pid"); t0=$(date +%s.%N)
 	for i in $(seq "$P"); do
-		eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r "$R" -t 30 \
-			-M "02:00:00:00:00:$(printf %02x "$i")" >"$WORK/out.$i" 2>&1 &
+		local mac
+		mac="02:00:00:00:00:$(printf %02x "$i")"
+		if [ -n "$once" ]; then
+			(for j in $(seq "$R1"); do
+				eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r 1 -t 30 -M "$mac" >"$WORK/out.$i.$j" 2>&1 || break
+			done) &
+		else
+			eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r "$R" -t 30 -M "$mac" >"$WORK/out.$i" 2>&1 &
+		fi
 		cl+=($!)
 	done
+	[ -n "$once" ] && R=1
 	for j in "${cl[@]}"; do wait "$j" || true; done
 	t1=$(date +%s.%N); c1=$(cpu "$pid"); n1=$(cpuns "$pid")
 	# A process that ends with SUCCESS did all of its R logins (eapol_test
@@ -325,8 +338,10 @@ eapload() { # label pid port conf [r] -> sets MS[label] (ms CPU per login), prin
 	done
 	local resumed=0
 	[ "$R" -gt 1 ] && resumed=$(cat "$WORK"/out.* | grep -c "resumed=1" || true)
-	if [ "$ok" -lt $((P * R)) ] || [ "$resumed" != 0 ]; then
-		echo "WARNING $label: $ok of $((P * R)) logins succeeded, $resumed resumed" >&2
+	local want=$((P * R))
+	[ -n "$once" ] && want=$((P * R1))
+	if [ "$ok" -lt "$want" ] || [ "$resumed" != 0 ]; then
+		echo "WARNING $label: $ok of $want logins succeeded, $resumed resumed" >&2
 		[ -n "${KEEP:-}" ] && cp "$WORK/out.1" "$WORK/fail.$label"
 	fi
 	# CPU in ns from schedstat when every thread alive at the start is
@@ -368,9 +383,9 @@ for k in $KEYS; do
 		# One login per eapol_test process: with TLS 1.3 wpa_supplicant keeps
 		# its session ticket, so -r would measure resumed logins.
 		for m in peap13 tls13; do
-			eapload "deskgated-$m-$k" $DG_PID $DG_AUTH_PORT "$WORK/$m-$k.conf" 1
+			eapload "deskgated-$m-$k" $DG_PID $DG_AUTH_PORT "$WORK/$m-$k.conf" once
 		done
-		eapload "freeradius-tls13-$k" $FR_PID $FR_AUTH_PORT "$WORK/tls13-$k.conf" 1
+		eapload "freeradius-tls13-$k" $FR_PID $FR_AUTH_PORT "$WORK/tls13-$k.conf" once
 	done
 done
 
