@@ -6,13 +6,15 @@ LDFLAGS   := -s -w -X github.com/deskgate/deskgate/appliance.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo demo-fleet test test-deps test-clock lint bench bench-image image bundle fuzz clean
+.PHONY: all build demo demo-fleet test test-deps test-openssl test-clock lint bench bench-image image bundle fuzz clean
 
 all: build
 
+# Static, with OpenSSL's libcrypto for RSA signatures when gcc and
+# libssl-dev are present (scripts/gobuild.sh; DESKGATE_OPENSSL=0|1|auto).
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	LDFLAGS='$(LDFLAGS)' scripts/gobuild.sh -trimpath -o $(BIN)/ ./cmd/...
 
 # Runs the simulator and the daemon with a seeded demo space in the
 # foreground (Ctrl-C stops both). State lives in .demo/.
@@ -35,7 +37,15 @@ test: test-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 25m ./...
+	@$(MAKE) --no-print-directory test-openssl
 	@$(MAKE) --no-print-directory test-clock
+
+# The EAP server again as it ships: RSA signatures through OpenSSL
+# (internal/rsasign, cgo and the openssl tag; fails if gcc or libssl-dev
+# is missing).
+OPENSSL_TAGS = openssl,netgo,osusergo
+test-openssl:
+	CGO_ENABLED=1 $(GO) test -p 1 -count=1 -timeout 10m -tags $(OPENSSL_TAGS) ./internal/rsasign/ ./appliance/eap/
 
 # The clock-sensitive packages (their tests start from internal/testepoch)
 # again, with the tests' epoch 400 days ahead and just before a DST change
@@ -49,6 +59,8 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	CGO_ENABLED=1 $(GO) vet -tags $(OPENSSL_TAGS) ./internal/rsasign/ ./appliance/eap/
+	CGO_ENABLED=1 $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags $(OPENSSL_TAGS) ./internal/rsasign/ ./appliance/eap/
 
 # Benchmarks with figures (medians of repeated runs), see scripts/bench.sh.
 bench: test-deps build

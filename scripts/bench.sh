@@ -30,6 +30,12 @@ run ./appliance/peer 'FleetCatchUp10k|FleetMemoryPerPeer|FleetSteadyBytes' 1x
 # Per-origin entry signatures: sign and verify, entries/s.
 run ./appliance/peer 'EntrySignature' 2000x
 
+# The EAP server's RSA-2048 signature (one per full handshake with an RSA
+# certificate): crypto/rsa against the OpenSSL signer deskgated ships
+# (internal/rsasign, cgo and the openssl tag), ns per PSS signature.
+echo "== go test ./internal/rsasign -bench SignPSS (cgo, openssl tag)" | tee -a "$OUT"
+CGO_ENABLED=1 go test -tags openssl,netgo,osusergo ./internal/rsasign -run '^$' -bench SignPSS -benchtime 500x -count "$COUNT" | tee -a "$OUT"
+
 # The gateway (issue 6); root only.
 if [ "$(id -u)" = 0 ]; then
 	run ./netcfg 'AllowRevoke1000' 1000x

@@ -16,6 +16,9 @@ PKGS="$PKGS faketime tzdata"
 # and OpenSSL's legacy provider (MD4 for MS-CHAPv2) into the VM; openssl
 # also checks the PKCS#12 in EAP-TLS profiles.
 PKGS="$PKGS openssl"
+# deskgated as it ships: cgo with OpenSSL's libcrypto, linked statically
+# (scripts/gobuild.sh, internal/rsasign).
+PKGS="$PKGS gcc libc6-dev libssl-dev"
 # The install image (make image, appliance/update/vmtest).
 PKGS="$PKGS genimage rauc grub-pc-bin grub-common squashfs-tools e2fsprogs dbus-daemon ca-certificates linux-image-amd64 busybox-static cpio openssl"
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deskgate/deskgate/internal/rsasign"
 )
 
 // With an RSA-2048 certificate the server's first flight (ServerHello,
@@ -51,5 +53,22 @@ func TestServerFlightFitsFramedMTU(t *testing.T) {
 	}
 	if largest > 1400-4 {
 		t.Errorf("EAP request of %d bytes exceeds Framed-MTU 1400", largest)
+	}
+}
+
+// The server signs with the backend this build ships (internal/rsasign):
+// OpenSSL under the openssl tag, crypto/rsa without it.
+func TestServerKeyBackend(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestbed(t, func(c *Config) { c.Certificate.PrivateKey = key })
+	_, plain := tb.srv.tunnel.Certificates[0].PrivateKey.(*rsa.PrivateKey)
+	if want := rsasign.Backend() == "go"; plain != want {
+		t.Errorf("backend %s: tunnel key is %T", rsasign.Backend(), tb.srv.tunnel.Certificates[0].PrivateKey)
+	}
+	if tb.srv.eaptls.Certificates[0].PrivateKey != tb.srv.tunnel.Certificates[0].PrivateKey {
+		t.Error("EAP-TLS and the tunnel methods sign with different keys")
 	}
 }

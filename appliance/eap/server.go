@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/deskgate/deskgate/internal/rsasign"
 )
 
 // Action is what the RADIUS server answers.
@@ -194,15 +196,23 @@ func New(cfg Config, auth Authenticator, log *slog.Logger) (*Server, error) {
 		}
 		s.methods = append(s.methods, t)
 	}
+	// The one private-key operation per full handshake: through OpenSSL
+	// in the shipped build (internal/rsasign), for RSA keys.
+	signer, err := rsasign.Wrap(cfg.Certificate.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("eap: new server: server key: %w", err)
+	}
+	serverCert := cfg.Certificate
+	serverCert.PrivateKey = signer
 	s.tunnel = &tls.Config{
-		Certificates: []tls.Certificate{cfg.Certificate},
+		Certificates: []tls.Certificate{serverCert},
 		MinVersion:   tls.VersionTLS12,
 		MaxVersion:   tls.VersionTLS13,
 		Time:         cfg.Now,
 	}
 	s.tunnel.SetSessionTicketKeys([][32]byte{sha256.Sum256(append([]byte("deskgate eap tunnel ticket"), cfg.SessionTicketKey[:]...))})
 	s.eaptls = &tls.Config{
-		Certificates: []tls.Certificate{cfg.Certificate},
+		Certificates: []tls.Certificate{serverCert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    cfg.ClientCAs,
 		MinVersion:   tls.VersionTLS12,

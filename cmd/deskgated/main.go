@@ -23,6 +23,7 @@ import (
 
 	"github.com/deskgate/deskgate/appliance"
 	"github.com/deskgate/deskgate/appliance/config"
+	"github.com/deskgate/deskgate/internal/rsasign"
 )
 
 func main() {
@@ -44,6 +45,7 @@ func run(args []string) error {
 	}
 	if *version {
 		fmt.Println(appliance.Version)
+		fmt.Println("rsa signatures:", rsasign.Backend())
 		return nil
 	}
 	cfg, err := config.Load(*cfgPath)

@@ -85,7 +85,8 @@ idle() {
 
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== building deskgated, officernd-sim, radload"
-(cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/deskgated ./cmd/officernd-sim ./cmd/radload)
+(cd "$ROOT" && scripts/gobuild.sh -o "$WORK/bin/" ./cmd/deskgated ./cmd/officernd-sim ./cmd/radload)
+echo "== deskgated build: $("$WORK/bin/deskgated" -version | tr '\n' ' ')"
 
 # --- certificates: one CA, server and client certificate per key type ---
 certs() { # $1 = p256 | rsa2048

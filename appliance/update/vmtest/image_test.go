@@ -275,6 +275,8 @@ func TestImageFirstBoot(t *testing.T) {
 		{"/usr/sbin/tc -V", `iproute2`},
 		{"/usr/sbin/tc qdisc add dev lo root handle 1: htb default 10 && /usr/sbin/tc qdisc show dev lo && /usr/sbin/tc qdisc del dev lo root", `qdisc htb 1: root`},
 		{"dnsmasq --version", `Dnsmasq version`},
+		// The shipped daemon signs RSA through OpenSSL (internal/rsasign).
+		{"deskgated -version", `rsa signatures: openssl \(OpenSSL 3\.`},
 	}
 	for _, tc := range tools {
 		out, rc := v.sh(tc.cmd+" 2>&1", time.Minute)

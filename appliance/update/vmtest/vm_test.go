@@ -209,8 +209,8 @@ func build() (*artifacts, error) {
 	}
 	// v2 and the broken v3: the factory root with another deskgated.
 	bin := filepath.Join(dir, "bin")
-	if err := run(r, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", "timetzdata", "-ldflags",
-		"-s -w -X github.com/deskgate/deskgate/appliance.Version=v2", "-o", filepath.Join(bin, "deskgated"), "./cmd/deskgated"); err != nil {
+	if err := run(r, []string{"DESKGATE_OPENSSL=1", "TAGS=timetzdata", "LDFLAGS=-s -w -X github.com/deskgate/deskgate/appliance.Version=v2"},
+		filepath.Join(r, "scripts/gobuild.sh"), "-trimpath", "-o", filepath.Join(bin, "deskgated"), "./cmd/deskgated"); err != nil {
 		return nil, err
 	}
 	brokenBin := filepath.Join(dir, "broken-deskgated")

@@ -16,12 +16,17 @@ DESKGATE_GOMOD = github.com/deskgate/deskgate
 DESKGATE_BUILD_TARGETS = cmd/deskgated cmd/deskgate
 DESKGATE_INSTALL_BINS = deskgated deskgate
 
-# Static, no cgo: one binary that runs on any libc (or none).
-DESKGATE_GO_ENV = CGO_ENABLED=0
-DESKGATE_LDFLAGS = -s -w \
+# Static, with cgo only for the target's libcrypto: the EAP server's RSA
+# signatures go through OpenSSL (internal/rsasign, the openssl tag), as
+# scripts/gobuild.sh builds it on the host. Needs libcrypto.a, so the
+# configuration must build static libraries too (BR2_SHARED_STATIC_LIBS).
+DESKGATE_DEPENDENCIES = openssl
+DESKGATE_GO_ENV = CGO_ENABLED=1
+DESKGATE_LDFLAGS = -s -w -linkmode external -extldflags -static \
 	-X github.com/deskgate/deskgate/appliance.Version=$(call qstrip,$(BR2_PACKAGE_DESKGATE_VERSION_STRING))
 # timetzdata: location time zones work without a zoneinfo tree on the box.
-DESKGATE_TAGS = netgo osusergo timetzdata
+# netgo, osusergo: no libc resolver or user lookups in the static binary.
+DESKGATE_TAGS = netgo osusergo timetzdata openssl
 
 define DESKGATE_INSTALL_VERSION
 	mkdir -p $(TARGET_DIR)/etc/deskgate
