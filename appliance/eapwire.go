@@ -61,8 +61,8 @@ func (e eapAuth) NTHash(ctx context.Context, identity string) ([]byte, error) {
 	return subj.Account.NTHash, nil
 }
 
-func (e eapAuth) CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error) {
-	return e.ca.CertIdentity(cert)
+func (e eapAuth) CertIdentity(ctx context.Context, cert *x509.Certificate, chains [][]*x509.Certificate) (string, error) {
+	return e.ca.VerifiedCertIdentity(cert, chains)
 }
 
 // newEAP builds the EAP server with deskgate's CA (or the operator's

@@ -62,8 +62,8 @@ func (m *memberAuth) NTHash(ctx context.Context, identity string) ([]byte, error
 	return creds.NTHash(pw), nil
 }
 
-func (m *memberAuth) CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error) {
-	id, err := m.ca.CertIdentity(cert)
+func (m *memberAuth) CertIdentity(ctx context.Context, cert *x509.Certificate, chains [][]*x509.Certificate) (string, error) {
+	id, err := m.ca.VerifiedCertIdentity(cert, chains)
 	if err != nil {
 		return "", err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/deskgate/deskgate/appliance/creds"
 )
@@ -39,7 +40,8 @@ type tlsRun struct {
 	certID    string // EAP-TLS identity from the client certificate
 	certErr   error
 	innerID   uint8
-	tls13     bool // the tunnel runs TLS 1.3 (RFC 9427 key derivation)
+	tls13     bool                   // the tunnel runs TLS 1.3 (RFC 9427 key derivation)
+	rbuf      *[maxInnerMessage]byte // readInner's buffer, reused for every tunnelled message of the login
 }
 
 func (s *Server) newTLSRun(e *engine, base *tls.Config) *tlsRun {
@@ -71,7 +73,7 @@ func (s *Server) newTLSRun(e *engine, base *tls.Config) *tlsRun {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("no client certificate")
 			}
-			r.certID, r.certErr = s.auth.CertIdentity(e.ctx, cs.PeerCertificates[0])
+			r.certID, r.certErr = s.auth.CertIdentity(e.ctx, cs.PeerCertificates[0], cs.VerifiedChains)
 			return r.certErr
 		}
 	}
@@ -136,13 +138,28 @@ func (r *tlsRun) keyMaterial(typ uint8, label12 string, n int) ([]byte, error) {
 	return r.export(label12, nil, n)
 }
 
+// readBufs are the runs' tunnelled-message buffers, shared between logins.
+var readBufs = sync.Pool{New: func() any { return new([maxInnerMessage]byte) }}
+
+// readInner reads the peer's next tunnelled message into the run's one read buffer: the bytes it
+// returns (and slices of them) are valid until the next readInner, and not after the run's release.
 func (r *tlsRun) readInner() ([]byte, error) {
-	buf := make([]byte, maxInnerMessage)
-	n, err := r.tc.Read(buf)
+	if r.rbuf == nil {
+		r.rbuf = readBufs.Get().(*[maxInnerMessage]byte)
+	}
+	n, err := r.tc.Read(r.rbuf[:])
 	if err != nil {
 		return nil, fmt.Errorf("read tunnelled data: %w", err)
 	}
-	return buf[:n], nil
+	return r.rbuf[:n], nil
+}
+
+// release returns the read buffer; nothing of the run may use what readInner returned after it.
+func (r *tlsRun) release() {
+	if r.rbuf != nil {
+		readBufs.Put(r.rbuf)
+		r.rbuf = nil
+	}
 }
 
 // ---- EAP-TLS (RFC 5216, RFC 9190) ----
@@ -255,6 +272,7 @@ func (r *tlsRun) innerMSCHAPv2(io innerIO, identity string) (innerResult, []byte
 	peerChal, nt := resp[:16], resp[24:48]
 	hash, err := r.s.auth.NTHash(r.e.ctx, identity)
 	var authResp string
+	var isk []byte
 	ok := false
 	reason := ""
 	if err != nil {
@@ -262,7 +280,10 @@ func (r *tlsRun) innerMSCHAPv2(io innerIO, identity string) (innerResult, []byte
 	} else if authResp, ok = verifyMSCHAPv2(auth, peerChal, nt, name, hash); !ok {
 		reason = "wrong password"
 	}
-	if !ok {
+	if ok {
+		// The inner session key, now: nt points into the read buffer, which the next read reuses.
+		isk = mschapv2MSK(hash, nt)
+	} else {
 		msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=Authentication failed", auth)
 		if err := io.write(typeMSCHAPv2, mschapHeader(4, msid, len(msg)), []byte(msg)); err != nil {
 			return innerResult{reason: reason}, nil
@@ -281,7 +302,7 @@ func (r *tlsRun) innerMSCHAPv2(io innerIO, identity string) (innerResult, []byte
 	if typ != typeMSCHAPv2 || len(data) < 1 || data[0] != 3 {
 		return innerResult{reason: "peer did not acknowledge MS-CHAPv2 success"}, nil
 	}
-	return innerResult{ok: true, method: "mschapv2", isk: mschapv2MSK(hash, nt)}, nil
+	return innerResult{ok: true, method: "mschapv2", isk: isk}, nil
 }
 
 // innerGTC runs inner EAP-GTC (RFC 3748 section 5.6): the peer answers with its password (or, as some
@@ -511,6 +532,7 @@ func (s *Server) runPEAP(e *engine) (o outcome) {
 		}
 	}()
 	r := s.newTLSRun(e, s.tunnel)
+	defer r.release()
 	if err := r.handshake(); err != nil {
 		return fail("peap: %v", err)
 	}
@@ -700,6 +722,7 @@ func (s *Server) runTTLS(e *engine) (o outcome) {
 		}
 	}()
 	r := s.newTLSRun(e, s.tunnel)
+	defer r.release()
 	if err := r.handshake(); err != nil {
 		return fail("ttls: %v", err)
 	}

@@ -113,16 +113,18 @@ func mschapv2MSK(ntHash, ntResp []byte) []byte {
 
 // peapPRF is PEAPv0's PRF+ (MS-PEAP 3.1.5.5.2.2): T(i) = HMAC-SHA1(key, T(i-1) | label | seed | i | 0 | 0).
 func peapPRF(key []byte, label string, seed []byte, n int) []byte {
+	// One HMAC reset per block and one input buffer, rather than a new HMAC (and its allocations) per
+	// 20-byte block.
 	out := make([]byte, 0, n+sha1.Size)
+	in := make([]byte, 0, sha1.Size+len(label)+len(seed)+3)
+	m := hmac.New(sha1.New, key)
 	var t []byte
 	for i := byte(1); len(out) < n; i++ {
-		m := hmac.New(sha1.New, key)
-		m.Write(t)
-		m.Write([]byte(label))
-		m.Write(seed)
-		m.Write([]byte{i, 0, 0})
-		t = m.Sum(nil)
-		out = append(out, t...)
+		in = append(append(append(append(in[:0], t...), label...), seed...), i, 0, 0)
+		m.Reset()
+		m.Write(in)
+		out = m.Sum(out)
+		t = out[len(out)-sha1.Size:]
 	}
 	return out[:n]
 }

@@ -66,10 +66,13 @@ type Authenticator interface {
 	// success is sent, so a denied member fails cleanly inside PEAP/TTLS.
 	NTHash(ctx context.Context, identity string) ([]byte, error)
 	// CertIdentity maps a verified EAP-TLS client certificate to an identity, rejecting revoked ones.
-	CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error)
+	// chains are the chains the TLS stack verified it with against Config.ClientCAs (leaf first), so an
+	// implementation need not check the issuer's signature again (certs.Authority.VerifiedCertIdentity).
+	CertIdentity(ctx context.Context, cert *x509.Certificate, chains [][]*x509.Certificate) (string, error)
 }
 
-// Request is one Access-Request's EAP content.
+// Request is one Access-Request's EAP content. Handle keeps none of its slices after it returns, so
+// they may alias the caller's packet buffer.
 type Request struct {
 	EAPMessage []byte // reassembled from the EAP-Message attributes
 	State      []byte

@@ -44,12 +44,21 @@ func (s *Server) authenticateEAP(ctx context.Context, w *worker, nas *nasState, 
 		s.dropf(DropMalformed, src, nas.Name, "too many eap-message attributes, dropped", "count", r.nEAPParts)
 		return nil
 	}
+	// Handle keeps neither the message nor the State: both may alias the
+	// request buffer, and a message in several attributes is joined in
+	// the worker's arena (which encodeAccept resets after Handle).
 	var msg []byte
-	for _, p := range r.eapParts[:r.nEAPParts] {
-		msg = append(msg, p...)
+	if r.nEAPParts == 1 {
+		msg = r.eapParts[0]
+	} else {
+		msg = w.arena[:0]
+		for _, p := range r.eapParts[:r.nEAPParts] {
+			msg = append(msg, p...)
+		}
+		w.arena = msg[:0]
 	}
 	req := eap.Request{
-		EAPMessage: msg, State: append([]byte(nil), r.state...), FramedMTU: int(r.framedMTU),
+		EAPMessage: msg, State: r.state, FramedMTU: int(r.framedMTU),
 		UserName: string(r.userName), NASKey: nas.Name + "|" + string(r.callingStation),
 	}
 	res := s.cfg.EAP.Handle(WithLocation(ctx, nas.LocationID), req)

@@ -11,12 +11,14 @@
 #     `eapol_test -r N` processes, once with P-256 and once with RSA-2048
 #     certificates: both servers present the same server certificate and
 #     CA, and FreeRADIUS proposes PEAP first (default_eap_type = peap).
-# Every figure is server CPU per request or login from /proc/<pid>/stat
-# (utime+stime over the window); ratios are requests (logins) per
+# Every figure is server CPU per request or login: RADIUS from
+# /proc/<pid>/stat (utime+stime over the window), EAP from the sum of the
+# server's threads' /proc/<pid>/task/*/schedstat (ns), each EAP row starting
+# only once the server is idle; ratios are requests (logins) per
 # CPU-second, deskgated over FreeRADIUS: > 1 means deskgated does more with
 # the same CPU.
 #
-#   scripts/radius-bench/daemon.sh   # RUNS=3 DURATION=3s USERS=10000 P=4 R=25 KEYS="p256 rsa2048"
+#   scripts/radius-bench/daemon.sh   # RUNS=3 DURATION=3s USERS=10000 P=4 R=50 KEYS="p256 rsa2048"
 #                                    # PARTS="radius eap" (or "hold": start both and wait)  CPUPROFILE=file (deskgated, whole run)
 set -euo pipefail
 
@@ -25,7 +27,8 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-3s}
 USERS=${USERS:-10000}
 P=${P:-4}
-R=${R:-25}
+R=${R:-50}
+R1=${R1:-10} # TLS 1.3 rows: logins per parallel loop, one eapol_test process each
 KEYS=${KEYS:-p256 rsa2048}
 PARTS=${PARTS:-radius eap}
 MODES=${MODES:-pap,mschap,acct}
@@ -49,6 +52,36 @@ cleanup() {
 trap cleanup EXIT
 tck=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # utime+stime in ticks
+# cpuns PID: the process's CPU time in ns, summed over its live threads'
+# schedstat (exact on-CPU time, where utime+stime are 10 ms samples), then
+# a space and the sorted thread ids (a thread that exits takes its time
+# with it: eapload sees that and falls back to ticks).
+cpuns() {
+	local t n s=0 tids=()
+	for t in /proc/"$1"/task/*; do
+		read -r n _ <"$t/schedstat" 2>/dev/null || continue
+		s=$((s + n))
+		tids+=("${t##*/}")
+	done
+	echo "$s $(printf '%s\n' "${tids[@]}" | sort -n | tr '\n' ,)"
+}
+# idle PID: wait (up to 60 s) until the process has used under 2 ms of CPU
+# in the last second: the daemon's post-start work (mirror reconcile,
+# decoding members, store writes, memory trim) must not land in the first
+# measured row.
+idle() {
+	local a b i
+	a=$(cpuns "$1"); a=${a%% *}
+	for i in $(seq 240); do
+		sleep 0.25
+		b=$(cpuns "$1"); b=${b%% *}
+		if [ $((i % 4)) = 0 ]; then
+			[ $((b - a)) -lt 2000000 ] && return 0
+			a=$b
+		fi
+	done
+	echo "WARNING: pid $1 still busy after 60 s ($(((b - a) / 1000000)) ms CPU in the last second)" >&2
+}
 
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== building deskgated, officernd-sim, radload"
@@ -230,6 +263,7 @@ fi
 if [[ " $PARTS " == *" hold "* ]]; then # keep both servers up for profiling by hand
 	echo "== holding: deskgated pid $DG_PID (socket $WORK/deskgate.sock, /debug/pprof), FreeRADIUS pid $FR_PID; kill $$ to end"
 	sleep infinity &
+	PIDS+=($!) # cleanup's wait would otherwise wait for it forever
 	wait $!
 fi
 [[ " $PARTS " == *" eap "* ]] || exit 0
@@ -273,17 +307,29 @@ C
 }
 
 declare -A MS
-eapload() { # label pid port conf [r] -> sets MS[label] (ms CPU per login), prints a line
-	local label=$1 pid=$2 port=$3 cf=$4 R=${5:-$R} c0 c1 t0 t1 ok cl=()
+# eapload label pid port conf [once] -> sets MS[label] (ms CPU per login),
+# prints a line. P parallel eapol_test -r R; with "once", P parallel loops
+# of R1 eapol_test processes of one login each (TLS 1.3: see below).
+eapload() {
+	local label=$1 pid=$2 port=$3 cf=$4 once=${5:-} R=$R c0 c1 n0 n1 t0 t1 ok cl=()
 	rm -f "$WORK"/out.*
-	c0=$(cpu "$pid"); t0=$(date +%s.%N)
+	idle "$pid"
+	c0=$(cpu "$pid"); n0=$(cpuns "$pid"); t0=$(date +%s.%N)
 	for i in $(seq "$P"); do
-		eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r "$R" -t 30 \
-			-M "02:00:00:00:00:$(printf %02x "$i")" >"$WORK/out.$i" 2>&1 &
+		local mac
+		mac="02:00:00:00:00:$(printf %02x "$i")"
+		if [ -n "$once" ]; then
+			(for j in $(seq "$R1"); do
+				eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r 1 -t 30 -M "$mac" >"$WORK/out.$i.$j" 2>&1 || break
+			done) &
+		else
+			eapol_test -c "$cf" -a 127.0.0.1 -p "$port" -s $SECRET -r "$R" -t 30 -M "$mac" >"$WORK/out.$i" 2>&1 &
+		fi
 		cl+=($!)
 	done
+	[ -n "$once" ] && R=1
 	for j in "${cl[@]}"; do wait "$j" || true; done
-	t1=$(date +%s.%N); c1=$(cpu "$pid")
+	t1=$(date +%s.%N); c1=$(cpu "$pid"); n1=$(cpuns "$pid")
 	# A process that ends with SUCCESS did all of its R logins (eapol_test
 	# stops at the first failure); counting CTRL-EVENT-EAP-SUCCESS lines
 	# would count TLS 1.3 logins twice.
@@ -293,18 +339,33 @@ eapload() { # label pid port conf [r] -> sets MS[label] (ms CPU per login), prin
 	done
 	local resumed=0
 	[ "$R" -gt 1 ] && resumed=$(cat "$WORK"/out.* | grep -c "resumed=1" || true)
-	if [ "$ok" -lt $((P * R)) ] || [ "$resumed" != 0 ]; then
-		echo "WARNING $label: $ok of $((P * R)) logins succeeded, $resumed resumed" >&2
+	local want=$((P * R))
+	[ -n "$once" ] && want=$((P * R1))
+	if [ "$ok" -lt "$want" ] || [ "$resumed" != 0 ]; then
+		echo "WARNING $label: $ok of $want logins succeeded, $resumed resumed" >&2
 		[ -n "${KEEP:-}" ] && cp "$WORK/out.1" "$WORK/fail.$label"
 	fi
-	local ms=0
-	[ "$ok" -gt 0 ] && ms=$(echo "($c1 - $c0) * 1000 / $tck / $ok" | bc -l)
+	# CPU in ns from schedstat when every thread alive at the start is
+	# still there at the end (the ids seen at the start are all in the end
+	# set); otherwise the tick count, which keeps exited threads' time.
+	local ms=0 src=ns gone=0 t
+	for t in $(echo "${n0#* }" | tr , ' '); do
+		[[ ",${n1#* }" == *",$t,"* ]] || gone=1
+	done
+	if [ "$ok" -gt 0 ]; then
+		if [ $gone = 0 ]; then
+			ms=$(echo "(${n1%% *} - ${n0%% *}) / 1000000 / $ok" | bc -l)
+		else
+			src=ticks
+			ms=$(echo "($c1 - $c0) * 1000 / $tck / $ok" | bc -l)
+		fi
+	fi
 	MS[$label]="${MS[$label]:-} $ms"
-	printf '%-24s %4d logins %7.1f logins/s %7.3f ms server CPU/login\n' "$label" "$ok" "$(echo "$ok / ($t1 - $t0)" | bc -l)" "$ms"
+	printf '%-24s %4d logins %7.1f logins/s %7.3f ms server CPU/login (%s)\n' "$label" "$ok" "$(echo "$ok / ($t1 - $t0)" | bc -l)" "$ms" "$src"
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-echo "== EAP full logins: $P parallel eapol_test -r $R, server CPU from /proc/<pid>/stat, $RUNS runs"
+echo "== EAP full logins: $P parallel eapol_test -r $R, server CPU from /proc/<pid>/task/*/schedstat once the server is idle, $RUNS runs"
 for k in $KEYS; do
 	if [ "$k" != "$first" ]; then
 		stop_dg; stop_fr
@@ -323,9 +384,9 @@ for k in $KEYS; do
 		# One login per eapol_test process: with TLS 1.3 wpa_supplicant keeps
 		# its session ticket, so -r would measure resumed logins.
 		for m in peap13 tls13; do
-			eapload "deskgated-$m-$k" $DG_PID $DG_AUTH_PORT "$WORK/$m-$k.conf" 1
+			eapload "deskgated-$m-$k" $DG_PID $DG_AUTH_PORT "$WORK/$m-$k.conf" once
 		done
-		eapload "freeradius-tls13-$k" $FR_PID $FR_AUTH_PORT "$WORK/tls13-$k.conf" 1
+		eapload "freeradius-tls13-$k" $FR_PID $FR_AUTH_PORT "$WORK/tls13-$k.conf" once
 	done
 done
 

@@ -563,14 +563,34 @@ func (a *Authority) IsRevoked(cert *x509.Certificate) bool {
 }
 
 // CertIdentity returns the member identity of a client certificate issued by the local CA, or an error
-// when it was not issued by it or is revoked. It suits eap.Authenticator.CertIdentity.
+// when it was not issued by it or is revoked.
 func (a *Authority) CertIdentity(cert *x509.Certificate) (string, error) {
-	if err := cert.CheckSignatureFrom(a.ca); err != nil {
-		if a.cfg.Fleet == nil {
-			return "", fmt.Errorf("certificate not issued by the local CA: %w", err)
+	return a.certIdentity(cert, false)
+}
+
+// VerifiedCertIdentity is CertIdentity for a certificate the TLS stack has already verified against
+// ClientCAs, with the chains it built (leaf first; eap.Authenticator.CertIdentity's arguments). When one
+// of them is the leaf signed directly by the local CA, that signature was checked during the handshake
+// and is not checked again (one public-key operation per EAP-TLS login); otherwise the leaf goes through
+// CertIdentity's checks (the fleet's chain). Revocation and the common name are checked either way.
+func (a *Authority) VerifiedCertIdentity(cert *x509.Certificate, chains [][]*x509.Certificate) (string, error) {
+	for _, ch := range chains {
+		if len(ch) == 2 && ch[0].Equal(cert) && ch[1].Equal(a.ca) {
+			return a.certIdentity(cert, true)
 		}
-		if ferr := a.fleetVerify(cert); ferr != nil {
-			return "", fmt.Errorf("certificate issued neither by the local CA nor by an issuing CA of the fleet: %w", ferr)
+	}
+	return a.certIdentity(cert, false)
+}
+
+func (a *Authority) certIdentity(cert *x509.Certificate, signedByCA bool) (string, error) {
+	if !signedByCA {
+		if err := cert.CheckSignatureFrom(a.ca); err != nil {
+			if a.cfg.Fleet == nil {
+				return "", fmt.Errorf("certificate not issued by the local CA: %w", err)
+			}
+			if ferr := a.fleetVerify(cert); ferr != nil {
+				return "", fmt.Errorf("certificate issued neither by the local CA nor by an issuing CA of the fleet: %w", ferr)
+			}
 		}
 	}
 	if a.IsRevoked(cert) {

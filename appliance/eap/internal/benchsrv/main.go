@@ -42,8 +42,8 @@ func (m members) NTHash(ctx context.Context, identity string) ([]byte, error) {
 	return nil, errors.New("unknown identity")
 }
 
-func (m members) CertIdentity(ctx context.Context, cert *x509.Certificate) (string, error) {
-	return m.ca.CertIdentity(cert)
+func (m members) CertIdentity(ctx context.Context, cert *x509.Certificate, chains [][]*x509.Certificate) (string, error) {
+	return m.ca.VerifiedCertIdentity(cert, chains)
 }
 
 func main() {
