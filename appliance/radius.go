@@ -36,6 +36,7 @@ type directory struct{ a *App }
 
 func (d directory) Lookup(ctx context.Context, username string) (radius.Subject, error) {
 	var subj radius.Subject
+	now := d.a.now()
 	err := d.a.store.View(func(tx *store.Tx) error {
 		acct, err := tx.GetAccount(username)
 		if errors.Is(err, store.ErrNotFound) {
@@ -44,7 +45,7 @@ func (d directory) Lookup(ctx context.Context, username string) (radius.Subject,
 		if err != nil {
 			return err
 		}
-		_, dec, err := d.a.res.DecideMemberAt(tx, acct.MemberID, radius.LocationFromContext(ctx), d.a.now())
+		_, dec, holds, err := d.a.res.DecideMemberAtUntil(tx, acct.MemberID, radius.LocationFromContext(ctx), now)
 		if errors.Is(err, store.ErrNotFound) {
 			return radius.ErrUnknownUser
 		}
@@ -58,11 +59,20 @@ func (d directory) Lookup(ctx context.Context, username string) (radius.Subject,
 		if acct.Disabled && dec.Allowed && isPolicyReason(acct.DisabledReason) {
 			acct.Disabled, acct.DisabledReason = false, ""
 		}
-		subj = radius.Subject{Account: acct, Decision: dec}
+		subj = radius.Subject{Account: acct, Decision: dec, Holds: holds}
+		if holds.IsZero() {
+			subj.Holds = now.Add(decisionCacheCap) // no time boundary: the cap
+		}
 		return nil
 	})
 	return subj, err
 }
+
+// decisionCacheCap is the longest the RADIUS directory keeps a decision:
+// a safety cap only. A decision is kept until policy says it could change
+// by itself (policy.DecideAtUntil) and dropped at once on any store change
+// (the store's change count, checked on every hit) and on a reload.
+const decisionCacheCap = 10 * time.Minute
 
 // MemberOf implements radius.MemberFinder: the account's member, one
 // read and no policy evaluation (accounting needs no decision).
@@ -144,7 +154,8 @@ func (a *App) newRadius() error {
 		return nil // no NAS configured: nothing could talk to a RADIUS server
 	}
 	_ = a.store.View(func(tx *store.Tx) error { return a.res.Rebuild(tx) })
-	a.radius.dir = radius.NewCachingDirectory(directory{a}, 5*time.Second, a.now)
+	a.radius.dir = radius.NewCachingDirectory(directory{a}, decisionCacheCap, a.now)
+	a.radius.dir.SetVersion(a.store.ChangeSeq)
 	pool, err := radius.NewStorePool(a.store)
 	if err != nil {
 		return fmt.Errorf("radius: static IP pool: %w", err)

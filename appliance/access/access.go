@@ -176,18 +176,28 @@ func (r *Resolver) DecideMemberAt(tx *store.Tx, id, locationID string, now time.
 	if locationID == "" {
 		return r.DecideMember(tx, id, now)
 	}
+	m, d, _, err := r.DecideMemberAtUntil(tx, id, locationID, now)
+	return m, d, err
+}
+
+// DecideMemberAtUntil is DecideMemberAt that also returns until when the
+// decision holds while the store and rules stay as they are
+// (policy.DecideAtUntil: zero = no time boundary, now = changes
+// continuously). An unknown member's denial has no time boundary.
+func (r *Resolver) DecideMemberAtUntil(tx *store.Tx, id, locationID string, now time.Time) (model.Member, model.Decision, time.Time, error) {
 	m, err := tx.GetMember(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return model.Member{}, policy.DecideAt(r.Rules(), policy.Input{Now: now}, locationID), err
+		return model.Member{}, policy.DecideAt(r.Rules(), policy.Input{Now: now}, locationID), time.Time{}, err
 	}
 	if err != nil {
-		return m, model.Decision{}, fmt.Errorf("decide member %s: %w", id, err)
+		return m, model.Decision{}, time.Time{}, fmt.Errorf("decide member %s: %w", id, err)
 	}
 	in, err := r.Input(tx, &m, now)
 	if err != nil {
-		return m, model.Decision{}, fmt.Errorf("decide member %s: %w", id, err)
+		return m, model.Decision{}, time.Time{}, fmt.Errorf("decide member %s: %w", id, err)
 	}
-	return m, policy.DecideAt(r.Rules(), in, locationID), nil
+	d, until := policy.DecideAtUntil(r.Rules(), in, locationID)
+	return m, d, until, nil
 }
 
 // FindMember resolves an operator's query (username, email or member id)

@@ -155,7 +155,8 @@ type candidate struct {
 // activate by recording FirstUse = in.Now. A denied decision names the
 // membership (or pass) that explains it, and grants nothing.
 func Decide(r *Rules, in Input) model.Decision {
-	return decide(r, in, "")
+	d, _ := decide(r, in, "")
+	return d
 }
 
 // DecideAt is Decide for a request at OfficeRnD location locationID (the
@@ -165,17 +166,74 @@ func Decide(r *Rules, in Input) model.Decision {
 // elsewhere only, it denies with DenyWrongLocation. An empty locationID is
 // Decide.
 func DecideAt(r *Rules, in Input, locationID string) model.Decision {
+	d, _ := decide(r, in, locationID)
+	return d
+}
+
+// DecideAtUntil is DecideAt that also says how long the decision holds by
+// itself: the earliest instant after in.Now at which the same input could
+// decide differently, because a membership starts or ends, a plan's
+// duration or a day pass runs out, or a date changes at a location's
+// midnight (whichever comes first of every membership and pass
+// considered, not only the winner's). Zero means never: nothing in the
+// decision depends on the time. in.Now itself means the decision changes
+// continuously (an unused day pass is valid for its duration from the
+// instant it is evaluated) and should not be kept.
+//
+// SessionTimeout is relative to in.Now; whoever keeps a decision cuts it
+// to ValidUntil at its own instant, as the RADIUS replies do.
+func DecideAtUntil(r *Rules, in Input, locationID string) (model.Decision, time.Time) {
 	return decide(r, in, locationID)
 }
 
-func decide(r *Rules, in Input, at string) model.Decision {
+// horizon collects the instants at which a decision's inputs change by
+// themselves.
+type horizon struct {
+	now    time.Time
+	next   time.Time // zero: none yet
+	moving bool
+}
+
+// at records that the decision may change at t (ignored unless after now).
+func (h *horizon) at(t time.Time) {
+	if t.IsZero() || !t.After(h.now) {
+		return
+	}
+	if h.next.IsZero() || t.Before(h.next) {
+		h.next = t
+	}
+}
+
+// dateChange records the next local midnight in tz: every comparison
+// with a date (a start or end "today") can change only there. A calendar
+// whose next day cannot be found (no such instant after now) keeps the
+// decision a minute.
+func (h *horizon) dateChange(tz *time.Location) {
+	today := model.DateOf(h.now, tz)
+	end := today.End(tz)
+	if !end.After(h.now) || model.DateOf(end, tz) == today {
+		h.at(h.now.Add(time.Minute))
+		return
+	}
+	h.at(end)
+}
+
+func (h *horizon) until() time.Time {
+	if h.moving {
+		return h.now
+	}
+	return h.next
+}
+
+func decide(r *Rules, in Input, at string) (model.Decision, time.Time) {
 	if r == nil {
 		r = &Rules{}
 	}
 	m := in.Member
 	if m == nil {
-		return denied(model.DenyUnknownUser, "no OfficeRnD member has this identity", nil)
+		return denied(model.DenyUnknownUser, "no OfficeRnD member has this identity", nil), time.Time{}
 	}
+	h := &horizon{now: in.Now}
 	var cands []candidate
 	var notes []string
 	for i := range in.Memberships {
@@ -184,7 +242,7 @@ func decide(r *Rules, in Input, at string) model.Decision {
 			notes = append(notes, fmt.Sprintf("membership %s is not %s's (member %q, company %q); ignored", ms.ID, m.ID, ms.Member, ms.Company))
 			continue
 		}
-		cands = append(cands, r.membership(m, ms, in))
+		cands = append(cands, r.membership(m, ms, in, h))
 	}
 	for i := range in.Passes {
 		p := &in.Passes[i]
@@ -192,7 +250,7 @@ func decide(r *Rules, in Input, at string) model.Decision {
 			notes = append(notes, fmt.Sprintf("day pass %s is not %s's (member %q, company %q); ignored", p.ID, m.ID, p.Member, p.Company))
 			continue
 		}
-		cands = append(cands, r.pass(m, p, in.Now))
+		cands = append(cands, r.pass(m, p, in.Now, h))
 	}
 	if at != "" {
 		for i := range cands {
@@ -218,7 +276,7 @@ func decide(r *Rules, in Input, at string) model.Decision {
 		}
 	}
 	if best != nil && best.stage == stageGranted {
-		return r.grant(m, best, lines, in.Now)
+		return r.grant(m, best, lines, in.Now), h.until()
 	}
 	// A membership-specific reason (ended, not approved, not started)
 	// tells the operator more than the member's status, which OfficeRnD
@@ -226,14 +284,14 @@ func decide(r *Rules, in Input, at string) model.Decision {
 	// there is nothing else.
 	if best == nil && inactive(m.Status) {
 		why := fmt.Sprintf("member %s status is %q and no membership or day pass is live", m.ID, m.Status)
-		return denied(model.DenyMemberInactive, why, lines)
+		return denied(model.DenyMemberInactive, why, lines), h.until()
 	}
 	if best == nil {
-		return denied(model.DenyNoMembership, fmt.Sprintf("member %s has no membership or day pass", m.ID), lines)
+		return denied(model.DenyNoMembership, fmt.Sprintf("member %s has no membership or day pass", m.ID), lines), h.until()
 	}
 	d := denied(best.deny, best.why, lines)
 	d.MembershipID, d.PlanID, d.PlanName = best.id, best.planID, best.planName
-	return d
+	return d, h.until()
 }
 
 // inactive reports whether an OfficeRnD member status means "not a member
@@ -419,9 +477,10 @@ func (r *Rules) bandwidth(rule PlanRule) model.Bandwidth {
 }
 
 // membership evaluates one membership that covers m.
-func (r *Rules) membership(m *model.Member, ms *model.Membership, in Input) candidate {
+func (r *Rules) membership(m *model.Member, ms *model.Membership, in Input, h *horizon) candidate {
 	locID := cmp.Or(ms.Location, m.Location)
 	tz := r.tzOf(locID)
+	h.dateChange(tz) // "today" against the start and end dates
 	plan, ok := in.Plans[ms.Plan]
 	if !ok {
 		plan = model.Plan{ID: ms.Plan}
@@ -452,6 +511,7 @@ func (r *Rules) membership(m *model.Member, ms *model.Membership, in Input) cand
 			return fail(stageEnded, model.DenyEnded, fmt.Sprintf("membership %s ended %s", ms.ID, ms.EndDate))
 		}
 		c.until = end
+		h.at(end)
 	}
 	rule, ok := r.PlanRuleFor(plan)
 	if !ok {
@@ -466,6 +526,7 @@ func (r *Rules) membership(m *model.Member, ms *model.Membership, in Input) cand
 		if until := addSpan(start, rule.Duration, tz); c.until.IsZero() || until.Before(c.until) {
 			c.until = until
 		}
+		h.at(c.until)
 		if !in.Now.Before(c.until) {
 			return fail(stageEnded, model.DenyEnded, fmt.Sprintf("membership %s (%v from %s) ended %s", ms.ID, rule.Duration, ms.StartDate, stamp(c.until, tz)))
 		}
@@ -511,9 +572,10 @@ func addSpan(t time.Time, d time.Duration, tz *time.Location) time.Time {
 }
 
 // pass evaluates one day pass that covers m.
-func (r *Rules) pass(m *model.Member, p *model.Pass, now time.Time) candidate {
+func (r *Rules) pass(m *model.Member, p *model.Pass, now time.Time, h *horizon) candidate {
 	locID := cmp.Or(p.Location, m.Location)
 	tz := r.tzOf(locID)
+	h.dateChange(tz) // "today" against the start date
 	c := candidate{id: p.ID, planName: DayPassMatch, tz: tz}
 	label := fmt.Sprintf("day pass %s (%s, %d of %d used)", p.ID, r.locName(locID), p.UsedCount, p.Count)
 	fail := func(stage int, deny, why string) candidate {
@@ -553,6 +615,7 @@ func (r *Rules) pass(m *model.Member, p *model.Pass, now time.Time) candidate {
 			return fail(stageEnded, model.DenyPassExpired, fmt.Sprintf("day pass %s: all %d used", p.ID, p.Count))
 		}
 		if !p.ValidFrom.IsZero() && now.Before(p.ValidFrom) {
+			h.at(p.ValidFrom)
 			return fail(stageNotStarted, model.DenyNotStarted, fmt.Sprintf("day pass %s is valid from %s", p.ID, stamp(p.ValidFrom, tz)))
 		}
 		if today := model.DateOf(now, tz); !p.StartDate.IsZero() && today < p.StartDate {
@@ -560,10 +623,14 @@ func (r *Rules) pass(m *model.Member, p *model.Pass, now time.Time) candidate {
 		}
 		c.until = now.Add(dur)
 		state = "unused, activates now"
+		// Its end moves with the clock until the pass is activated (a
+		// store write), unless its own limit comes first.
+		h.moving = h.moving || limit.IsZero() || !limit.Before(c.until)
 	}
 	if !limit.IsZero() && limit.Before(c.until) {
 		c.until = limit
 	}
+	h.at(c.until)
 	if !now.Before(c.until) {
 		return fail(stageEnded, model.DenyPassExpired, fmt.Sprintf("day pass %s expired %s", p.ID, stamp(c.until, tz)))
 	}

@@ -19,6 +19,13 @@ var ErrUnknownUser = errors.New("unknown user")
 type Subject struct {
 	Account  model.Account
 	Decision model.Decision
+	// Holds, when set, is the instant until which the Decision holds by
+	// itself (policy.DecideAtUntil: until a membership starts or ends, a
+	// day pass runs out, a local midnight): a cache may keep the Subject
+	// until then (and no longer than its own cap), unless the data behind
+	// it changes first. At or before the lookup's instant: do not keep it.
+	// Zero: unknown, the cache's TTL applies.
+	Holds time.Time
 }
 
 // Directory finds the account and current decision for a username.

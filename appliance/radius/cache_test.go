@@ -3,8 +3,12 @@ package radius
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/deskgate/deskgate/appliance/model"
 )
 
 type countingDir struct {
@@ -114,4 +118,70 @@ func TestCachingDirectoryMemberOf(t *testing.T) {
 	if got, _ := c.MemberOf(ctx, "alice"); got != "m-alice-3" {
 		t.Errorf("after expiry: MemberOf(alice) = %q, want m-alice-3", got)
 	}
+}
+
+// subjDir answers every username with its own copy of a realistic
+// subject (its own member, membership and password hash, as a store read
+// would decode them).
+type subjDir struct{ allowed bool }
+
+func (d subjDir) Lookup(_ context.Context, u string) (Subject, error) {
+	s := hotDesk(u, "m-"+u+"-0123456789abcdef", "pw-"+u)
+	s.Account.PropertyDigest = make([]byte, 32)
+	s.Account.PasswordSource = "property"
+	s.Decision.MembershipID = "ms-" + u + "-0123456789abcdef"
+	s.Decision.Reasons = []string{"allowed: Hot Desk (hotdesk) via " + s.Decision.MembershipID + " at Alpha, open-ended",
+		"membership " + s.Decision.MembershipID + " (Hot Desk, Alpha) active 2026-01-01 → open-ended: grants hotdesk", "best plan: Hot Desk (hotdesk)"}
+	s.Decision.Locations = []model.LocationAccess{{LocationID: "loc-a", Name: "Alpha", Network: "alpha-secure", VLAN: 100}}
+	if !d.allowed {
+		s.Decision.Allowed, s.Decision.Deny = false, model.DenyEnded
+		s.Decision.Reasons[0] = "denied (membership_ended): membership " + s.Decision.MembershipID + " ended 2026-01-31"
+	}
+	return s, nil
+}
+
+// TestCachingDirectoryCompact checks that a cached answer reads back as
+// the RADIUS server needs it (the account's credentials and state, the
+// whole decision but its explanation, a denial's verdict line), and that
+// 50,000 cached members stay far below the daemon's 64 MiB target.
+func TestCachingDirectoryCompact(t *testing.T) {
+	ctx := WithLocation(context.Background(), "loc-a")
+	for _, allowed := range []bool{true, false} {
+		c := NewCachingDirectory(subjDir{allowed}, time.Hour, (&fakeClock{t: t0}).Now)
+		want, _ := subjDir{allowed}.Lookup(ctx, "ada")
+		_, _ = c.Lookup(ctx, "ada")
+		got, err := c.Lookup(ctx, "ada") // from the cache
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want
+		w.Account = model.Account{Username: w.Account.Username, MemberID: w.Account.MemberID, NTHash: w.Account.NTHash, Group: w.Account.Group}
+		w.Decision.Reasons = nil
+		if !allowed {
+			w.Decision.Reasons = want.Decision.Reasons[:1]
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", w) {
+			t.Errorf("allowed=%v: cached subject\n%+v\nwant\n%+v", allowed, got, w)
+		}
+	}
+
+	c := NewCachingDirectory(subjDir{true}, time.Hour, (&fakeClock{t: t0}).Now)
+	names := make([]string, 50000)
+	for i := range names {
+		names[i] = fmt.Sprintf("user%05d", i)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for _, u := range names {
+		_, _ = c.Lookup(ctx, u)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	heap := float64(m1.HeapAlloc) - float64(m0.HeapAlloc)
+	t.Logf("50,000 cached members: %.1f MiB of heap, %.0f bytes each", heap/(1<<20), heap/50000)
+	if c.Len() != 50000 || heap > 24<<20 {
+		t.Errorf("50,000 cached members: %d entries, %.1f MiB of heap, want 50000 and at most 24 MiB", c.Len(), heap/(1<<20))
+	}
+	runtime.KeepAlive(c)
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -116,6 +118,10 @@ func TestAuthSocketIdleRequestCostsFewWakeups(t *testing.T) {
 	n := len(reqs) - 1
 	switches := voluntarySwitches(t) - before
 	t.Logf("%d idle requests: %d voluntary context switches (%.1f per request, the client's own two included)", n, switches, float64(switches)/float64(n))
+	// Lone requests are answered at once: one wake-up each, no coalescing.
+	if w := e.srv.authConns[0].(*rawUDP).wakes.Load(); w != uint64(len(reqs)) {
+		t.Errorf("%d reader wake-ups for %d lone requests, want one each", w, len(reqs))
+	}
 	// The client sleeps twice per request (ppoll, the timer), the
 	// server's thread once in the poller, the monitor once for the
 	// timer; a few more for the garbage collector (7–10 measured).
@@ -189,5 +195,127 @@ func TestAcctSocketRawIO(t *testing.T) {
 				t.Errorf("listen %s, from %s: want Accounting-Response id %d, got %v", tc.listen, host, 20+i, resp)
 			}
 		}
+	}
+}
+
+// TestAuthSocketCoalescesSteadyLoad sends requests at a steady 10,000 a
+// second, each alone on the wire, as a NAS-heavy site at half load does:
+// the reader must not wake once per request (which, on a small VM, was
+// most of the CPU per request at half load) but collect what a
+// coalescing window brings, and still answer every request within a few
+// windows.
+func TestAuthSocketCoalescesSteadyLoad(t *testing.T) {
+	e := startServer(t, defaultClients(), nil)
+	c, err := net.Dial("udp", e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n, gap = 1000, 100 * time.Microsecond
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = buildAccessRequest(t, []byte(testSecret), byte(i), "alice", "correct horse", true, nil)
+	}
+	base := time.Now()
+	sent := make([]atomic.Int64, n) // ns after base; 0: answered
+	var slowest time.Duration
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		k := 0
+		for k < n {
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			m, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			if m >= 20 && buf[0] == 2 {
+				i := int(buf[1])
+				for j := i; j < n; j += 256 { // the oldest unanswered with this id
+					if at := sent[j].Swap(0); at != 0 {
+						slowest = max(slowest, time.Since(base)-time.Duration(at))
+						break
+					}
+				}
+				k++
+			}
+		}
+		got <- k
+	}()
+	w0 := e.srv.authConns[0].(*rawUDP).wakes.Load()
+	func() {
+		runtime.LockOSThread() // pace in the kernel: Go timers this short come late, in bursts
+		defer runtime.UnlockOSThread()
+		start := time.Now()
+		for i, req := range reqs {
+			if d := time.Until(start.Add(time.Duration(i) * gap)); d > 0 {
+				ts := unix.NsecToTimespec(int64(d))
+				_ = unix.Nanosleep(&ts, nil)
+			}
+			sent[i].Store(int64(time.Since(base)))
+			if _, err := c.Write(req); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	answered := <-got
+	wakes := e.srv.authConns[0].(*rawUDP).wakes.Load() - w0
+	t.Logf("%d requests %v apart: %d answered, %d reader wake-ups (%.2f per request), slowest answer %v", n, gap, answered, wakes, float64(wakes)/n, slowest)
+	if answered != n {
+		t.Fatalf("%d of %d requests answered", answered, n)
+	}
+	if per := float64(wakes) / n; per > 0.5 {
+		t.Errorf("%.2f reader wake-ups per request at a steady %v gap, want at most 0.5 (one per request without coalescing)", per, gap)
+	}
+	if slowest > 250*time.Millisecond {
+		t.Errorf("slowest answer took %v", slowest)
+	}
+}
+
+// TestAuthSocketLockstepNotDelayed plays a client that sends its next
+// request only once the last one is answered (EAP's round trips): the
+// requests are close together, but a coalescing window would find
+// nothing (the client waits for the answer) and only add a wake-up and a
+// millisecond per round trip: a window brings one request at most. After
+// a few such windows the reader stops coalescing: the client is not held
+// to one round trip per window.
+func TestAuthSocketLockstepNotDelayed(t *testing.T) {
+	e := startServer(t, defaultClients(), nil)
+	c, err := net.Dial("udp", e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4096)
+	const n = 400
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = buildAccessRequest(t, []byte(testSecret), byte(i), "alice", "correct horse", true, nil)
+	}
+	w0, win0 := e.srv.authConns[0].(*rawUDP).wakes.Load(), e.srv.authConns[0].(*rawUDP).windows.Load()
+	start := time.Now()
+	rtts := make([]time.Duration, 0, n)
+	for _, req := range reqs {
+		sent := time.Now()
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if m, err := c.Read(buf); err != nil || m < 20 || buf[0] != 2 {
+			t.Fatalf("want Access-Accept, got %d bytes (code %d), %v", m, buf[0], err)
+		}
+		rtts = append(rtts, time.Since(sent))
+	}
+	slices.Sort(rtts)
+	took := time.Since(start)
+	wakes := e.srv.authConns[0].(*rawUDP).wakes.Load() - w0
+	windows := e.srv.authConns[0].(*rawUDP).windows.Load() - win0
+	t.Logf("%d round trips in %v (median %v): %d reader wake-ups, %d of them coalescing windows", n, took, rtts[n/2], wakes, windows)
+	if windows > n/10 {
+		t.Errorf("%d of %d round trips waited out a coalescing window, want at most %d", windows, n, n/10)
+	}
+	if per := float64(wakes) / n; per > 1.15 {
+		t.Errorf("%.2f reader wake-ups per round trip, want at most 1.15", per)
 	}
 }

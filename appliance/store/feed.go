@@ -57,10 +57,18 @@ func (s *Store) Subscribe(buf int) (<-chan Change, func()) {
 	}
 }
 
+// ChangeSeq counts the changes committed so far (those the feed
+// publishes). It moves after a commit and before subscribers hear of the
+// change, so a reader that keeps something derived from the store can
+// note the count before its read and know its copy may be stale as soon
+// as the count differs: synchronously, with no wait for the feed.
+func (s *Store) ChangeSeq() uint64 { return s.changeSeq.Load() }
+
 func (s *Store) publish(changes []Change) {
 	if len(changes) == 0 {
 		return
 	}
+	s.changeSeq.Add(uint64(len(changes)))
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	for sub := range s.subs {

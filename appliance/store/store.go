@@ -57,6 +57,8 @@ type Store struct {
 	smu    sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
+	// changeSeq counts published changes (ChangeSeq).
+	changeSeq atomic.Uint64
 
 	auditHook atomic.Pointer[AuditHook] // see SetAuditHook
 }
