@@ -81,7 +81,7 @@ var allowedImports = map[string][]string{
 	"appliance/peer":          {"appliance/creds", "appliance/model", "appliance/store", "internal/atomicfile"},
 	"appliance/policy":        {"appliance/model"},
 	"appliance/radius":        {"appliance/eap", "appliance/model", "appliance/store"},
-	"appliance/rollout":       {"appliance/peer", "appliance/update", "internal/atomicfile"},
+	"appliance/rollout":       {"appliance/admin", "appliance/peer", "appliance/update", "internal/atomicfile"},
 	"appliance/store":         {"appliance/model", "internal/keyfile"},
 	"appliance/update":        {"appliance/admin", "internal/atomicfile"},
 	"appliance/update/vmtest": nil,

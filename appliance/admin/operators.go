@@ -60,7 +60,7 @@ func (s *Server) operatorRoutes(mux *routeMux, ops Operators) {
 		if list == nil {
 			list = []OperatorView{}
 		}
-		writeJSON(w, http.StatusOK, list)
+		WriteJSON(w, http.StatusOK, list)
 	})
 	change := func(w http.ResponseWriter, r *http.Request) { handleOperatorChange(w, r, ops) }
 	for _, p := range []string{"POST /v1/operators", "POST /v1/operators/passwd", "POST /v1/operators/remove"} {
@@ -82,16 +82,16 @@ func operatorNameOK(s string) bool {
 
 func handleOperatorChange(w http.ResponseWriter, r *http.Request, ops Operators) {
 	if !fromSocket(r) {
-		writeErr(w, http.StatusForbidden, errors.New("operator accounts are changed only over the unix socket (deskgate admin add|passwd|remove on the box)"))
+		WriteError(w, http.StatusForbidden, errors.New("operator accounts are changed only over the unix socket (deskgate admin add|passwd|remove on the box)"))
 		return
 	}
 	var req OperatorRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator: bad request body: %w", err))
+		WriteError(w, http.StatusBadRequest, fmt.Errorf("operator: bad request body: %w", err))
 		return
 	}
 	if !operatorNameOK(req.Name) {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator name %q: use 2-32 characters a-z, 0-9, '.', '-' or '_'", req.Name))
+		WriteError(w, http.StatusBadRequest, fmt.Errorf("operator name %q: use 2-32 characters a-z, 0-9, '.', '-' or '_'", req.Name))
 		return
 	}
 	op := OperatorAdd
@@ -105,17 +105,17 @@ func handleOperatorChange(w http.ResponseWriter, r *http.Request, ops Operators)
 	if op != OperatorRemove {
 		var err error
 		if hash, err = console.HashPassword(req.Password); err != nil {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("operator %s: %w", req.Name, err))
+			WriteError(w, http.StatusBadRequest, fmt.Errorf("operator %s: %w", req.Name, err))
 			return
 		}
 	}
 	roleOK := req.Role == console.RoleOperator || req.Role == console.RoleAdmin
 	switch {
 	case op == OperatorAdd && !roleOK:
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("operator %s: role %q: use operator or admin", req.Name, req.Role))
+		WriteError(w, http.StatusBadRequest, fmt.Errorf("operator %s: role %q: use operator or admin", req.Name, req.Role))
 		return
 	case op == OperatorPasswd && req.Role != "" && !roleOK:
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("role %q: use operator or admin", req.Role))
+		WriteError(w, http.StatusBadRequest, fmt.Errorf("role %q: use operator or admin", req.Role))
 		return
 	case op == OperatorRemove:
 		req.Role = ""
@@ -124,5 +124,5 @@ func handleOperatorChange(w http.ResponseWriter, r *http.Request, ops Operators)
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "name": req.Name})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "name": req.Name})
 }

@@ -149,9 +149,9 @@ func NewServer(o Options) (*Server, error) {
 	mux.HandleFunc("GET /v1/doctor", s.handleDoctor)
 	mux.HandleFunc("GET /v1/audit", s.handleAudit)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
-	mux.HandleFunc("GET /v1/nas/check", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.b.NASCheck()) })
+	mux.HandleFunc("GET /v1/nas/check", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, s.b.NASCheck()) })
 	mux.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.b.Sessions(r.URL.Query().Get("member")))
+		WriteJSON(w, http.StatusOK, s.b.Sessions(r.URL.Query().Get("member")))
 	})
 	mux.HandleFunc("GET /v1/net/plan", s.handleNetPlan)
 	mux.HandleFunc("POST /v1/net/teardown", s.handleNetTeardown)
@@ -220,7 +220,9 @@ func (s *Server) HTTPServer() *http.Server {
 // TokenFile is the name of the token's file in the daemon's data_dir.
 const TokenFile = "admin.token"
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers v as indented JSON with status code: the shape of
+// every local API answer, also for handlers mounted from other packages.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
@@ -228,8 +230,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+// WriteError answers {"error": err} with status code.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 // fail answers err with its *Error status, else with code.
@@ -238,7 +241,7 @@ func fail(w http.ResponseWriter, code int, err error) {
 	if errors.As(err, &e) {
 		code = e.Code
 	}
-	writeErr(w, code, err)
+	WriteError(w, code, err)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
@@ -247,7 +250,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
@@ -260,13 +263,13 @@ func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rows)
+	WriteJSON(w, http.StatusOK, rows)
 }
 
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("user")
 	if q == "" {
-		writeErr(w, http.StatusBadRequest, errors.New("explain: user is required"))
+		WriteError(w, http.StatusBadRequest, errors.New("explain: user is required"))
 		return
 	}
 	ex, err := s.b.Explain(q, r.URL.Query().Get("nas"))
@@ -274,17 +277,17 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ex)
+	WriteJSON(w, http.StatusOK, ex)
 }
 
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request) {
 	full := r.URL.Query().Get("full") == "1" || r.URL.Query().Get("full") == "true"
 	out, err := s.b.Sync(r.Context(), full)
 	if err != nil {
-		writeJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error(), "run": out})
+		WriteJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error(), "run": out})
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleSyncLog(w http.ResponseWriter, r *http.Request) {
@@ -294,11 +297,11 @@ func (s *Server) handleSyncLog(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, logs)
+	WriteJSON(w, http.StatusOK, logs)
 }
 
 func (s *Server) handleDoctor(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Doctor(r.Context()))
+	WriteJSON(w, http.StatusOK, s.b.Doctor(r.Context()))
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +314,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, entries)
+	WriteJSON(w, http.StatusOK, entries)
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
@@ -319,7 +322,7 @@ func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }
 
 func (s *Server) handleNetPlan(w http.ResponseWriter, _ *http.Request) {
@@ -328,7 +331,7 @@ func (s *Server) handleNetPlan(w http.ResponseWriter, _ *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleNetTeardown(w http.ResponseWriter, r *http.Request) {
@@ -337,18 +340,18 @@ func (s *Server) handleNetTeardown(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // handleToken hands the token to the CLI (deskgate admin token); it
 // answers only on the unix socket.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !fromSocket(r) {
-		writeErr(w, http.StatusForbidden, errors.New("the admin token is handed out only over the unix socket (run deskgate admin token on the box)"))
+		WriteError(w, http.StatusForbidden, errors.New("the admin token is handed out only over the unix socket (run deskgate admin token on the box)"))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]string{"token": s.token, "file": s.tokenFile})
+	WriteJSON(w, http.StatusOK, map[string]string{"token": s.token, "file": s.tokenFile})
 }
 
 // fleetRoutes serves `deskgate fleet ...` (docs/fleet.md).
@@ -359,7 +362,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		WriteJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET /v1/fleet/dump", func(w http.ResponseWriter, _ *http.Request) {
 		d, err := s.b.FleetDump()
@@ -367,7 +370,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, d)
+		WriteJSON(w, http.StatusOK, d)
 	})
 	mux.HandleFunc("POST /v1/fleet/init", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -381,7 +384,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, id)
+		WriteJSON(w, http.StatusOK, id)
 	})
 	mux.HandleFunc("POST /v1/fleet/invite", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -394,7 +397,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 		if req.TTL != "" {
 			d, err := time.ParseDuration(req.TTL)
 			if err != nil {
-				writeErr(w, http.StatusBadRequest, fmt.Errorf("ttl %q: %w", req.TTL, err))
+				WriteError(w, http.StatusBadRequest, fmt.Errorf("ttl %q: %w", req.TTL, err))
 				return
 			}
 			ttl = d
@@ -404,7 +407,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": exp})
+		WriteJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": exp})
 	})
 	mux.HandleFunc("POST /v1/fleet/join", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -419,7 +422,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, id)
+		WriteJSON(w, http.StatusOK, id)
 	})
 	mux.HandleFunc("POST /v1/fleet/config", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -433,7 +436,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		WriteJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("POST /v1/fleet/remove", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -446,7 +449,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"removed": req.Box})
+		WriteJSON(w, http.StatusOK, map[string]string{"removed": req.Box})
 	})
 	mux.HandleFunc("POST /v1/fleet/partition", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -460,7 +463,7 @@ func (s *Server) fleetRoutes(mux *routeMux) {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string][]string{"cut": cut})
+		WriteJSON(w, http.StatusOK, map[string][]string{"cut": cut})
 	})
 }
 
@@ -472,7 +475,7 @@ func decodeReqN(w http.ResponseWriter, r *http.Request, v any, limit int64) bool
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		WriteError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
 		return false
 	}
 	return true
@@ -484,7 +487,7 @@ func (s *Server) handleCertList(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleCertRevoke(w http.ResponseWriter, r *http.Request) {
@@ -494,7 +497,7 @@ func (s *Server) handleCertRevoke(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
@@ -503,7 +506,7 @@ func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleDeviceAdd(w http.ResponseWriter, r *http.Request) {
@@ -513,7 +516,7 @@ func (s *Server) handleDeviceAdd(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, []Device{d})
+	WriteJSON(w, http.StatusOK, []Device{d})
 }
 
 func (s *Server) handleDeviceRemove(w http.ResponseWriter, r *http.Request) {
@@ -522,7 +525,7 @@ func (s *Server) handleDeviceRemove(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, []Device{d})
+	WriteJSON(w, http.StatusOK, []Device{d})
 }
 
 // Check is doctor's line about the admin API: how TCP is protected, and

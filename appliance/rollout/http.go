@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 
+	"github.com/deskgate/deskgate/appliance/admin"
 	"github.com/deskgate/deskgate/appliance/peer"
 )
 
@@ -27,10 +28,10 @@ func (a *Agent) Mount(m Mounter) {
 func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	st, err := a.Status()
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		admin.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	admin.WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *Agent) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -41,11 +42,11 @@ func (a *Agent) handleStart(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
 		return
 	}
 	if !filepath.IsAbs(req.Bundle) {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("bundle %q: want an absolute path on this box", req.Bundle))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("bundle %q: want an absolute path on this box", req.Bundle))
 		return
 	}
 	v, err := a.Start(r.Context(), req.Bundle, req.Canary)
@@ -55,20 +56,8 @@ func (a *Agent) handleStart(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusConflict
 		}
 		a.log.Warn("fleet update refused", "bundle", req.Bundle, "err", err)
-		writeErr(w, code, err)
+		admin.WriteError(w, code, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+	admin.WriteJSON(w, http.StatusOK, v)
 }
