@@ -374,31 +374,8 @@ func hasVisitorCode(t *testing.T, b *fleetBox, host, visitor string) bool {
 // box-a (RADIUS accounting) ends at the same moment at box-b, also when
 // the member logs in at box-b an hour later: the earliest first use wins.
 func TestFleetMemberDayPass(t *testing.T) {
-	boxes := startFleet(t, harnessOpts{})
-	a, b := boxes[0], boxes[1]
+	a, b, email, class, firstUse := dayPassFleet(t)
 	ctx := context.Background()
-	email := "frances.allen@example.org"
-	passID := a.sim.Seeded().IDs["pass:valid"]
-	firstUse := func(x *fleetBox) time.Time {
-		var p model.Pass
-		if err := x.app.Store().View(func(tx *store.Tx) error { var err error; p, err = tx.GetPass(passID); return err }); err != nil {
-			t.Fatal(err)
-		}
-		return p.FirstUse
-	}
-	if !firstUse(a).IsZero() || !firstUse(b).IsZero() {
-		t.Fatal("the pass is used before the test")
-	}
-	ex, err := a.app.Explain(email, "downtown-ap")
-	if err != nil || !ex.Decision.Allowed {
-		t.Fatalf("explain at box-a: %v %+v", err, ex.Decision)
-	}
-	var class string
-	for _, l := range ex.Reply {
-		if v, ok := strings.CutPrefix(l, "Class = "); ok {
-			class = strings.Trim(v, `"`)
-		}
-	}
 	acctAt(t, a, email, class, "dp-a", "AA-BB-CC-00-0D-01", rfc2866.AcctStatusType_Value_Start)
 	a.app.activateDayPasses(ctx) // what its 15 s ticker does
 	first := firstUse(a)
@@ -424,28 +401,8 @@ func TestFleetMemberDayPass(t *testing.T) {
 // box-a's tick then moves the pass's first use back to its earlier login,
 // at both boxes (found by the process-level Jepsen test).
 func TestFleetMemberDayPassLaterLoginTicksFirst(t *testing.T) {
-	boxes := startFleet(t, harnessOpts{})
-	a, b := boxes[0], boxes[1]
+	a, b, email, class, firstUse := dayPassFleet(t)
 	ctx := context.Background()
-	email := "frances.allen@example.org"
-	passID := a.sim.Seeded().IDs["pass:valid"]
-	firstUse := func(x *fleetBox) time.Time {
-		var p model.Pass
-		if err := x.app.Store().View(func(tx *store.Tx) error { var err error; p, err = tx.GetPass(passID); return err }); err != nil {
-			t.Fatal(err)
-		}
-		return p.FirstUse
-	}
-	ex, err := a.app.Explain(email, "downtown-ap")
-	if err != nil || !ex.Decision.Allowed {
-		t.Fatalf("explain at box-a: %v %+v", err, ex.Decision)
-	}
-	var class string
-	for _, l := range ex.Reply {
-		if v, ok := strings.CutPrefix(l, "Class = "); ok {
-			class = strings.Trim(v, `"`)
-		}
-	}
 	acctAt(t, a, email, class, "dp-a", "AA-BB-CC-00-0E-01", rfc2866.AcctStatusType_Value_Start)
 	early := a.clock.Now()
 	a.clock.Jump(time.Minute)
@@ -462,4 +419,35 @@ func TestFleetMemberDayPassLaterLoginTicksFirst(t *testing.T) {
 		t.Fatalf("box-a's first use %s after its own tick, want its login (at or before %s, not box-b's %s)", got, early, late)
 	}
 	waitFor(t, time.Second, "box-b learns the earlier first use", func() bool { return firstUse(b).Equal(got) })
+}
+
+// dayPassFleet starts two boxes for the day-pass tests: the member with
+// the seeded, unused day pass, the Class box-a's decision gives her, and
+// a reader of the pass's first use at a box.
+func dayPassFleet(t *testing.T) (a, b *fleetBox, email, class string, firstUse func(*fleetBox) time.Time) {
+	t.Helper()
+	boxes := startFleet(t, harnessOpts{})
+	a, b = boxes[0], boxes[1]
+	email = "frances.allen@example.org"
+	passID := a.sim.Seeded().IDs["pass:valid"]
+	firstUse = func(x *fleetBox) time.Time {
+		var p model.Pass
+		if err := x.app.Store().View(func(tx *store.Tx) error { var err error; p, err = tx.GetPass(passID); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return p.FirstUse
+	}
+	if !firstUse(a).IsZero() || !firstUse(b).IsZero() {
+		t.Fatal("the pass is used before the test")
+	}
+	ex, err := a.app.Explain(email, "downtown-ap")
+	if err != nil || !ex.Decision.Allowed {
+		t.Fatalf("explain at box-a: %v %+v", err, ex.Decision)
+	}
+	for _, l := range ex.Reply {
+		if v, ok := strings.CutPrefix(l, "Class = "); ok {
+			class = strings.Trim(v, `"`)
+		}
+	}
+	return a, b, email, class, firstUse
 }
