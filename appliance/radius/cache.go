@@ -123,6 +123,38 @@ func (c *CachingDirectory) intern(d model.Decision) *model.Decision {
 	return p
 }
 
+// The conversions below stop compiling when model.Decision,
+// LocationAccess or Bandwidth gains a field: intern's key must then name
+// it too, or two different decisions would share one interned shape.
+type (
+	decisionFields struct {
+		Allowed        bool
+		Deny           string
+		Reasons        []string
+		MembershipID   string
+		PlanID         string
+		PlanName       string
+		Group          string
+		Bandwidth      model.Bandwidth
+		Locations      []model.LocationAccess
+		ValidUntil     time.Time
+		SessionTimeout time.Duration
+		StaticIP       bool
+		MaxDevices     int
+	}
+	locationFields struct {
+		LocationID, Name, Network string
+		VLAN                      int
+	}
+	bandwidthFields struct{ DownKbps, UpKbps int }
+)
+
+var (
+	_ = decisionFields(model.Decision{})
+	_ = locationFields(model.LocationAccess{})
+	_ = bandwidthFields(model.Bandwidth{})
+)
+
 // maxCached bounds the cache: past it, the cache starts over (some 400
 // bytes an entry). maxShapes bounds the interned decision shapes (a few
 // per plan and location).
