@@ -62,6 +62,11 @@ func TestFlood(t *testing.T) {
 			for i := w; i < flood; i += 4 {
 				nas := fmt.Sprintf("nas|02:00:00:%02x:%02x:%02x", i>>16, byte(i>>8), byte(i))
 				r := tb.srv.Handle(ctx, Request{EAPMessage: identityResponse(1, "anonymous"), NASKey: nas})
+				// Under the flood even a brand-new conversation can be evicted
+				// before its first step takes its lock (a preempted worker).
+				if r.Action == Reject && r.Reason == "conversation evicted" {
+					continue
+				}
 				if r.Action != Challenge {
 					t.Errorf("identity: got %v (%s)", r.Action, r.Reason)
 					return
